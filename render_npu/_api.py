@@ -1,0 +1,96 @@
+"""Public entry points: rasterize and interpolate (contract: docs/rasterization.md)."""
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Sequence, Union
+
+import torch
+
+from . import _backends, _validate
+
+
+class RasterOutput(NamedTuple):
+    """``rast``: float32 [B, H, W, 4] = (b0, b1, b2, triangle_id + 1), zeros where empty.
+    ``depth``: float32 [B, H, W], NDC depth z/w of the visible fragment, 0 where empty."""
+    rast: torch.Tensor
+    depth: torch.Tensor
+
+
+def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_clip: torch.Tensor, *,
+              viewport: str = "align_corners", cull_backfaces: bool = False, backend: str = "auto",
+              num_threads: Optional[int] = None, memory_budget: Optional[int] = None) -> RasterOutput:
+    """Rasterize triangles given in clip space.
+
+    Args:
+        resolution: ``int`` or ``(H, W)``, each 1..16384 pixels.
+        faces: int32/int64 ``[F, 3]`` vertex indices in ``[0, V)``; ``F`` may be 0, at most 2**24.
+        pos_clip: float ``[V, 4]`` or ``[B, V, 4]`` clip-space ``(x, y, z, w)`` (any float dtype,
+            computed in float32). Same device as ``faces``.
+        viewport: ``"align_corners"`` (NDC +-1 on the centres of the edge pixels; Hunyuan3D) or
+            ``"opengl"`` (NDC +-1 on the image borders; nvdiffrast). Row index grows with NDC y.
+        cull_backfaces: drop triangles with negative signed area in screen space (y up).
+        backend: ``"auto"``, ``"reference"``, ``"cpu"``, ``"torch"`` or ``"ascendc"``; see
+            :func:`render_npu.backends`.
+        num_threads: CPU backend threads (default ``torch.get_num_threads()``); never changes results.
+        memory_budget: torch backend's bound on extra working memory, bytes.
+
+    Returns:
+        :class:`RasterOutput` ``(rast, depth)`` on the input device; ``[V, 4]`` input gives B = 1.
+    """
+    inp = _validate.rasterize_inputs(resolution, faces, pos_clip, viewport, cull_backfaces)
+    name = _backends.choose(backend, inp.pos.device.type)
+    fn = _backends.status(name).fn
+    B = inp.pos.shape[0]
+    if B == 0 or inp.faces.shape[0] == 0:
+        dev = inp.pos.device
+        return RasterOutput(torch.zeros((B, inp.height, inp.width, 4), dtype=torch.float32, device=dev),
+                            torch.zeros((B, inp.height, inp.width), dtype=torch.float32, device=dev))
+    options = {}
+    if num_threads is not None:
+        options["num_threads"] = num_threads
+    if memory_budget is not None:
+        options["memory_budget"] = memory_budget
+    rast, depth = fn(inp, **options)
+    return RasterOutput(rast, depth)
+
+
+def interpolate(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Interpolate vertex attributes with the barycentrics in ``rast``.
+
+    Args:
+        attr: float ``[V, C]`` or ``[B, V, C]`` per-vertex attributes.
+        rast: float32 ``[B, H, W, 4]`` from :func:`rasterize`.
+        faces: int ``[F, 3]``, the faces that were rasterized.
+
+    Returns:
+        ``[B, H, W, C]`` = ``sum_k b_k * attr[faces[id - 1, k]]``, zero where ``id == 0``;
+        differentiable with respect to ``attr``.
+    """
+    if not isinstance(attr, torch.Tensor) or not attr.is_floating_point():
+        raise TypeError(f"attr must be a floating-point torch.Tensor, got "
+                        f"{attr.dtype if isinstance(attr, torch.Tensor) else type(attr).__name__}")
+    if attr.dim() not in (2, 3):
+        raise ValueError(f"attr must have shape [V, C] or [B, V, C], got {list(attr.shape)}")
+    if not isinstance(rast, torch.Tensor) or rast.dim() != 4 or rast.shape[-1] != 4:
+        raise ValueError(f"rast must be a tensor of shape [B, H, W, 4], got "
+                         f"{list(rast.shape) if isinstance(rast, torch.Tensor) else type(rast).__name__}")
+    tri = _validate.faces(faces, attr.shape[-2])
+    if attr.device != rast.device or tri.device != rast.device:
+        raise ValueError(f"attr, rast and faces must be on one device, got {attr.device}, {rast.device}, "
+                         f"{tri.device}")
+    B = rast.shape[0]
+    if attr.dim() == 3 and attr.shape[0] not in (1, B):
+        raise ValueError(f"attr has batch {attr.shape[0]} but rast has batch {B}")
+    ids = rast[..., 3].to(torch.int64)  # exact: ids <= 2**24
+    if ids.numel() and int(ids.max()) > tri.shape[0]:
+        raise ValueError(f"rast holds triangle id {int(ids.max())} but faces has only {tri.shape[0]} rows")
+    hit = ids > 0
+    corner = tri.long()[(ids - 1).clamp_min(0)]  # [B, H, W, 3] vertex indices
+    if attr.dim() == 2:
+        vals = attr[corner]  # [B, H, W, 3, C]
+    else:
+        a = attr.expand(B, -1, -1) if attr.shape[0] == 1 else attr
+        bidx = torch.arange(B, device=attr.device).view(B, 1, 1, 1)
+        vals = a[bidx, corner]
+    bary = rast[..., :3].to(attr.dtype).unsqueeze(-1)
+    out = (bary * vals).sum(dim=-2)
+    return torch.where(hit.unsqueeze(-1), out, torch.zeros((), dtype=out.dtype, device=out.device))

@@ -1,0 +1,84 @@
+"""Backend registry and dispatch. Each backend is one function
+``fn(inp: RasterInputs, **options) -> (rast [B,H,W,4], depth [B,H,W])`` computing the same
+contract (docs/rasterization.md); availability is decided lazily, with a reason when absent."""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+
+@dataclass
+class BackendStatus:
+    available: bool
+    reason: str  # why it is unavailable, or what it is when available
+    fn: Optional[Callable] = None
+
+
+def _reference() -> BackendStatus:
+    from . import reference
+
+    return BackendStatus(True, "numpy reference, exact; CPU only (inputs are copied to the host)", reference.rasterize)
+
+
+def _cpu() -> BackendStatus:
+    from . import _ext, cpu_backend
+
+    if _ext.get() is None:
+        return BackendStatus(False, _ext.reason())
+    return BackendStatus(True, "compiled C++ tile rasterizer, multithreaded", cpu_backend.rasterize)
+
+
+def _torch() -> BackendStatus:
+    try:
+        mod = importlib.import_module("render_npu.torch_backend")
+    except Exception as exc:
+        return BackendStatus(False, f"render_npu.torch_backend failed to import: {exc}")
+    return BackendStatus(True, "portable torch-ops tile rasterizer (NPU via torch_npu, CUDA, CPU)", mod.rasterize)
+
+
+def _ascendc() -> BackendStatus:
+    try:
+        mod = importlib.import_module("render_npu.ascendc_backend")
+    except Exception as exc:
+        return BackendStatus(False, f"render_npu.ascendc_backend failed to import: {exc}")
+    ok, why = mod.status()
+    return BackendStatus(ok, why, mod.rasterize if ok else None)
+
+
+_PROBES: Dict[str, Callable[[], BackendStatus]] = {
+    "reference": _reference,
+    "cpu": _cpu,
+    "torch": _torch,
+    "ascendc": _ascendc,
+}
+_cache: Dict[str, BackendStatus] = {}
+
+
+def status(name: str) -> BackendStatus:
+    if name not in _cache:
+        _cache[name] = _PROBES[name]()
+    return _cache[name]
+
+
+def backends() -> Dict[str, Tuple[bool, str]]:
+    """{name: (available, reason)} for every backend this build knows."""
+    return {name: (status(name).available, status(name).reason) for name in _PROBES}
+
+
+def choose(name: str, device_type: str) -> str:
+    """Resolve ``backend="auto"`` for tensors on ``device_type`` (and check explicit names)."""
+    if name == "auto":
+        if device_type == "cpu":
+            return "cpu" if status("cpu").available else "torch"
+        if device_type == "npu" and status("ascendc").available:
+            return "ascendc"
+        return "torch"
+    if name not in _PROBES:
+        raise ValueError(f"backend must be 'auto' or one of {sorted(_PROBES)}, got {name!r}")
+    st = status(name)
+    if not st.available:
+        raise RuntimeError(f"backend {name!r} is not available here: {st.reason}")
+    if name == "cpu" and device_type != "cpu":
+        raise ValueError(f"backend 'cpu' needs CPU tensors, got tensors on {device_type!r}")
+    return name

@@ -1,0 +1,233 @@
+"""The reference rasterizer: the executable definition of the contract (../docs/rasterization.md).
+
+Written to be read, not to be fast: one triangle at a time, numpy over the triangle's pixel
+bounding box. Every other backend is tested against it. The arithmetic is specified to the
+operation so that the compiled CPU backend reproduces it bit for bit:
+
+1. Setup, float32 (the precision every device has):
+   * a triangle with a non-finite input coordinate covers nothing;
+   * it is clipped (Sutherland-Hodgman, in homogeneous clip space) against six planes, in this
+     order: near ``z + w >= 0``, far ``w - z >= 0``, and the guard band
+     ``G w - x, G w + x, G w - y, G w + y >= 0`` with ``G = 128`` -- only if some vertex is
+     outside one of them. An edge crossing a plane is cut at ``t = d_in / (d_in - d_out)``,
+     ``P = P_in + t (P_out - P_in)``, always interpolating from the inside vertex, so two
+     triangles sharing an edge cut it at the same point (no cracks). Each clipped vertex carries
+     its barycentric coordinates with respect to the parent triangle. The polygon is split into
+     a fan (0, i, i+1); pieces keep the parent's id.
+   * projection: ``X = x / w``, ``Y = y / w``, ``q = z / w``; screen ``sx = X * A + B`` with
+     ``(A, B) = ((W-1)/2, (W-1)/2 + 1/2)`` for "align_corners" and ``(W/2, W/2)`` for "opengl"
+     (likewise for y with H); snapped to 1/256 pixel: ``fx = rint(sx * 256)``. A piece with a
+     non-finite projected value covers nothing.
+2. Coverage, exact int64: edge functions at pixel centres ``(256 px + 128, 256 py + 128)``,
+   orientation normalised to positive area, top-left rule for centres exactly on an edge,
+   zero-area pieces cover nothing, ``cull_backfaces`` drops pieces of negative signed area.
+3. Depth and barycentrics, float64 rounded to float32:
+   * ``depth = f32(Ad * px + (Bd * py + Cd))``, the plane ``sum_i q_i E_i / area`` in pixel
+     indices, coefficients ``(a0 q0 + a1 q1 + a2 q2) * (1 / area)``;
+   * ``u_k = E_0 c_0k + E_1 c_1k + E_2 c_2k`` with ``c_ik = beta_ik / w_i`` (perspective
+     correction), ``b_k = f32(u_k / (u_0 + u_1 + u_2))``.
+4. Visibility: triangles in increasing id order, a fragment replaces the stored one only if its
+   float32 depth is strictly smaller, so equal depths keep the lowest id.
+"""
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+SUBPIXEL = 256  # fixed-point steps per pixel (8 bits)
+HALF = SUBPIXEL // 2  # pixel centre offset in fixed point
+GUARD_BAND = np.float32(128.0)  # |X|, |Y| <= G after clipping: fixed-point values stay < 2**29
+F32 = np.float32
+
+
+def screen_transform(size: int, viewport: str) -> Tuple[np.float32, np.float32]:
+    """(A, B) with ``s = X * A + B`` mapping NDC to pixel units along an axis of ``size`` pixels."""
+    if viewport == "align_corners":
+        return F32(0.5 * (size - 1)), F32(0.5 * (size - 1) + 0.5)
+    return F32(0.5 * size), F32(0.5 * size)
+
+
+def plane_distance(plane: int, v: np.ndarray) -> np.float32:
+    """Signed distance-like value of clip-space vertex ``v`` (float32 [4]) to clip plane ``plane``."""
+    x, y, z, w = v
+    if plane == 0:
+        return z + w
+    if plane == 1:
+        return w - z
+    gw = GUARD_BAND * w
+    if plane == 2:
+        return gw - x
+    if plane == 3:
+        return gw + x
+    if plane == 4:
+        return gw - y
+    return gw + y
+
+
+NUM_PLANES = 6
+
+
+class ClipVertex(NamedTuple):
+    pos: np.ndarray  # float32 [4], clip space
+    beta: np.ndarray  # float32 [3], barycentrics w.r.t. the parent triangle
+
+
+def clip_triangle(v: np.ndarray) -> List[ClipVertex]:
+    """Clip a triangle (float32 [3, 4]) against the six planes; returns the polygon's vertices."""
+    poly = [ClipVertex(v[k], np.eye(3, dtype=F32)[k]) for k in range(3)]
+    if all(plane_distance(p, v[k]) >= 0 for p in range(NUM_PLANES) for k in range(3)):
+        return poly
+    for plane in range(NUM_PLANES):
+        out: List[ClipVertex] = []
+        n = len(poly)
+        for i in range(n):
+            a, b = poly[i], poly[(i + 1) % n]
+            da, db = plane_distance(plane, a.pos), plane_distance(plane, b.pos)
+            if da >= 0:
+                out.append(a)
+            if (da >= 0) != (db >= 0):
+                (vi, di), (vo, do) = ((a, da), (b, db)) if da >= 0 else ((b, db), (a, da))
+                t = di / (di - do)
+                out.append(ClipVertex(vi.pos + t * (vo.pos - vi.pos), vi.beta + t * (vo.beta - vi.beta)))
+        poly = out
+        if len(poly) < 3:
+            return []
+    return poly
+
+
+class Piece(NamedTuple):
+    """A screen-space triangle ready for coverage: all integer values are exact."""
+    X: Tuple[int, int, int]  # fixed-point vertex x
+    Y: Tuple[int, int, int]
+    a: Tuple[int, int, int]  # E_i(px, py) = a_i * px + b_i * py + c_i, i = vertex opposite the edge
+    b: Tuple[int, int, int]
+    c: Tuple[int, int, int]
+    bias: Tuple[int, int, int]  # covered iff E_i >= bias_i (0 on top-left edges, else 1)
+    area: int  # sum_i E_i > 0 (twice the area in fixed-point units squared)
+    depth_plane: Tuple[float, float, float]  # (Ad, Bd, Cd), float64
+    bary_coef: np.ndarray  # float64 [3 (piece vertex i), 3 (parent vertex k)] = beta_ik / w_i
+
+
+EDGES = ((1, 2), (2, 0), (0, 1))  # edge i runs a -> b, opposite vertex i
+
+
+def setup_piece(X, Y, q, w, beta, cull_backfaces: bool) -> Optional[Piece]:
+    """Integer edge equations, depth plane and barycentric coefficients of one screen triangle."""
+    X = tuple(int(t) for t in X)
+    Y = tuple(int(t) for t in Y)
+    signed = (X[1] - X[0]) * (Y[2] - Y[0]) - (X[2] - X[0]) * (Y[1] - Y[0])
+    if signed == 0 or (cull_backfaces and signed < 0):
+        return None
+    s = 1 if signed > 0 else -1
+    a, b, c, bias = [], [], [], []
+    for ia, ib in EDGES:
+        dx, dy = s * (X[ib] - X[ia]), s * (Y[ib] - Y[ia])
+        a.append(-dy * SUBPIXEL)
+        b.append(dx * SUBPIXEL)
+        c.append(dx * (HALF - Y[ia]) - dy * (HALF - X[ia]))
+        bias.append(0 if (dy < 0 or (dy == 0 and dx < 0)) else 1)
+    area = c[0] + c[1] + c[2]
+    assert area == s * signed
+    inv = 1.0 / float(area)
+    qd = [float(t) for t in q]  # float32 -> float64, exact
+
+    def plane(coef):
+        return (float(coef[0]) * qd[0] + float(coef[1]) * qd[1] + float(coef[2]) * qd[2]) * inv
+
+    bary_coef = beta.astype(np.float64) / w.astype(np.float64)[:, None]
+    return Piece(X, Y, tuple(a), tuple(b), tuple(c), tuple(bias), area, (plane(a), plane(b), plane(c)),
+                 bary_coef)
+
+
+def triangle_pieces(v: np.ndarray, H: int, W: int, viewport: str, cull_backfaces: bool) -> List[Piece]:
+    """Clip, project, snap and set up one triangle (float32 [3, 4] clip-space vertices)."""
+    if not np.all(np.isfinite(v)):
+        return []
+    poly = clip_triangle(v)
+    if len(poly) < 3:
+        return []
+    ax, bx = screen_transform(W, viewport)
+    ay, by = screen_transform(H, viewport)
+    P = np.stack([p.pos for p in poly])  # float32 [n, 4]
+    beta = np.stack([p.beta for p in poly])  # float32 [n, 3]
+    with np.errstate(all="ignore"):
+        Xn, Yn, q = P[:, 0] / P[:, 3], P[:, 1] / P[:, 3], P[:, 2] / P[:, 3]
+        fx = np.rint((Xn * ax + bx) * F32(SUBPIXEL))
+        fy = np.rint((Yn * ay + by) * F32(SUBPIXEL))
+    pieces = []
+    for i in range(1, len(poly) - 1):
+        idx = [0, i, i + 1]
+        if not (np.all(np.isfinite(fx[idx])) and np.all(np.isfinite(fy[idx])) and np.all(np.isfinite(q[idx]))):
+            continue
+        piece = setup_piece(fx[idx].astype(np.int64), fy[idx].astype(np.int64), q[idx], P[idx, 3], beta[idx],
+                            cull_backfaces)
+        if piece is not None:
+            pieces.append(piece)
+    return pieces
+
+
+def pixel_range(lo_fixed: int, hi_fixed: int, size: int) -> Tuple[int, int]:
+    """Pixels whose centre 256 p + 128 lies in [lo, hi], clamped to [0, size); may be empty."""
+    first = -((HALF - lo_fixed) // SUBPIXEL)  # ceil((lo - 128) / 256)
+    last = (hi_fixed - HALF) // SUBPIXEL
+    return max(first, 0), min(last, size - 1)
+
+
+def rasterize_piece(piece: Piece, tri_id: int, W: int, H: int, zbuf, idbuf, bary) -> None:
+    """Depth-test one piece into the buffers (in place)."""
+    x0, x1 = pixel_range(min(piece.X), max(piece.X), W)
+    y0, y1 = pixel_range(min(piece.Y), max(piece.Y), H)
+    if x0 > x1 or y0 > y1:
+        return
+    py, px = np.meshgrid(np.arange(y0, y1 + 1, dtype=np.int64), np.arange(x0, x1 + 1, dtype=np.int64),
+                         indexing="ij")
+    E = [np.int64(piece.a[i]) * px + np.int64(piece.b[i]) * py + np.int64(piece.c[i]) for i in range(3)]
+    inside = (E[0] >= piece.bias[0]) & (E[1] >= piece.bias[1]) & (E[2] >= piece.bias[2])
+    Ad, Bd, Cd = piece.depth_plane
+    depth = (Ad * px.astype(np.float64) + (Bd * py.astype(np.float64) + Cd)).astype(np.float32)
+    zslice = zbuf[y0:y1 + 1, x0:x1 + 1]
+    win = inside & (depth < zslice)
+    if not win.any():
+        return
+    Ef = [e[win].astype(np.float64) for e in E]
+    cf = piece.bary_coef
+    u = [(Ef[0] * cf[0, k] + Ef[1] * cf[1, k]) + Ef[2] * cf[2, k] for k in range(3)]
+    total = (u[0] + u[1]) + u[2]
+    zslice[win] = depth[win]
+    idbuf[y0:y1 + 1, x0:x1 + 1][win] = tri_id
+    bslice = bary[y0:y1 + 1, x0:x1 + 1]
+    for k in range(3):
+        bslice[..., k][win] = (u[k] / total).astype(np.float32)
+
+
+def rasterize_numpy(pos: np.ndarray, faces: np.ndarray, H: int, W: int, viewport: str = "align_corners",
+                    cull_backfaces: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """pos float32 [B, V, 4], faces int [F, 3] -> rast float32 [B, H, W, 4], depth float32 [B, H, W]."""
+    pos = np.ascontiguousarray(pos, dtype=np.float32)
+    faces = np.asarray(faces, dtype=np.int64)
+    B = pos.shape[0]
+    rast = np.zeros((B, H, W, 4), np.float32)
+    depth_out = np.zeros((B, H, W), np.float32)
+    for bi in range(B):
+        zbuf = np.full((H, W), np.inf, np.float32)
+        idbuf = np.full((H, W), -1, np.int64)
+        bary = np.zeros((H, W, 3), np.float32)
+        for f in range(faces.shape[0]):
+            for piece in triangle_pieces(pos[bi, faces[f]], H, W, viewport, cull_backfaces):
+                rasterize_piece(piece, f, W, H, zbuf, idbuf, bary)
+        hit = idbuf >= 0
+        rast[bi, ..., :3][hit] = bary[hit]
+        rast[bi, ..., 3][hit] = (idbuf[hit] + 1).astype(np.float32)
+        depth_out[bi][hit] = zbuf[hit]
+    return rast, depth_out
+
+
+def rasterize(inp, **_options):
+    """Backend entry point: RasterInputs -> (rast, depth) on the input device."""
+    import torch
+
+    rast, depth = rasterize_numpy(inp.pos.detach().cpu().numpy(), inp.faces.cpu().numpy(), inp.height, inp.width,
+                                  inp.viewport, inp.cull_backfaces)
+    dev = inp.pos.device
+    return torch.from_numpy(rast).to(dev), torch.from_numpy(depth).to(dev)
