@@ -9,6 +9,7 @@
 
 #include "inpaint/inpaint.h"
 #include "rasterize/rasterize_cpu.h"
+#include "../ascendc_kernels/host/fine_raster_host.h"  // ascendc host emulation
 
 namespace py = pybind11;
 
@@ -31,7 +32,8 @@ void require_shape(const CArray<T>& a, std::initializer_list<py::ssize_t> shape,
 
 // ---- rasterize ---------------------------------------------------------------------------------
 void rasterize_binding(CArray<float> pos, CArray<int32_t> faces, int height, int width, bool opengl,
-                       bool cull, int num_threads, CArray<float> rast, CArray<float> depth) {
+                       bool cull, int num_threads, CArray<float> rast, CArray<float> depth,
+                       const std::string& kernel) {
   require_shape(pos, {-1, -1, 4}, "pos_clip");
   require_shape(faces, {-1, 3}, "faces");
   const auto B = pos.shape(0), V = pos.shape(1), F = faces.shape(0);
@@ -45,6 +47,14 @@ void rasterize_binding(CArray<float> pos, CArray<int32_t> faces, int height, int
   cfg.opengl_viewport = opengl;
   cfg.cull_backfaces = cull;
   cfg.num_threads = num_threads < 1 ? 1 : num_threads;
+  if (kernel == "auto")
+    cfg.kernel = render_npu::RasterKernel::kAuto;
+  else if (kernel == "scalar")
+    cfg.kernel = render_npu::RasterKernel::kScalar;
+  else if (kernel == "avx2")
+    cfg.kernel = render_npu::RasterKernel::kAvx2;
+  else
+    throw std::invalid_argument("kernel must be 'auto', 'scalar' or 'avx2', got '" + kernel + "'");
   const float* p = pos.data();
   const int32_t* f = faces.data();
   float* r = rast.mutable_data();
@@ -53,13 +63,104 @@ void rasterize_binding(CArray<float> pos, CArray<int32_t> faces, int height, int
   render_npu::rasterize_cpu(p, B, V, f, F, cfg, r, d);
 }
 
+// ---- inpaint -----------------------------------------------------------------------------------
+// Returns (iterations, list_entries, last_uncolored, colored_vertices).
+py::tuple mesh_vertex_inpaint_binding(CArray<float> texture, CArray<uint8_t> mask, CArray<float> vtx_pos,
+                                      CArray<float> vtx_uv, CArray<int32_t> pos_idx, CArray<int32_t> uv_idx,
+                                      int method, CArray<float> out_texture, CArray<uint8_t> out_mask) {
+  require_shape(texture, {-1, -1, -1}, "texture");
+  const auto H = texture.shape(0), W = texture.shape(1), C = texture.shape(2);
+  require_shape(mask, {H, W}, "mask");
+  require_shape(vtx_pos, {-1, 3}, "vtx_pos");
+  require_shape(vtx_uv, {-1, 2}, "vtx_uv");
+  require_shape(pos_idx, {-1, 3}, "pos_idx");
+  require_shape(uv_idx, {pos_idx.shape(0), 3}, "uv_idx");
+  require_shape(out_texture, {H, W, C}, "out_texture");
+  require_shape(out_mask, {H, W}, "out_mask");
+  if (method != 0 && method != 1) throw std::invalid_argument("method: must be 0 (smooth) or 1 (forward)");
+  render_npu::InpaintInputs in;
+  in.texture = texture.data();
+  in.mask = mask.data();
+  in.height = H;
+  in.width = W;
+  in.channels = C;
+  in.vtx_pos = vtx_pos.data();
+  in.num_vertices = vtx_pos.shape(0);
+  in.vtx_uv = vtx_uv.data();
+  in.num_uvs = vtx_uv.shape(0);
+  in.pos_idx = pos_idx.data();
+  in.uv_idx = uv_idx.data();
+  in.num_faces = pos_idx.shape(0);
+  float* ot = out_texture.mutable_data();
+  uint8_t* om = out_mask.mutable_data();
+  render_npu::InpaintStats st;
+  {
+    py::gil_scoped_release release;
+    st = render_npu::mesh_vertex_inpaint(in, static_cast<render_npu::InpaintMethod>(method), ot, om);
+  }
+  return py::make_tuple(st.iterations, st.list_entries, st.last_uncolored, st.colored_vertices);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "render_npu compiled CPU kernels (rasterizer, mesh inpaint)";
   m.def("rasterize", &rasterize_binding, py::arg("pos"), py::arg("faces"), py::arg("height"),
         py::arg("width"), py::arg("opengl"), py::arg("cull_backfaces"), py::arg("num_threads"),
-        py::arg("rast"), py::arg("depth"),
-        "Rasterize into preallocated rast [B,H,W,4] and depth [B,H,W] (float32). Releases the GIL.");
+        py::arg("rast"), py::arg("depth"), py::arg("kernel") = "auto",
+        "Rasterize into preallocated rast [B,H,W,4] and depth [B,H,W] (float32). Releases the GIL.\n"
+        "kernel: 'auto' (widest the CPU supports), 'scalar' or 'avx2'; all give identical results.");
+  m.def("rasterize_auto_kernel", &render_npu::rasterize_cpu_auto_kernel,
+        "The tile kernel 'auto' picks on this CPU ('avx2' or 'scalar').");
+  m.def("rasterize_release_cache", &render_npu::rasterize_cpu_release_cache,
+        "Free the rasterizer's scratch memory kept between calls.");
   // ---- inpaint section (owned by the inpaint work) ----
+  m.def("mesh_vertex_inpaint", &mesh_vertex_inpaint_binding, py::arg("texture"), py::arg("mask"),
+        py::arg("vtx_pos"), py::arg("vtx_uv"), py::arg("pos_idx"), py::arg("uv_idx"), py::arg("method"),
+        py::arg("out_texture"), py::arg("out_mask"),
+        "Hunyuan3D-compatible meshVerticeInpaint (method 0 = smooth, 1 = forward) into preallocated "
+        "out_texture [H,W,C] float32 / out_mask [H,W] uint8. Returns (iterations, list_entries, "
+        "last_uncolored, colored_vertices). Releases the GIL. Validate inputs in Python first "
+        "(render_npu.mesh_processor).");
+  // ---- ascendc host emulation section (owned by the AscendC work: ascendc_kernels/) ----
+  m.def(
+      "ascendc_host_fine_raster",
+      [](CArray<float> coords, CArray<int32_t> tiles, CArray<int32_t> lists, CArray<int64_t> rec_i,
+         CArray<float> rec_f, CArray<float> out, int block_dim, int num_threads, bool device_rounding) {
+        require_shape(coords, {512}, "coords");
+        require_shape(tiles, {-1, 8}, "tiles");
+        require_shape(lists, {-1}, "lists");
+        require_shape(rec_i, {-1, 12}, "rec_i");
+        const auto num_pieces = rec_i.shape(0), num_tiles = tiles.shape(0);
+        require_shape(rec_f, {num_pieces, 16}, "rec_f");
+        require_shape(out, {num_tiles, 1280}, "out");
+        const float* c = coords.data();
+        const int32_t* t = tiles.data();
+        const int32_t* l = lists.data();
+        const int64_t* ri = rec_i.data();
+        const float* rf = rec_f.data();
+        float* o = out.mutable_data();
+        const auto list_len = lists.shape(0);
+        render_npu_ascendc::HostRunStats st;
+        {
+          py::gil_scoped_release release;
+          st = render_npu_ascendc::fine_raster_host(c, t, num_tiles, l, list_len, ri, rf, num_pieces, o, block_dim,
+                                                    num_threads, device_rounding);
+        }
+        py::dict d;
+        d["vector_instructions"] = st.vector_instructions;
+        d["vector_repeats"] = st.vector_repeats;
+        d["vector_elements"] = st.vector_elements;
+        d["dma_copies"] = st.dma_copies;
+        d["dma_bytes"] = st.dma_bytes;
+        d["scalar_gm_reads"] = st.scalar_gm_reads;
+        d["ub_bytes_peak"] = st.ub_bytes_peak;
+        return d;
+      },
+      py::arg("coords"), py::arg("tiles"), py::arg("lists"), py::arg("rec_i"), py::arg("rec_f"), py::arg("out"),
+      py::arg("block_dim") = 8, py::arg("num_threads") = 1, py::arg("device_rounding") = false,
+      "Run the AscendC fine-raster kernel (ascendc_kernels/fine_raster_kernel.h) on the host against the "
+      "emulated AscendC API: inputs in the kernel's format (ascendc_kernels/README.md), out [num_tiles, 1280] "
+      "float32 fully written. device_rounding: fused Axpy and Div one ulp off (the device's documented "
+      "bounds) instead of IEEE host rounding. Returns the emulator's instruction statistics. Releases the GIL.");
 }

@@ -80,9 +80,19 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> 
     B = rast.shape[0]
     if attr.dim() == 3 and attr.shape[0] not in (1, B):
         raise ValueError(f"attr has batch {attr.shape[0]} but rast has batch {B}")
-    ids = rast[..., 3].to(torch.int64)  # exact: ids <= 2**24
-    if ids.numel() and int(ids.max()) > tri.shape[0]:
-        raise ValueError(f"rast holds triangle id {int(ids.max())} but faces has only {tri.shape[0]} rows")
+    F = tri.shape[0]
+    idf = rast[..., 3]
+    if idf.numel():
+        # checked on the float values: NaN/inf/huge ids would otherwise become arbitrary int64s
+        bad = ~((idf >= 0) & (idf <= F) & (idf == torch.floor(idf)))
+        if bool(bad.any()):
+            v = float(idf[bad].flatten()[0])
+            raise ValueError(f"rast[..., 3] must hold triangle ids + 1 (integers in [0, {F}] for the {F} faces "
+                             f"given), found {v}")
+    C = attr.shape[-1]
+    if F == 0 or attr.shape[-2] == 0:  # every id is 0: nothing to gather; stay attached to attr's graph
+        return attr.new_zeros((B,) + tuple(rast.shape[1:3]) + (C,)) + attr.reshape(-1)[:0].sum()
+    ids = idf.to(torch.int64)  # exact: ids <= 2**24
     hit = ids > 0
     corner = tri.long()[(ids - 1).clamp_min(0)]  # [B, H, W, 3] vertex indices
     if attr.dim() == 2:

@@ -69,11 +69,16 @@ def backends() -> Dict[str, Tuple[bool, str]]:
 def choose(name: str, device_type: str) -> str:
     """Resolve ``backend="auto"`` for tensors on ``device_type`` (and check explicit names)."""
     if name == "auto":
-        if device_type == "cpu":
-            return "cpu" if status("cpu").available else "torch"
+        if device_type == "cpu" and status("cpu").available:
+            return "cpu"
         if device_type == "npu" and status("ascendc").available:
             return "ascendc"
-        return "torch"
+        if status("torch").available:
+            return "torch"
+        if device_type == "cpu":  # last resort: slow but exact
+            return "reference"
+        raise RuntimeError(f"no rasterizer backend is available for {device_type!r} tensors: "
+                           f"torch backend: {status('torch').reason}")
     if name not in _PROBES:
         raise ValueError(f"backend must be 'auto' or one of {sorted(_PROBES)}, got {name!r}")
     st = status(name)

@@ -33,8 +33,8 @@ def resolution(value: Union[int, Sequence[int]], name: str = "resolution") -> Tu
     """``int`` or ``(H, W)`` -> (H, W), each in 1..16384."""
     if isinstance(value, torch.Tensor):
         value = value.tolist()
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or a pair (H, W) of ints, got bool")
+    if isinstance(value, (bool, str, bytes)):
+        raise TypeError(f"{name} must be an int or a pair (H, W) of ints, got {type(value).__name__}")
     if isinstance(value, int) or (hasattr(value, "__index__") and not isinstance(value, (list, tuple))):
         h = w = int(value)
     else:
@@ -79,6 +79,8 @@ def faces(tri: torch.Tensor, num_vertices: int, name: str = "faces") -> torch.Te
         raise ValueError(f"{name}: {tri.shape[0]} faces is more than 2**24 = {MAX_FACES}; triangle ids "
                          "are stored in float32 and would no longer be exact")
     if tri.numel() > 0:
+        if tri.device.type == "meta":  # no values to range-check (aminmax().item() would raise RuntimeError)
+            raise ValueError(f"{name} is on the 'meta' device, which holds no values; pass real tensors")
         lo, hi = torch.aminmax(tri)
         lo, hi = int(lo), int(hi)
         if lo < 0 or hi >= num_vertices:

@@ -134,8 +134,16 @@ class _Candidate:
 
 
 def agreement_report(ref, out, pos, faces, H: int, W: int, viewport: str, exact: bool = False,
-                     max_listed: int = 10) -> Dict:
+                     max_listed: int = 10, edge_tol: float = EDGE_TOL, depth_tie: float = DEPTH_TIE,
+                     depth_slack_px: float = 0.0, ids_only: bool = False) -> Dict:
     """Compare ``out`` with ``ref`` under the agreement rule; never raises on disagreement.
+
+    ``edge_tol`` (pixels) and ``depth_tie`` default to the contract's values. ``depth_slack_px`` widens
+    the depth tie for a rasterizer that places vertices differently by up to that many pixels (another
+    snapping grid or rounding): two candidates tie when their depths differ by less than
+    ``depth_tie + depth_slack_px * (|grad q_a| + |grad q_b|)`` (gradients in NDC depth per pixel);
+    0 for the contract's rule. ``ids_only=True`` skips the barycentric/depth comparison (for an
+    ``out`` that carries ids only, e.g. from OpenGL).
 
     Returns a dict: ``pixels``, ``covered_ref``, ``covered_out``, ``id_mismatch`` (all pixels whose
     ids differ), ``excused_edge``, ``excused_depth_tie``, ``unexcused`` (id mismatches the rule does
@@ -184,6 +192,7 @@ def agreement_report(ref, out, pos, faces, H: int, W: int, viewport: str, exact:
         centres = np.stack([xx + 0.5, yy + 0.5], axis=1).astype(np.float64)
         dist = np.full(len(bb), np.inf)
         dep = np.full((2, len(bb)), np.nan)
+        grad = np.zeros((2, len(bb)))
         inside = np.zeros((2, len(bb)), bool)
         for side, ids in enumerate((rid[bb, yy, xx], oid[bb, yy, xx])):
             for key in set(zip(bb.tolist(), ids.tolist())):
@@ -194,10 +203,12 @@ def agreement_report(ref, out, pos, faces, H: int, W: int, viewport: str, exact:
                 c = cand(b, t - 1)
                 dist[sel] = np.minimum(dist[sel], c.edge_distance(centres[sel]))
                 dep[side, sel] = c.depth(centres[sel])
+                grad[side, sel] = np.inf if c.plane is None else np.hypot(c.plane[0], c.plane[1])
                 inside[side, sel] = c.contains(centres[sel])
-        edge_ok = dist <= EDGE_TOL
+        edge_ok = dist <= edge_tol
         with np.errstate(invalid="ignore"):
-            tie_ok = inside[0] & inside[1] & (np.abs(dep[0] - dep[1]) < DEPTH_TIE)
+            slack = depth_slack_px * (grad[0] + grad[1]) if depth_slack_px else 0.0
+            tie_ok = inside[0] & inside[1] & (np.abs(dep[0] - dep[1]) < depth_tie + slack)
         excused_edge[bb, yy, xx] = edge_ok
         excused_tie[bb, yy, xx] = tie_ok & ~edge_ok
         for i in range(len(bb)):
@@ -212,6 +223,8 @@ def agreement_report(ref, out, pos, faces, H: int, W: int, viewport: str, exact:
     with np.errstate(invalid="ignore"):
         value_bad = both & ~((bary_err <= VALUE_TOL) & (depth_err <= VALUE_TOL))
     value_bad |= empty & (np.any(orr[..., :3] != 0, axis=-1) | (od != 0))
+    if ids_only:
+        value_bad[:] = False
 
     def listing(mask, with_values):
         rows = []
@@ -238,6 +251,8 @@ def agreement_report(ref, out, pos, faces, H: int, W: int, viewport: str, exact:
         "value_bad": int(value_bad.sum()),
         "max_bary_err": float(np.nanmax(bary_err[both], initial=0.0)) if both.any() else 0.0,
         "max_depth_err": float(np.nanmax(depth_err[both], initial=0.0)) if both.any() else 0.0,
+        "max_mismatch_edge_dist": max((d["edge_dist"] for d in details.values() if d["edge_dist"] <= edge_tol),
+                                      default=0.0),
         "first_unexcused": listing(unexcused, False),
         "first_value_bad": listing(value_bad, True),
         "ok": not unexcused.any() and not value_bad.any(),
@@ -285,3 +300,19 @@ def assert_agree(ref, out, pos, faces, H: int, W: int, viewport: str, exact: boo
     for row in rep["first_value_bad"]:
         lines.append(f"  value mismatch {row}")
     raise AssertionError("\n".join(lines))
+
+
+def backend_params(names=None):
+    """pytest params over ``render_npu.backends()`` (optionally only ``names``): unavailable backends
+    are kept as skipped params carrying their reason, so a missing backend shows in the summary."""
+    import pytest
+
+    import render_npu
+
+    out = []
+    for name, (ok, why) in render_npu.backends().items():
+        if names is not None and name not in names:
+            continue
+        marks = () if ok else (pytest.mark.skip(reason=f"backend {name!r} unavailable: {why}"),)
+        out.append(pytest.param(name, id=name, marks=marks))
+    return out

@@ -1,25 +1,51 @@
 // Compiled CPU rasterizer: triangle setup (clipping, fixed-point snapping), screen binning,
 // per-tile rasterization. Framework-free: plain pointers in, plain pointers out.
-// The function it computes is defined by render_npu/reference.py and docs/rasterization.md.
+// The function it computes is defined by render_npu/reference.py and docs/rasterization.md;
+// the output is bit-identical to that reference on every pixel.
 #pragma once
 #include <cstdint>
 
 namespace render_npu {
+
+// Which per-tile inner loop to use. kAuto picks the widest one the CPU supports (checked at run
+// time, so one binary runs on any x86-64). Every kernel gives bit-identical results; the switch
+// exists so tests can compare them.
+enum class RasterKernel : int { kAuto = 0, kScalar = 1, kAvx2 = 2 };
 
 struct RasterConfig {
   int height = 0;              // H, rows (grow with NDC y)
   int width = 0;               // W, columns
   bool opengl_viewport = false;  // false: "align_corners", true: "opengl"
   bool cull_backfaces = false;
-  int num_threads = 1;         // >= 1
+  int num_threads = 1;         // >= 1; the result does not depend on it
+  RasterKernel kernel = RasterKernel::kAuto;
 };
 
-// pos:   [batch, num_vertices, 4] float32, clip space, C-contiguous.
-// faces: [num_faces, 3] int32, C-contiguous, every index already checked to be in [0, num_vertices).
+// pos:   [batch, num_vertices, 4] float32, clip space, C-contiguous. Any value (NaN, Inf, huge):
+//        a triangle with a non-finite coordinate covers nothing.
+// faces: [num_faces, 3] int32, C-contiguous, every index in [0, num_vertices) (checked again
+//        here: std::invalid_argument otherwise), num_faces <= 2**24.
 // rast:  [batch, H, W, 4] float32 output = (b0, b1, b2, id + 1), zeros where empty.
 // depth: [batch, H, W] float32 output = z/w of the winner, 0 where empty.
-// Thread-safe; does not touch Python (the binding releases the GIL around it).
+// Every output element is written. Thread-safe (no shared mutable state); does not touch Python
+// (the binding releases the GIL around it). Throws std::invalid_argument on bad arguments and
+// std::bad_alloc when memory runs out; nothing is left running after a throw.
+//
+// Memory, per call, on top of the outputs (batch items are processed one after another and reuse
+// it; one such scratch area, up to 512 MB, is kept for the next call -- fresh pages cost a page
+// fault each -- until rasterize_cpu_release_cache()): about 88 bytes per visible triangle piece (one piece per face unless the face is clipped)
+// for setup records, 4 bytes per (piece, tile) overlap for the bins (a piece spanning more than
+// 16 fine tiles goes to 128-pixel coarse bins instead, so a screen-filling triangle costs
+// ceil(W/128)*ceil(H/128) entries, not thousands), 8 bytes * num_threads * tiles for bin counts,
+// and 2 KiB of tile buffer per thread. E.g. 1M faces at 2048x2048: about 100 MB.
 void rasterize_cpu(const float* pos, int64_t batch, int64_t num_vertices, const int32_t* faces,
                    int64_t num_faces, const RasterConfig& cfg, float* rast, float* depth);
+
+// Name of the kernel kAuto resolves to on this CPU ("avx2" or "scalar").
+const char* rasterize_cpu_auto_kernel();
+
+// Frees the scratch memory cached between calls (see rasterize_cpu); the next call allocates
+// it again. Thread-safe.
+void rasterize_cpu_release_cache();
 
 }  // namespace render_npu

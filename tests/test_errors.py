@@ -1,0 +1,236 @@
+"""Bad input: every error class of the contract (SPEC.md "Errors") raises the documented exception,
+and its message names the offending argument (and says what was expected).
+
+Each case first checks that the same call with the one bad argument corrected succeeds, so a test
+cannot pass because the call fails for some other reason.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import render_npu
+
+POS = torch.tensor([[-0.5, -0.5, 0.0, 1.0], [0.5, -0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 1.0], [0.9, 0.9, 0.0, 1.0]])
+FACES = torch.tensor([[0, 1, 2], [1, 3, 2]], dtype=torch.int32)
+RES = (8, 12)
+
+
+def raster(resolution=RES, faces=FACES, pos=POS, **kw):
+    kw.setdefault("backend", "reference")
+    return render_npu.rasterize(resolution, faces, pos, **kw)
+
+
+def expect(exc, names, fn, *args, **kw):
+    """``fn(*args, **kw)`` raises ``exc`` whose message mentions every word in ``names``."""
+    with pytest.raises(exc) as info:
+        fn(*args, **kw)
+    msg = str(info.value)
+    for n in names:
+        assert re.search(n, msg), f"message {msg!r} does not mention {n!r}"
+    return msg
+
+
+def test_valid_call_works():
+    rast, depth = raster()
+    assert rast.shape == (1, 8, 12, 4) and depth.shape == (1, 8, 12) and (rast[..., 3] > 0).any()
+    assert raster(pos=POS.double()).rast.dtype == torch.float32  # any float dtype is accepted
+    assert raster(pos=POS.half()).rast.shape == (1, 8, 12, 4)
+    assert raster(faces=FACES.long(), resolution=5).rast.shape == (1, 5, 5, 4)
+    assert raster(resolution=torch.tensor([8, 12])).rast.shape == (1, 8, 12, 4)
+
+
+# ------------------------------------------------------------------ resolution
+
+@pytest.mark.parametrize("bad", ["64", 64.0, None, (8.0, 12), (8, "12"), True, (True, 4), object()])
+def test_resolution_wrong_type(bad):
+    expect(TypeError, ["resolution"], raster, resolution=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 16385, (0, 12), (8, 0), (16385, 8), (8, 16385), (-4, 4)])
+def test_resolution_out_of_range(bad):
+    expect(ValueError, ["resolution", "16384"], raster, resolution=bad)
+
+
+@pytest.mark.parametrize("bad", [(8,), (8, 12, 3), ()])
+def test_resolution_wrong_length(bad):
+    expect(ValueError, ["resolution"], raster, resolution=bad)
+
+
+def test_resolution_limits_accepted():
+    assert raster(resolution=(1, 1)).rast.shape == (1, 1, 1, 4)
+    assert raster(resolution=(16384, 1)).rast.shape == (1, 16384, 1, 4)
+
+
+# ------------------------------------------------------------------ pos_clip
+
+@pytest.mark.parametrize("bad", [POS.numpy(), POS.tolist(), None])
+def test_pos_not_a_tensor(bad):
+    expect(TypeError, ["pos_clip"], raster, pos=bad)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.bool, torch.complex64])
+def test_pos_wrong_dtype(dtype):
+    expect(TypeError, ["pos_clip", "float"], raster, pos=POS.to(dtype))
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (4, 5), (16,), (1, 1, 4, 4), (4, 4, 1)])
+def test_pos_wrong_shape(shape):
+    bad = torch.zeros(shape)
+    expect(ValueError, ["pos_clip", r"\[V, 4\]"], raster, pos=bad)
+
+
+# ------------------------------------------------------------------ faces
+
+@pytest.mark.parametrize("bad", [FACES.numpy(), FACES.tolist(), None])
+def test_faces_not_a_tensor(bad):
+    expect(TypeError, ["faces"], raster, faces=bad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int16, torch.uint8, torch.bool])
+def test_faces_wrong_dtype(dtype):
+    expect(TypeError, ["faces", "int32"], raster, faces=FACES.to(dtype))
+
+
+@pytest.mark.parametrize("shape", [(2, 4), (2, 2), (6,), (1, 2, 3), (3, 2)])
+def test_faces_wrong_shape(shape):
+    expect(ValueError, ["faces", r"\[F, 3\]"], raster, faces=torch.zeros(shape, dtype=torch.int32))
+
+
+@pytest.mark.parametrize("value", [-1, -(2 ** 31), 4, 5, 2 ** 31 - 1])
+def test_faces_index_out_of_range(value):
+    bad = FACES.clone()
+    bad[1, 2] = value
+    expect(ValueError, ["faces", r"\[0, 4\)"], raster, faces=bad)
+
+
+def test_faces_index_out_of_range_int64():
+    bad = FACES.long().clone()
+    bad[0, 0] = 2 ** 40  # would wrap to 0 in int32
+    expect(ValueError, ["faces"], raster, faces=bad)
+
+
+def test_too_many_faces():
+    huge = torch.zeros((1, 3), dtype=torch.int32).expand(2 ** 24 + 1, 3)  # no memory behind it
+    expect(ValueError, ["faces", r"2\*\*24"], raster, faces=huge)
+
+
+def test_faces_of_empty_mesh():
+    """F = 0 is fine; any face with V = 0 is out of range."""
+    assert not raster(faces=torch.zeros((0, 3), dtype=torch.int32)).rast.any()
+    expect(ValueError, ["faces"], raster, pos=torch.zeros((0, 4)))
+
+
+# ------------------------------------------------------------------ devices
+
+def test_faces_and_pos_on_different_devices():
+    expect(ValueError, ["faces", "pos_clip", "device"], raster, pos=POS.to("meta"))
+    expect(ValueError, ["faces", "pos_clip", "device"], raster, faces=FACES.to("meta"))
+
+
+def test_cpu_backend_needs_cpu_tensors():
+    ok, why = render_npu.backends()["cpu"]
+    if not ok:
+        pytest.skip(f"backend 'cpu' unavailable: {why}")
+    from render_npu import _backends  # no second real device here: ask the dispatcher directly
+
+    expect(ValueError, ["cpu", "npu"], _backends.choose, "cpu", "npu")
+
+
+# ------------------------------------------------------------------ options
+
+@pytest.mark.parametrize("bad", ["OpenGL", "align-corners", "", None, 1])
+def test_bad_viewport(bad):
+    expect(ValueError, ["viewport", "align_corners"], raster, viewport=bad)
+
+
+@pytest.mark.parametrize("bad", ["gpu", "CPU", "", "nvdiffrast"])
+def test_bad_backend_name(bad):
+    expect(ValueError, ["backend", "reference"], raster, backend=bad)
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None, np.bool_(True)])
+def test_bad_cull_backfaces(bad):
+    expect(TypeError, ["cull_backfaces", "bool"], raster, cull_backfaces=bad)
+
+
+def test_unavailable_backend_says_why():
+    for name, (ok, why) in render_npu.backends().items():
+        if not ok:
+            expect(RuntimeError, [name, "not available"], raster, backend=name)
+            return
+    pytest.skip("every backend is available here")
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True])
+def test_bad_num_threads(bad):
+    ok, why = render_npu.backends()["cpu"]
+    if not ok:
+        pytest.skip(f"backend 'cpu' unavailable: {why}")
+    expect(ValueError, ["num_threads"], raster, backend="cpu", num_threads=bad)
+
+
+# ------------------------------------------------------------------ interpolate
+
+@pytest.fixture(scope="module")
+def rast():
+    return raster().rast
+
+
+ATTR = torch.arange(12, dtype=torch.float32).reshape(4, 3)
+
+
+def test_interpolate_valid(rast):
+    out = render_npu.interpolate(ATTR, rast, FACES)
+    assert out.shape == (1, 8, 12, 3)
+
+
+@pytest.mark.parametrize("bad", [ATTR.long(), ATTR.numpy(), None])
+def test_interpolate_attr_wrong_type(rast, bad):
+    expect(TypeError, ["attr"], render_npu.interpolate, bad, rast, FACES)
+
+
+@pytest.mark.parametrize("shape", [(4,), (1, 1, 4, 3)])
+def test_interpolate_attr_wrong_shape(rast, shape):
+    expect(ValueError, ["attr"], render_npu.interpolate, torch.zeros(shape), rast, FACES)
+
+
+def test_interpolate_attr_too_few_vertices(rast):
+    expect(ValueError, ["faces"], render_npu.interpolate, ATTR[:3], rast, FACES)
+
+
+def test_interpolate_attr_batch_mismatch(rast):
+    expect(ValueError, ["attr", "batch"], render_npu.interpolate, ATTR.expand(2, 4, 3), rast.expand(3, -1, -1, -1),
+           FACES)
+
+
+@pytest.mark.parametrize("bad", [lambda r: r[0], lambda r: r[..., :3], lambda r: r.numpy(), lambda r: None])
+def test_interpolate_rast_wrong_shape(rast, bad):
+    expect((ValueError, TypeError), ["rast"], render_npu.interpolate, ATTR, bad(rast), FACES)
+
+
+@pytest.mark.parametrize("value", [3.0, 1.5, -1.0, float("nan"), float("inf")])
+def test_interpolate_rast_bad_ids(rast, value):
+    bad = rast.clone()
+    bad[0, 4, 6, 3] = value
+    expect(ValueError, ["rast"], render_npu.interpolate, ATTR, bad, FACES)
+
+
+def test_interpolate_faces_bad(rast):
+    expect(TypeError, ["faces"], render_npu.interpolate, ATTR, rast, FACES.float())
+    expect(ValueError, ["faces"], render_npu.interpolate, ATTR, rast, FACES[:, :2])
+
+
+def test_interpolate_devices(rast):
+    expect(ValueError, ["device"], render_npu.interpolate, ATTR.to("meta"), rast, FACES)
+    expect(ValueError, ["device"], render_npu.interpolate, ATTR, rast.to("meta"), FACES)
+
+
+def test_meta_tensors_rejected():
+    """Tensors on the data-less 'meta' device cannot be range-checked or rasterized: a ValueError."""
+    expect(ValueError, ["faces", "meta"], raster, pos=POS.to("meta"), faces=FACES.to("meta"))
+    expect(ValueError, ["faces", "meta"], render_npu.interpolate, ATTR.to("meta"), torch.zeros(1, 2, 2, 4, device="meta"),
+           FACES.to("meta"))

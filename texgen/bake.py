@@ -1,0 +1,307 @@
+"""Back-projection of view images into the UV atlas, and the weighted multi-view merge.
+
+For every texel of the used UV area (:meth:`Renderer.texels`: its surface point ``p`` and unit
+normal ``n``) and every view ``i`` with image ``I_i`` and view weight ``w_i``:
+
+* ``cos_i = n . d_i``, ``d_i`` the unit direction from ``p`` towards the camera (constant for
+  orthographic views). Texels with ``cos_i <= cos(max_angle)`` get nothing from view ``i``.
+* ``p`` is projected into the view; the texel is *visible* when its distance along the viewing
+  axis matches the view's depth map at the nearest pixel within ``depth_tolerance`` render
+  pixels (world size of a pixel at that depth), and *reliable* when that pixel is not within
+  ``border`` pixels of a depth discontinuity or of the silhouette (neighbouring depths differing
+  by more than ``edge_jump`` pixel sizes; the background counts as infinitely far). Baked colour
+  goes wrong exactly there: generated images are not pixel-aligned with the geometry, and the
+  rim of a silhouette is seen at a grazing angle.
+* colour ``c_i = I_i(p)`` bilinearly (the image may have any resolution with the render's aspect
+  ratio: it is sampled in normalised coordinates), weight ``W_i = w_i * cos_i ** bake_exp`` (times
+  the image's alpha when it has one), 0 when not visible or not reliable.
+
+The texture is ``sum_i W_i c_i / sum_i W_i`` where ``sum_i W_i > 0``. Views are back-projected in a
+thread pool; the merge consumes their results strictly in view order, so the texture is bitwise
+identical to the single-threaded one whatever order the views finish in.
+"""
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, List, NamedTuple, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .camera import Camera, Resolution, as_hw
+from .images import to_float_image
+from .render import Raster, Renderer, TexelData, bilinear_sample
+
+__all__ = ["BakeSettings", "BakeResult", "ViewContribution", "bake", "back_project", "reliable_mask",
+           "prepare_images"]
+
+
+@dataclass(frozen=True)
+class BakeSettings:
+    """Back-projection parameters (see the module docstring).
+
+    Attributes:
+        bake_exp: exponent on the cosine weight (Hunyuan3D-2: 4).
+        max_angle: degrees between normal and view direction beyond which a view contributes 0.
+        depth_tolerance: visibility tolerance, in render pixels.
+        edge_jump: neighbouring-pixel depth step, in pixel sizes, that counts as a discontinuity.
+        border: pixels masked around discontinuities and silhouettes; None = ``max(2, round(R/512))``
+            for render size R.
+        workers: threads for the per-view work; None = ``min(views, os.cpu_count())``; 1 = inline.
+    """
+    bake_exp: float = 4.0
+    max_angle: float = 75.0
+    depth_tolerance: float = 3.0
+    edge_jump: float = 4.0
+    border: Optional[int] = None
+    workers: Optional[int] = None
+
+    def border_px(self, resolution: Resolution) -> int:
+        if self.border is not None:
+            return int(self.border)
+        return max(2, int(round(max(as_hw(resolution)) / 512)))
+
+
+class ViewContribution(NamedTuple):
+    """One view's share: ``texel`` int64 [K] positions in ``TexelData.index`` order, ``weight``
+    float32 [K] > 0, ``color`` float32 [K, 3]."""
+    texel: torch.Tensor
+    weight: torch.Tensor
+    color: torch.Tensor
+
+
+@dataclass
+class BakeResult:
+    """``texture`` float32 [H, W, 3] (0 where nothing was baked), ``weight`` float32 [H, W] (sum of
+    the view weights), ``baked`` bool [H, W] (weight > 0), ``used`` bool [H, W] (texel centre inside
+    a UV triangle); torch tensors on the renderer's device, image row order. ``view_texels``: how
+    many texels each view contributed to."""
+    texture: torch.Tensor
+    weight: torch.Tensor
+    baked: torch.Tensor
+    used: torch.Tensor
+    view_texels: List[int] = field(default_factory=list)
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of the used UV area that received colour."""
+        used = int(self.used.sum())
+        return float((self.baked & self.used).sum()) / max(used, 1)
+
+
+def prepare_images(images: Sequence[Any], n_views: int, resolution: Resolution) -> List[np.ndarray]:
+    """Check count and aspect ratio; convert to float32 [H, W, 3|4] arrays."""
+    if images is None or isinstance(images, (str, bytes)) or not hasattr(images, "__len__"):
+        raise ValueError(f"expected a sequence of {n_views} images, got {type(images).__name__}")
+    if len(images) != n_views:
+        raise ValueError(f"expected {n_views} images (one per camera), got {len(images)}")
+    H, W = as_hw(resolution)
+    out = []
+    for i, img in enumerate(images):
+        arr = to_float_image(img, name=f"view image {i}")
+        h, w = arr.shape[:2]
+        if abs(w * H - h * W) > max(H, W, h, w):  # aspect ratios differ by more than ~1 pixel
+            raise ValueError(f"view image {i} is {w}x{h} (WxH) but the render is {W}x{H}: the aspect "
+                             f"ratios must match")
+        out.append(arr)
+    return out
+
+
+def _dilate(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    if radius <= 0:
+        return mask
+    if mask.device.type == "cpu":
+        import cv2
+
+        k = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+        return torch.from_numpy(cv2.dilate(mask.numpy().view(np.uint8), k) > 0)
+    m = mask.float()[None, None]
+    m = torch.nn.functional.max_pool2d(m, (1, 2 * radius + 1), 1, (0, radius))
+    m = torch.nn.functional.max_pool2d(m, (2 * radius + 1, 1), 1, (radius, 0))
+    return m[0, 0] > 0
+
+
+def _local_range(x: torch.Tensor) -> torch.Tensor:
+    """max - min over each pixel's 3x3 neighbourhood (the image border replicates)."""
+    if x.device.type == "cpu":
+        import cv2
+
+        a = np.ascontiguousarray(x.numpy())
+        k = np.ones((3, 3), np.uint8)
+        hi = cv2.dilate(a, k, borderType=cv2.BORDER_REPLICATE)
+        lo = cv2.erode(a, k, borderType=cv2.BORDER_REPLICATE)
+        return torch.from_numpy(hi - lo)
+    p = torch.nn.functional.pad(x[None, None], (1, 1, 1, 1), mode="replicate")
+    hi = torch.nn.functional.max_pool2d(p, 3, 1)
+    lo = -torch.nn.functional.max_pool2d(-p, 3, 1)
+    return (hi - lo)[0, 0]
+
+
+def reliable_mask(raster: Raster, camera: Camera, settings: BakeSettings) -> torch.Tensor:
+    """bool [H, W]: covered pixels farther than ``border`` pixels from any depth discontinuity or
+    silhouette (see the module docstring)."""
+    H, W = raster.resolution
+    covered = raster.mask
+    far = torch.tensor(camera.far * 4.0 + 1e3, dtype=torch.float32, device=covered.device)
+    lin = torch.where(covered, camera.linear_depth(raster.depth), far)
+    rng = _local_range(lin)
+    if camera.is_ortho:
+        thr = settings.edge_jump * camera.pixel_size((H, W))
+    else:
+        thr = settings.edge_jump * camera.pixel_size((H, W), lin.clamp_max(camera.far))
+    edge = rng > thr
+    return covered & ~_dilate(edge, settings.border_px((H, W)))
+
+
+def _dot3(v: torch.Tensor, d: Sequence[float]) -> torch.Tensor:
+    # elementwise (no BLAS): bitwise reproducible whatever the threading
+    return v[:, 0] * float(d[0]) + v[:, 1] * float(d[1]) + v[:, 2] * float(d[2])
+
+
+def back_project(renderer: Renderer, camera: Camera, image: Any, texels: TexelData, resolution: Resolution,
+                 settings: BakeSettings = BakeSettings(), view_weight: float = 1.0) -> ViewContribution:
+    """One view's contribution to the texels (see the module docstring). ``image``: float
+    [Hi, Wi, 3|4] (numpy or torch), row 0 at the top; ``resolution``: render size (H, W) used for
+    visibility."""
+    dev = renderer.device
+    H, W = as_hw(resolution)
+    raster = renderer.rasterize(camera, (H, W))
+    reliable = reliable_mask(raster, camera, settings)
+    img = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image))
+    img = img.to(dev, torch.float32)
+    Hi, Wi = int(img.shape[0]), int(img.shape[1])
+
+    right, up, back = camera.basis()
+    cam = camera.position
+    P, Nrm = texels.pos, texels.normal
+    cos_min = math.cos(math.radians(settings.max_angle))
+    empty = ViewContribution(torch.zeros(0, dtype=torch.long, device=dev), torch.zeros(0, device=dev),
+                             torch.zeros((0, 3), device=dev))
+    if view_weight <= 0:
+        return empty
+    if camera.is_ortho:
+        cos = _dot3(Nrm, back)
+    else:
+        to_cam = torch.tensor(cam, dtype=torch.float32, device=dev) - P
+        cos = (Nrm * to_cam).sum(1) / to_cam.norm(dim=1).clamp_min(1e-12)
+    cand = torch.nonzero(cos > cos_min).squeeze(1)
+    if cand.numel() == 0:
+        return empty
+    p = P.index_select(0, cand)
+    c = cos.index_select(0, cand)
+    # camera-space coordinates of the texel points
+    off = [float(t) for t in -np.stack([right, up, back]) @ cam]
+    xc = _dot3(p, right) + off[0]
+    yc = _dot3(p, up) + off[1]
+    dist = -(_dot3(p, back) + off[2])
+    aspect = W / H
+    if camera.is_ortho:
+        X = xc * (1.0 / (camera.ortho_half_width * aspect))
+        Y = yc * (-1.0 / camera.ortho_half_width)
+    else:
+        t = math.tan(math.radians(camera.fov) / 2)
+        inv = 1.0 / dist.clamp_min(1e-12)
+        X = xc * inv * (1.0 / (t * aspect))
+        Y = yc * inv * (-1.0 / t)
+    px = (X + 1) * (0.5 * (W - 1))
+    py = (Y + 1) * (0.5 * (H - 1))
+    inside = (px > -0.5) & (px < W - 0.5) & (py > -0.5) & (py < H - 0.5) & (dist > camera.near) & (dist < camera.far)
+    flat = py.round().clamp(0, H - 1).long() * W + px.round().clamp(0, W - 1).long()
+    map_dist = camera.linear_depth(raster.depth.reshape(-1).index_select(0, flat))
+    tol = settings.depth_tolerance * (camera.pixel_size((H, W)) if camera.is_ortho else camera.pixel_size((H, W), dist))
+    ok = inside & reliable.reshape(-1).index_select(0, flat) & ((dist - map_dist).abs() <= tol)
+    keep = torch.nonzero(ok).squeeze(1)
+    if keep.numel() == 0:
+        return empty
+    X = X.index_select(0, keep)
+    Y = Y.index_select(0, keep)
+    sample = bilinear_sample(img, (X + 1) * (0.5 * (Wi - 1)), (Y + 1) * (0.5 * (Hi - 1)))
+    w = c.index_select(0, keep).pow(settings.bake_exp) * float(view_weight)
+    if sample.shape[1] == 4:
+        w = w * sample[:, 3]
+    color = sample[:, :3].contiguous()
+    pos = w > 0
+    if not bool(pos.all()):
+        sel = torch.nonzero(pos).squeeze(1)
+        return ViewContribution(cand.index_select(0, keep.index_select(0, sel)), w.index_select(0, sel),
+                                color.index_select(0, sel))
+    return ViewContribution(cand.index_select(0, keep), w, color)
+
+
+def bake(renderer: Renderer, cameras: Sequence[Camera], images: Sequence[Any], texture_size: Resolution,
+         render_size: Resolution, view_weights: Optional[Sequence[float]] = None,
+         settings: BakeSettings = BakeSettings(), executor: Optional[Executor] = None,
+         progress: bool = False) -> BakeResult:
+    """Back-project ``images`` (one per camera) into the mesh's atlas and merge them.
+
+    Args:
+        renderer: renderer of the (UV-mapped) target mesh.
+        cameras: the views; ``images[i]`` was seen from ``cameras[i]``.
+        images: float [H, W, 3|4] arrays/tensors or PIL images, any size with the render's aspect.
+        texture_size: atlas size (int or (H, W)).
+        render_size: resolution of the depth maps used for visibility.
+        view_weights: per-view weights (default all 1).
+        settings: :class:`BakeSettings`.
+        executor: run the per-view work on this executor (default: a thread pool of
+            ``settings.workers`` threads; inline when that is 1).
+        progress: show a tqdm bar.
+    """
+    n = len(cameras)
+    if n == 0:
+        raise ValueError("bake needs at least one camera")
+    weights = [1.0] * n if view_weights is None else [float(w) for w in view_weights]
+    if len(weights) != n:
+        raise ValueError(f"got {len(weights)} view weights for {n} cameras")
+    if any(not math.isfinite(w) or w < 0 for w in weights):
+        raise ValueError(f"view weights must be finite and >= 0, got {weights}")
+    imgs = prepare_images(images, n, render_size)
+    texels = renderer.texels(texture_size)
+    dev = renderer.device
+    N = int(texels.index.numel())
+    acc_c = torch.zeros((N, 3), dtype=torch.float32, device=dev)
+    acc_w = torch.zeros(N, dtype=torch.float32, device=dev)
+    counts: List[int] = []
+
+    def task(i: int) -> ViewContribution:
+        return back_project(renderer, cameras[i], imgs[i], texels, render_size, settings, weights[i])
+
+    def merge(vc: ViewContribution) -> None:
+        acc_w.index_add_(0, vc.texel, vc.weight)
+        acc_c.index_add_(0, vc.texel, vc.color * vc.weight.unsqueeze(1))
+        counts.append(int(vc.texel.numel()))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n, desc="back-project", unit="view", disable=not progress, leave=False)
+    workers = settings.workers if settings.workers is not None else min(n, os.cpu_count() or 1)
+    try:
+        if executor is None and workers <= 1:
+            for i in range(n):
+                merge(task(i))
+                bar.update(1)
+        else:
+            own = executor is None
+            ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="texgen-bake") if own else executor
+            try:
+                futures = [ex.submit(task, i) for i in range(n)]
+                for fut in futures:  # view order, not completion order
+                    merge(fut.result())
+                    bar.update(1)
+            finally:
+                if own:
+                    ex.shutdown(wait=True, cancel_futures=True)
+    finally:
+        bar.close()
+
+    Ht, Wt = texels.resolution
+    has = acc_w > 0
+    color = torch.where(has.unsqueeze(1), acc_c / acc_w.clamp_min(1e-30).unsqueeze(1), torch.zeros((), device=dev))
+    tex = torch.zeros((Ht * Wt, 3), dtype=torch.float32, device=dev)
+    tex.index_copy_(0, texels.index, color)
+    wmap = torch.zeros(Ht * Wt, dtype=torch.float32, device=dev)
+    wmap.index_copy_(0, texels.index, acc_w)
+    wmap = wmap.view(Ht, Wt)
+    return BakeResult(tex.view(Ht, Wt, 3), wmap, wmap > 0, texels.mask, counts)

@@ -1,0 +1,83 @@
+"""Image helpers: everything is float32 [H, W, C] in [0, 1] internally (C = 3, or 4 with straight
+alpha), row 0 at the top; files are PNG (or anything pillow reads) through pillow."""
+from __future__ import annotations
+
+import os
+from typing import Any, Union
+
+import numpy as np
+
+__all__ = ["to_float_image", "load_image", "save_image", "to_uint8", "encode_normals"]
+
+
+def to_float_image(img: Any, name: str = "image") -> np.ndarray:
+    """PIL image, path, numpy (uint8/uint16/float) or torch tensor [H, W], [H, W, 3|4] ->
+    float32 [H, W, 3|4] in [0, 1]. Raises ValueError for other shapes."""
+    if isinstance(img, (str, os.PathLike)):
+        return load_image(img)
+    if hasattr(img, "detach"):
+        img = img.detach().cpu().numpy()
+    if hasattr(img, "mode") and hasattr(img, "convert"):  # PIL
+        mode = "RGBA" if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info else "RGB"
+        img = np.asarray(img.convert(mode))
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"{name}: expected an image [H, W], [H, W, 3] or [H, W, 4], got shape {list(arr.shape)}")
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    if arr.dtype == np.uint8:
+        out = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        out = arr.astype(np.float32) / 65535.0
+    elif np.issubdtype(arr.dtype, np.floating) or arr.dtype == np.bool_:
+        out = np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
+    else:
+        raise ValueError(f"{name}: unsupported image dtype {arr.dtype}")
+    return np.ascontiguousarray(out)
+
+
+def load_image(path: Union[str, os.PathLike]) -> np.ndarray:
+    """Read an image file -> float32 [H, W, 3|4] (alpha kept when the file has it)."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return to_float_image(im, name=path)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"cannot read image {path!r}: {exc}") from exc
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    if hasattr(img, "detach"):
+        img = img.detach().cpu().numpy()
+    return (np.clip(np.asarray(img, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def save_image(img: Any, path: Union[str, os.PathLike]) -> None:
+    """Write float [H, W, 3|4] in [0, 1] (or uint8) as PNG (format from the extension)."""
+    from PIL import Image
+
+    arr = img if (isinstance(img, np.ndarray) and img.dtype == np.uint8) else to_uint8(img)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    Image.fromarray(arr).save(os.fspath(path))
+
+
+def encode_normals(normals: Any, mask: Any = None, background: float = 1.0) -> np.ndarray:
+    """Normal map [H, W, 3] in [-1, 1] -> colours ``(n + 1) / 2`` with ``background`` where
+    ``mask`` is False (default: where the normal is zero)."""
+    if hasattr(normals, "detach"):
+        normals = normals.detach().cpu().numpy()
+    n = np.asarray(normals, np.float32)
+    if mask is None:
+        mask = np.any(n != 0, axis=-1)
+    elif hasattr(mask, "detach"):
+        mask = mask.detach().cpu().numpy()
+    out = np.where(np.asarray(mask)[..., None], (n + 1.0) * 0.5, np.float32(background))
+    return out.astype(np.float32)

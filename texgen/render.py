@@ -1,0 +1,434 @@
+"""Renderer over one mesh on one torch device, with a shared, bounded, thread-safe raster cache.
+
+Every map below comes from one ``render_npu.rasterize`` call per (mesh, view, resolution),
+cached in a :class:`RasterCache` keyed by :class:`RasterKey` =
+``(mesh uid, mesh geometry version, view, (H, W), viewport, device, backend)``, where *view* is a
+:class:`~texgen.camera.Camera` (frozen, hashable) or the string ``"uv"`` for the texture-space
+raster. The standard flow (normal maps, position maps, back-projection of the same views) thus
+rasterizes each view once. Changing the mesh geometry bumps ``mesh.version`` and changing the
+resolution changes the key, so a stale result is never returned.
+
+Maps are float32 torch tensors on the renderer's device, image row order (row 0 = top, see
+:mod:`texgen.camera`), background zero. Cached tensors are shared: treat results as read-only.
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Hashable, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+import render_npu
+
+from .camera import Camera, Resolution, as_hw
+from .mesh import Mesh, vertex_normals
+
+__all__ = ["RasterCache", "RasterKey", "Raster", "TexelData", "Renderer", "resolve_backend", "bilinear_sample"]
+
+VIEWPORT = "align_corners"
+
+
+# -- backend selection ------------------------------------------------------------------------------
+_PREFERENCE = {"cpu": ("cpu", "torch", "reference"), "npu": ("ascendc", "torch", "reference")}
+_warned_reference = False
+
+
+def resolve_backend(backend: str, device: Union[str, torch.device]) -> str:
+    """Resolve ``"auto"`` to the first available render_npu backend for the device type (CPU:
+    cpu > torch > reference; NPU: ascendc > torch > reference; others: torch > reference).
+    Explicit names are returned unchanged (render_npu validates them)."""
+    global _warned_reference
+    if backend != "auto":
+        return backend
+    dev = torch.device(device).type
+    avail = render_npu.backends()
+    for name in _PREFERENCE.get(dev, ("torch", "reference")):
+        if avail.get(name, (False, ""))[0]:
+            if name == "reference" and not _warned_reference:
+                _warned_reference = True
+                warnings.warn("texgen: no fast render_npu backend is available; using the slow numpy "
+                              "reference rasterizer (fine for small meshes and resolutions)", RuntimeWarning,
+                              stacklevel=3)
+            return name
+    raise RuntimeError(f"no render_npu backend can rasterize on {dev!r}: {avail}")
+
+
+# -- cache ------------------------------------------------------------------------------------------
+class RasterKey(NamedTuple):
+    mesh_uid: int
+    mesh_version: int
+    view: Hashable  # Camera, "uv", or (kind, ...) for derived data
+    resolution: Tuple[int, int]
+    viewport: str
+    device: str
+    backend: str
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement()
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if hasattr(value, "nbytes"):
+        return int(value.nbytes)
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(v) for v in value)
+    return 0
+
+
+class RasterCache:
+    """Bounded LRU cache, safe to share between threads and renderers.
+
+    ``get_or_compute(key, fn)`` runs ``fn`` at most once per key even when several threads ask
+    for it at the same time (the others wait for the first). Bounded by ``max_entries`` and
+    ``max_bytes`` (least recently used first out; a value larger than ``max_bytes`` is returned
+    but not kept). Inserting a key of a mesh at a new version drops that mesh's older versions.
+    """
+
+    def __init__(self, max_entries: int = 64, max_bytes: int = 2 << 30):
+        if max_entries < 1 or max_bytes < 1:
+            raise ValueError("max_entries and max_bytes must be positive")
+        self.max_entries = int(max_entries)
+        self.max_bytes = int(max_bytes)
+        self._lock = threading.Lock()
+        self._data: "OrderedDict[Hashable, Tuple[Any, int]]" = OrderedDict()
+        self._inflight: Dict[Hashable, threading.Event] = {}
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+    def __contains__(self, key) -> bool:
+        with self._lock:
+            return key in self._data
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._bytes = 0
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        while True:
+            with self._lock:
+                hit = self._data.get(key)
+                if hit is not None:
+                    self._data.move_to_end(key)
+                    self.hits += 1
+                    return hit[0]
+                event = self._inflight.get(key)
+                owner = event is None
+                if owner:
+                    event = threading.Event()
+                    self._inflight[key] = event
+            if not owner:
+                event.wait()
+                continue  # now cached (or the owner failed, and this thread retries)
+            try:
+                value = compute()
+            except BaseException:
+                with self._lock:
+                    del self._inflight[key]
+                event.set()
+                raise
+            with self._lock:
+                self.misses += 1
+                self._insert(key, value)
+                del self._inflight[key]
+            event.set()
+            return value
+
+    def _insert(self, key, value) -> None:
+        size = _nbytes(value)
+        if isinstance(key, RasterKey):  # drop older geometry versions of the same mesh
+            stale = [k for k in self._data if isinstance(k, RasterKey) and k.mesh_uid == key.mesh_uid
+                     and k.mesh_version != key.mesh_version]
+            for k in stale:
+                self._bytes -= self._data.pop(k)[1]
+                self.evictions += 1
+        if size > self.max_bytes:
+            return
+        self._data[key] = (value, size)
+        self._bytes += size
+        while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
+            _, (_, s) = self._data.popitem(last=False)
+            self._bytes -= s
+            self.evictions += 1
+
+
+# -- results ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Raster:
+    """One rasterized view: ``rast`` float32 [H, W, 4] = (b0, b1, b2, face id + 1) and ``depth``
+    float32 [H, W] NDC z/w, in image row order; plus the compacted covered pixels: ``pix`` int64
+    [M] flat pixel indices (row-major), ``face`` int64 [M] (0-based) and ``bary`` float32 [M, 3]."""
+    rast: torch.Tensor
+    depth: torch.Tensor
+    pix: torch.Tensor
+    face: torch.Tensor
+    bary: torch.Tensor
+
+    @property
+    def resolution(self) -> Tuple[int, int]:
+        return int(self.rast.shape[0]), int(self.rast.shape[1])
+
+    @property
+    def mask(self) -> torch.Tensor:
+        return self.rast[..., 3] > 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(_nbytes(t) for t in (self.rast, self.depth, self.pix, self.face, self.bary))
+
+
+@dataclass(frozen=True)
+class TexelData:
+    """The texture-space raster: for every texel whose centre lies inside a UV triangle
+    (``mask``, bool [H, W], image row order: row 0 = v = 1), its surface point. ``index`` int64
+    [N] flat texel indices, ``face`` int64 [N], ``pos`` float32 [N, 3] world position,
+    ``normal`` float32 [N, 3] unit interpolated vertex normal."""
+    mask: torch.Tensor
+    index: torch.Tensor
+    face: torch.Tensor
+    pos: torch.Tensor
+    normal: torch.Tensor
+
+    @property
+    def resolution(self) -> Tuple[int, int]:
+        return int(self.mask.shape[0]), int(self.mask.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(_nbytes(t) for t in (self.mask, self.index, self.face, self.pos, self.normal))
+
+
+def _compact(rast: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    flat = rast.reshape(-1, 4)
+    pix = torch.nonzero(flat[:, 3] > 0).squeeze(1)
+    sel = flat.index_select(0, pix)
+    return pix, sel[:, 3].long() - 1, sel[:, :3].contiguous()
+
+
+def interp_faces(table: torch.Tensor, face: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+    """``sum_k bary[:, k] * table[face, k]`` for a per-face-corner table [F, 3, C] -> [M, C]."""
+    vals = table.index_select(0, face)  # [M, 3, C]
+    out = vals[:, 0] * bary[:, 0:1]
+    out.addcmul_(vals[:, 1], bary[:, 1:2])
+    out.addcmul_(vals[:, 2], bary[:, 2:3])
+    return out
+
+
+def scatter_image(values: torch.Tensor, pix: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """Compact per-pixel values [M, C] -> image [H, W, C], zero elsewhere."""
+    out = torch.zeros((H * W, values.shape[1]), dtype=values.dtype, device=values.device)
+    out.index_copy_(0, pix, values)
+    return out.view(H, W, values.shape[1])
+
+
+def bilinear_sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Sample ``image`` [H, W, C] at pixel coordinates ``x`` (column), ``y`` (row) [M] (pixel
+    centres at integers, clamped to the border) -> [M, C]. Gathers from a channels-last layout."""
+    H, W, C = image.shape
+    flat = image.reshape(H * W, C)
+    x = x.clamp(0, W - 1)
+    y = y.clamp(0, H - 1)
+    x0f = x.floor()
+    y0f = y.floor()
+    fx = (x - x0f).unsqueeze(1)
+    fy = (y - y0f).unsqueeze(1)
+    x0 = x0f.long()
+    y0 = y0f.long()
+    x1 = (x0 + 1).clamp_max(W - 1)
+    y1 = (y0 + 1).clamp_max(H - 1)
+    r0 = y0 * W
+    r1 = y1 * W
+    top = torch.lerp(flat.index_select(0, r0 + x0), flat.index_select(0, r0 + x1), fx)
+    bot = torch.lerp(flat.index_select(0, r1 + x0), flat.index_select(0, r1 + x1), fx)
+    return torch.lerp(top, bot, fy)
+
+
+class _MeshTensors(NamedTuple):
+    pos_idx: torch.Tensor  # int32 [F, 3]
+    clip_w: torch.Tensor  # float32 [V, 4] homogeneous positions (w = 1)
+    pos_table: torch.Tensor  # float32 [F, 3, 3] corner positions
+    normal_table: torch.Tensor  # float32 [F, 3, 3] corner vertex normals
+    uv_idx: Optional[torch.Tensor]
+    uv_clip: Optional[torch.Tensor]  # float32 [T, 4] (2u - 1, 1 - 2v, 0, 1)
+    uv_table: Optional[torch.Tensor]  # float32 [F, 3, 2]
+
+
+class Renderer:
+    """Renders one :class:`~texgen.mesh.Mesh` on one torch device.
+
+    Args:
+        mesh: the mesh (world frame of :mod:`texgen.camera`); may be replaced later via ``.mesh``.
+        device: torch device for all tensors ("cpu", "npu:0", "cuda", ...).
+        backend: render_npu backend, "auto" resolved by :func:`resolve_backend`.
+        cache: a :class:`RasterCache` to share (default: a new one).
+    """
+
+    def __init__(self, mesh: Mesh, device: Union[str, torch.device] = "cpu", backend: str = "auto",
+                 cache: Optional[RasterCache] = None):
+        self.device = torch.device(device)
+        self.backend = resolve_backend(backend, self.device)
+        self.cache = cache if cache is not None else RasterCache()
+        self._lock = threading.Lock()
+        self._tensors: Optional[Tuple[Tuple[int, int], _MeshTensors]] = None
+        self.mesh = mesh
+
+    # -- mesh tensors -----------------------------------------------------------------------------
+    def _mesh_tensors(self) -> _MeshTensors:
+        mesh = self.mesh
+        ident = (mesh.uid, mesh.version)
+        with self._lock:
+            if self._tensors is not None and self._tensors[0] == ident:
+                return self._tensors[1]
+            dev = self.device
+            pos = torch.from_numpy(np.array(mesh.pos)).to(dev)
+            pos_idx = torch.from_numpy(np.array(mesh.pos_idx)).to(dev)
+            vn = torch.from_numpy(vertex_normals(mesh.pos, mesh.pos_idx)).to(dev)
+            pl = pos_idx.long()
+            clip_w = torch.cat([pos, torch.ones_like(pos[:, :1])], 1)
+            uv_idx = uv_clip = uv_table = None
+            if mesh.has_uv:
+                uv = torch.from_numpy(np.array(mesh.uv)).to(dev)
+                uv_idx = torch.from_numpy(np.array(mesh.uv_idx)).to(dev)
+                uv_clip = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2, torch.zeros_like(uv[:, 0]),
+                                       torch.ones_like(uv[:, 0])], 1)
+                uv_table = uv[uv_idx.long()].contiguous()
+            mt = _MeshTensors(pos_idx, clip_w, pos[pl].contiguous(), vn[pl].contiguous(), uv_idx, uv_clip, uv_table)
+            self._tensors = (ident, mt)
+            return mt
+
+    def _key(self, view: Hashable, hw: Tuple[int, int]) -> RasterKey:
+        return RasterKey(self.mesh.uid, self.mesh.version, view, hw, VIEWPORT, str(self.device), self.backend)
+
+    # -- rasterization ----------------------------------------------------------------------------
+    def rasterize(self, camera: Camera, resolution: Resolution) -> Raster:
+        """The cached raster of ``camera`` at ``resolution`` (int or (H, W))."""
+        hw = as_hw(resolution)
+        key = self._key(camera, hw)
+
+        def compute() -> Raster:
+            mt = self._mesh_tensors()
+            mvp = torch.from_numpy(camera.mvp(hw)).to(self.device, torch.float32)
+            clip = mt.clip_w @ mvp.T
+            rast, depth = render_npu.rasterize(hw, mt.pos_idx, clip, viewport=VIEWPORT, backend=self.backend)
+            rast, depth = rast[0], depth[0]
+            pix, face, bary = _compact(rast)
+            return Raster(rast, depth, pix, face, bary)
+
+        return self.cache.get_or_compute(key, compute)
+
+    def uv_raster(self, texture_size: Resolution) -> Raster:
+        """The cached rasterization of the UV layout at texture resolution (see :class:`TexelData`)."""
+        hw = as_hw(texture_size)
+        if not self.mesh.has_uv:
+            raise ValueError(f"{self.mesh.name}: the mesh has no UVs (unwrap it first)")
+        key = self._key("uv", hw)
+
+        def compute() -> Raster:
+            mt = self._mesh_tensors()
+            rast, depth = render_npu.rasterize(hw, mt.uv_idx, mt.uv_clip, viewport=VIEWPORT, backend=self.backend)
+            rast, depth = rast[0], depth[0]
+            pix, face, bary = _compact(rast)
+            return Raster(rast, depth, pix, face, bary)
+
+        return self.cache.get_or_compute(key, compute)
+
+    def texels(self, texture_size: Resolution) -> TexelData:
+        """Texel -> surface point for the used UV area (cached with the UV raster)."""
+        hw = as_hw(texture_size)
+        key = self._key(("texels", "uv"), hw)
+
+        def compute() -> TexelData:
+            r = self.uv_raster(hw)
+            mt = self._mesh_tensors()
+            pos = interp_faces(mt.pos_table, r.face, r.bary)
+            nrm = torch.nn.functional.normalize(interp_faces(mt.normal_table, r.face, r.bary), dim=1, eps=1e-12)
+            return TexelData(r.mask, r.pix, r.face, pos, nrm)
+
+        return self.cache.get_or_compute(key, compute)
+
+    # -- maps -------------------------------------------------------------------------------------
+    def mask(self, camera: Camera, resolution: Resolution) -> torch.Tensor:
+        """bool [H, W]: pixels covered by the mesh."""
+        return self.rasterize(camera, resolution).mask
+
+    def depth_map(self, camera: Camera, resolution: Resolution, linear: bool = True) -> torch.Tensor:
+        """float32 [H, W]: distance along the viewing axis (world units; ``linear=False``: NDC z/w),
+        0 on the background."""
+        r = self.rasterize(camera, resolution)
+        if not linear:
+            return r.depth
+        return torch.where(r.mask, camera.linear_depth(r.depth), torch.zeros((), device=self.device))
+
+    def position_map(self, camera: Camera, resolution: Resolution) -> torch.Tensor:
+        """float32 [H, W, 3]: world position of the visible surface (mesh's normalised frame), 0 on
+        the background."""
+        r = self.rasterize(camera, resolution)
+        H, W = r.resolution
+        return scatter_image(interp_faces(self._mesh_tensors().pos_table, r.face, r.bary), r.pix, H, W)
+
+    def normal_map(self, camera: Camera, resolution: Resolution, space: str = "world") -> torch.Tensor:
+        """float32 [H, W, 3]: unit interpolated vertex normals, 0 on the background.
+
+        ``space="world"``: world axes (+Y up). ``space="camera"``: (right, up, towards viewer), so a
+        surface facing the camera is (0, 0, 1); encode as colours with ``(n + 1) / 2``."""
+        if space not in ("world", "camera"):
+            raise ValueError(f"space must be 'world' or 'camera', got {space!r}")
+        r = self.rasterize(camera, resolution)
+        H, W = r.resolution
+        n = interp_faces(self._mesh_tensors().normal_table, r.face, r.bary)
+        n = torch.nn.functional.normalize(n, dim=1, eps=1e-12)
+        if space == "camera":
+            R = torch.from_numpy(np.stack(camera.basis())).to(self.device, torch.float32)
+            n = n @ R.T
+        return scatter_image(n, r.pix, H, W)
+
+    def uv_map(self, camera: Camera, resolution: Resolution) -> torch.Tensor:
+        """float32 [H, W, 2]: interpolated (u, v) of the visible surface, 0 on the background."""
+        mt = self._mesh_tensors()
+        if mt.uv_table is None:
+            raise ValueError(f"{self.mesh.name}: the mesh has no UVs")
+        r = self.rasterize(camera, resolution)
+        H, W = r.resolution
+        return scatter_image(interp_faces(mt.uv_table, r.face, r.bary), r.pix, H, W)
+
+    def render_textured(self, camera: Camera, resolution: Resolution, texture=None,
+                        background: Sequence[float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
+        """float32 [H, W, 3] in [0, 1]: the mesh's colour (``texture`` or ``mesh.texture`` looked up
+        bilinearly, texel centres at ``u = col / (W-1)``, ``v = 1 - row / (H-1)``; else the mesh's
+        vertex colours), unlit, on ``background``. For previews, checks and texture transfer."""
+        mesh = self.mesh
+        r = self.rasterize(camera, resolution)
+        H, W = r.resolution
+        mt = self._mesh_tensors()
+        tex = texture if texture is not None else mesh.texture
+        if tex is not None and mt.uv_table is not None:
+            if not isinstance(tex, torch.Tensor):
+                tex = torch.from_numpy(np.array(tex, dtype=np.float32))
+            tex = tex.to(self.device, torch.float32)
+            Ht, Wt = tex.shape[:2]
+            uv = interp_faces(mt.uv_table, r.face, r.bary)
+            col = bilinear_sample(tex[..., :3].contiguous(), uv[:, 0] * (Wt - 1), (1 - uv[:, 1]) * (Ht - 1))
+        elif mesh.vertex_colors is not None:
+            vc = torch.from_numpy(np.array(mesh.vertex_colors)).to(self.device)
+            col = interp_faces(vc[mt.pos_idx.long()].contiguous(), r.face, r.bary)
+        else:
+            raise ValueError(f"{mesh.name}: nothing to render: no texture with UVs and no vertex colours")
+        bg = torch.tensor(background, dtype=torch.float32, device=self.device)
+        out = bg.expand(H * W, 3).clone()
+        out.index_copy_(0, r.pix, col.clamp(0, 1))
+        return out.view(H, W, 3)
