@@ -26,8 +26,8 @@ constexpr int32_t kTileStart = 2;   // offset of the tile's piece list in `lists
 constexpr int32_t kTileCount = 3;   // number of pieces in that list
 // words 4..7: zero (reserved)
 
-// Piece records: the piece tables of the torch backend's setup (render_npu/torch_backend.py,
-// _setup: itab / ftab), consumed as they are. Edge i is the edge opposite vertex i; orientation is
+// Piece records, built from the torch backend's setup tables by render_npu/ascendc_backend.py
+// (pieces_from_torch, canonical_tables). Edge i is the edge opposite vertex i; orientation is
 // normalised (positive area), so pixel (px, py) is covered iff E_i = A_i px + B_i py + C_i >= bias_i
 // for i = 0, 1, 2 (exact integers; |A_i|, |B_i| <= 2**38, |C_i| < 2**61).
 // Integer part: int64 [num_pieces, 12] (96 bytes = 3 blocks).

@@ -6,7 +6,7 @@
 // correct barycentrics on the whole tile with vector instructions (256 float32 lanes = 4 repeats
 // of 256 bytes per instruction), depth-tests against the tile's depth buffer (nearest wins, equal
 // depth: lowest triangle id wins) and selects the winners into the tile's outputs. No per-pixel
-// scalar code: per piece the scalar unit only computes ~20 int64 setup values.
+// scalar code: per (tile, piece) the scalar unit does ~60 int64 setup operations.
 //
 // The same source compiles with CANN for the device (fine_raster_kernel.cpp) and on any host
 // against host/kernel_operator_host.h (RENDER_NPU_ASCENDC_HOST, host/fine_raster_host.cpp).

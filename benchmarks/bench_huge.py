@@ -136,15 +136,15 @@ def main(argv=None):
     print(f"machine: {cpu_name}, {os.cpu_count()} cores, threads {args.threads}, "
           f"available memory {have / 2**30:.1f} GiB" if have else "available memory unknown")
     print()
-    print("| faces | resolution | threads | time s | Mfaces/s | peak extra MB | guard estimate MB | outputs MB "
-          "| scene MB | covered |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| faces | resolution | threads | time s | Mfaces/s | Mpix/s | peak extra MB | guard estimate MB "
+          "| outputs MB | scene MB | covered |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case in args.cases:
         n_faces, res = parse_case(case)
         r = run_case(n_faces, res, args.threads, args.repeat)
         peak = f"{r['peak'] / MB:.0f}" if r["peak"] is not None else "-"
         print(f"| {r['faces']:,} | {res}x{res} | {r['threads']} | {r['time_s']:.2f} | {r['faces'] / r['time_s'] / 1e6:.1f} "
-              f"| {peak} | {r['estimate'] / MB:.0f} | {r['outputs'] / MB:.0f} | {r['scene_mb']:.0f} "
+              f"| {res * res / r['time_s'] / 1e6:.0f} | {peak} | {r['estimate'] / MB:.0f} | {r['outputs'] / MB:.0f} | {r['scene_mb']:.0f} "
               f"| {r['covered']:.0%} |", flush=True)
         gc.collect()
     # the guard: a call that cannot fit is refused before anything is allocated

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 
 import numpy as np
@@ -123,15 +124,16 @@ def main():
             t1, _ = best_of(lambda: mp._run_python(inp, "smooth", max_passes=cap), 1)
             t_py = t0 + (t1 - t0) * st.iterations / cap
             py_note = f" (est.: {cap} of {st.iterations} passes timed)"
-        rows.append((F, coverage, st, t_cpp, t_fwd, t_py, py_note))
+        rows.append((F, mesh["vtx_pos"].shape[0], coverage, st, t_cpp, t_fwd, t_py, py_note))
         print(f"# {F} faces done: cpp {t_cpp:.3f}s, python {t_py:.2f}s{py_note}", flush=True)
 
-    print(f"\nTexture {args.res}x{args.res}x3, method='smooth' unless noted; seconds, best of {args.repeat} "
-          "(Python: one run).\n")
+    print(f"\nTexture {args.res}x{args.res}x3; wall seconds of the whole call (validation, copies, write-back "
+          f"included), best of {args.repeat} (Python: one run); {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}. Speedup = Python smooth / C++ smooth.\n")
     print("| faces | vertices | mask coverage | list entries | passes | C++ smooth | C++ forward | Python smooth | speedup |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for F, cov, st, t_cpp, t_fwd, t_py, note in rows:
-        print(f"| {F:,} | {st.colored_vertices:,} | {cov:.0%} | {st.list_entries:,} | {st.iterations} | "
+    for F, V, cov, st, t_cpp, t_fwd, t_py, note in rows:
+        print(f"| {F:,} | {V:,} | {cov:.0%} | {st.list_entries:,} | {st.iterations} | "
               f"{t_cpp:.3f} | {t_fwd:.3f} | {t_py:.2f}{note} | {t_py / t_cpp:.0f}x |")
 
 

@@ -37,6 +37,10 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
         :class:`RasterOutput` ``(rast, depth)`` on the input device; ``[V, 4]`` input gives B = 1.
     """
     inp = _validate.rasterize_inputs(resolution, faces, pos_clip, viewport, cull_backfaces)
+    for opt, value in (("num_threads", num_threads), ("memory_budget", memory_budget)):
+        # checked whatever the backend (one that ignores an option must not hide a bad value)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{opt} must be a positive int or None, got {value!r}")
     name = _backends.choose(backend, inp.pos.device.type)
     fn = _backends.status(name).fn
     B = inp.pos.shape[0]
@@ -82,17 +86,23 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> 
         raise ValueError(f"attr has batch {attr.shape[0]} but rast has batch {B}")
     F = tri.shape[0]
     idf = rast[..., 3]
+    ids = None
     if idf.numel():
-        # checked on the float values: NaN/inf/huge ids would otherwise become arbitrary int64s
-        bad = ~((idf >= 0) & (idf <= F) & (idf == torch.floor(idf)))
-        if bool(bad.any()):
-            v = float(idf[bad].flatten()[0])
+        # range first, on the float values (NaN fails it): NaN/inf/huge ids would become arbitrary int64s
+        lo, hi = (float(v) for v in torch.aminmax(idf))
+        ok = lo >= 0 and hi <= F
+        if ok:
+            ids = idf.to(torch.int64)  # exact: ids <= 2**24
+            ok = torch.equal(ids.to(idf.dtype), idf)  # integers only
+        if not ok:
             raise ValueError(f"rast[..., 3] must hold triangle ids + 1 (integers in [0, {F}] for the {F} faces "
-                             f"given), found {v}")
+                             f"given), found values in [{lo}, {hi}]" + ("" if lo >= 0 and hi <= F else "")
+                             + ("" if not (lo >= 0 and hi <= F) else ", not all integers"))
     C = attr.shape[-1]
     if F == 0 or attr.shape[-2] == 0:  # every id is 0: nothing to gather; stay attached to attr's graph
         return attr.new_zeros((B,) + tuple(rast.shape[1:3]) + (C,)) + attr.reshape(-1)[:0].sum()
-    ids = idf.to(torch.int64)  # exact: ids <= 2**24
+    if ids is None:
+        ids = idf.to(torch.int64)
     hit = ids > 0
     corner = tri.long()[(ids - 1).clamp_min(0)]  # [B, H, W, 3] vertex indices
     if attr.dim() == 2:

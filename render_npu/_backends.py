@@ -46,11 +46,23 @@ def _ascendc() -> BackendStatus:
     return BackendStatus(ok, why, mod.rasterize if ok else None)
 
 
+def _ascendc_host() -> BackendStatus:
+    """The AscendC kernel source compiled against the host emulation (ascendc_kernels/host/), with the
+    torch backend's setup: the way the device kernel is tested without CANN. CPU tensors only."""
+    try:
+        mod = importlib.import_module("render_npu.ascendc_backend")
+    except Exception as exc:
+        return BackendStatus(False, f"render_npu.ascendc_backend failed to import: {exc}")
+    ok, why = mod.host_status()
+    return BackendStatus(ok, why, mod.rasterize_host if ok else None)
+
+
 _PROBES: Dict[str, Callable[[], BackendStatus]] = {
     "reference": _reference,
     "cpu": _cpu,
     "torch": _torch,
     "ascendc": _ascendc,
+    "ascendc_host": _ascendc_host,
 }
 _cache: Dict[str, BackendStatus] = {}
 
@@ -84,6 +96,6 @@ def choose(name: str, device_type: str) -> str:
     st = status(name)
     if not st.available:
         raise RuntimeError(f"backend {name!r} is not available here: {st.reason}")
-    if name == "cpu" and device_type != "cpu":
-        raise ValueError(f"backend 'cpu' needs CPU tensors, got tensors on {device_type!r}")
+    if name in ("cpu", "ascendc_host") and device_type != "cpu":
+        raise ValueError(f"backend {name!r} needs CPU tensors, got tensors on {device_type!r}")
     return name

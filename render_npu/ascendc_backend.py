@@ -4,13 +4,13 @@ and screen binning done by torch ops.
 Pipeline (every step is torch tensor code, so it runs where the tensors are):
 
 1. setup: clip, project, snap to 1/256 pixel, exact integer edge equations, depth, perspective
-   coefficients -- the torch backend's setup (``render_npu.torch_backend``, its piece tables
-   ``itab``/``ftab`` and pixel boxes), a :class:`PieceTables`. ``setup="reference"`` builds the same
+   coefficients -- the torch backend's setup (``render_npu.torch_backend``), converted to the
+   kernel's records and pixel boxes, a :class:`PieceTables`. ``setup="reference"`` builds the same
    tables from the reference's own functions (exact, slow; tests and debugging).
 2. binning: which 16 x 16 screen tiles each piece's pixel box touches -- :class:`TileBins`.
 3. packing into the kernel's input format (:func:`canonical_tables`, :func:`pack_tiles`; the
    format is documented in ascendc_kernels/README.md and mirrored from
-   ascendc_kernels/fine_raster_format.h). The piece tables go to the kernel as they are.
+   ascendc_kernels/fine_raster_format.h).
 4. fine raster: the AscendC kernel -- on an Ascend NPU through the torch_npu custom op
    ``torch.ops.render_npu_ascendc.fine_raster`` (built by ascendc_kernels/CMakeLists.txt with
    the CANN toolkit), or on the host through ``render_npu._C.ascendc_host_fine_raster``, the same
@@ -37,19 +37,22 @@ TILE_PIXELS = TILE * TILE
 PLANES = 5  # b0, b1, b2, id + 1, depth
 OUT_PER_TILE = PLANES * TILE_PIXELS
 TILE_DESC_WORDS = 8
-REC_I_WORDS = 12  # int64: A[3], B[3], C[3], bias[3] (the torch backend's itab)
-REC_F_WORDS = 16  # float32: q[3], c[9], id, (zx, zy), 1/area (the torch backend's ftab)
+REC_I_WORDS = 12  # int64: A[3], B[3], C[3], bias[3]
+REC_F_WORDS = 16  # float32: q[3], c[9], id, (2 unused), 1/area
 LIST_ALIGN = 8  # list segments start on 32-byte boundaries
 SUBPIXEL, HALF = 256, 128
 
 OP_NAMESPACE = "render_npu_ascendc"
+# Must equal the m.def() string in ascendc_kernels/torch_npu_op.cpp (a test checks it).
+OP_SCHEMA = ("fine_raster(Tensor coords, Tensor tiles, Tensor lists, Tensor rec_i, Tensor rec_f, int block_dim=0) "
+             "-> Tensor")
 OP_LIBRARY_ENV = "RENDER_NPU_ASCENDC_OPS"  # path of librender_npu_ascendc_ops.so (optional)
 
 
 @dataclass
 class PieceTables:
     """Set-up triangle pieces (a clipped face gives a fan of pieces) in (batch, face, fan) order, in
-    the torch backend's layout: ``itab`` int64 [>= P, 12] = (A[3], B[3], C[3], bias[3]), edge i
+    the kernel's record layout: ``itab`` int64 [>= P, 12] = (A[3], B[3], C[3], bias[3]), edge i
     opposite vertex i, orientation normalised, covered iff A_i px + B_i py + C_i >= bias_i;
     ``ftab`` float32 [>= P, 16] = (q[3], c[9] row-major (piece vertex i, parent vertex k), id,
     zx, zy, 1/area); ``box`` int64 [P, 5] = (x0, y0, nx, ny, batch): the pixels whose centres lie
@@ -74,12 +77,39 @@ class TileBins:
 # ---- 1. setup -------------------------------------------------------------------------------------
 
 def pieces_from_torch(inp) -> PieceTables:
-    """The torch backend's setup (all faces at once, torch ops on the input device)."""
+    """The torch backend's setup (all faces at once, torch ops on the input device), converted to
+    the kernel's records: one gather of the pieces in (batch, face, fan) order and a few
+    element-wise ops, O(pieces). The torch backend's own tables are not laid out for per-row DMA
+    (rows of 24 and 40 bytes), hence the conversion.
+
+    Uses ``torch_backend.fine_raster_tables(inp)`` if the torch backend provides it (a stable
+    hook: it must return a :class:`PieceTables`), else reads its private setup tables."""
     from . import torch_backend
 
+    hook = getattr(torch_backend, "fine_raster_tables", None)
+    if hook is not None:
+        return hook(inp)
     setup = getattr(torch_backend, "setup", None) or getattr(torch_backend, "_setup")
     p = setup(inp.pos, inp.faces, inp.height, inp.width, inp.viewport, inp.cull_backfaces)
-    return PieceTables(p.itab, p.ftab, p.box, int(p.count))
+    P = int(p.count)
+    if hasattr(p, "ftab"):  # layout of the first torch backend: itab (A, B, C, bias), ftab as the kernel's
+        return PieceTables(p.itab[:P], p.ftab[:P], p.box[:P], P)
+    # itab int64 (NA, B, CB, C): E = B py - NA px + C, covered iff E >= C - CB; rtab float32
+    # (q0, q1 - q0, q2 - q0, 1/area, zx, zy); vtab float32 (c[9], id); box [N, 2, 2] (x0, y0), (nx, ny)
+    cand = p.cand[:P]
+    it = p.itab[cand]
+    itab = torch.cat((-it[:, 0:3], it[:, 3:6], it[:, 9:12], it[:, 9:12] - it[:, 6:9]), 1)
+    r = p.rtab[cand]
+    v = p.vtab[cand]
+    ftab = torch.zeros((P, REC_F_WORDS), dtype=torch.float32, device=it.device)
+    ftab[:, 0] = r[:, 0]
+    ftab[:, 1:3] = r[:, 0:1] + r[:, 1:3]  # q_i = q0 + (q_i - q0): exact when q_i, q0 are within 2x
+    ftab[:, 3:12] = v[:, 0:9]
+    ftab[:, 12] = v[:, 9]
+    ftab[:, 15] = r[:, 3]
+    b = p.box[cand]
+    box = torch.stack((b[:, 0, 0], b[:, 0, 1], b[:, 1, 0], b[:, 1, 1], p.batch[cand]), 1)
+    return PieceTables(itab, ftab, box, P)
 
 
 def tables_from_vertices(X: torch.Tensor, Y: torch.Tensor, q: torch.Tensor, coef: torch.Tensor, face: torch.Tensor,
@@ -190,8 +220,10 @@ def bin_pieces(pieces: PieceTables, B: int, H: int, W: int) -> TileBins:
     tx = tx0[piece] + k % ntx[piece]
     ty = ty0[piece] + torch.div(k, ntx[piece], rounding_mode="floor")
     tile = (b[piece] * TY + ty) * TX + tx
-    order = torch.argsort(tile * P + piece)  # by tile, then piece (= id) order
-    return TileBins(tile[order], piece[order], B * TX * TY, TX, TY)
+    # by tile; stable, so pieces stay in (face, fan) order within a tile (the kernel does not need
+    # it: its depth test breaks ties by id explicitly)
+    tile, order = torch.sort(tile, stable=True)
+    return TileBins(tile, piece[order], B * TX * TY, TX, TY)
 
 
 # ---- 3. packing -------------------------------------------------------------------------------------
@@ -246,7 +278,9 @@ def pack_tiles(bins: TileBins) -> Tuple[torch.Tensor, torch.Tensor]:
     return tiles, lists
 
 
-def _records(pieces: PieceTables, canonical: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+def records(pieces: PieceTables, canonical: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The kernel's piece records (rec_i int64 [P, 12], rec_f float32 [P, 16]): the tables as they
+    are, optionally in canonical vertex order (:func:`canonical_tables`)."""
     itab, ftab = pieces.itab[:pieces.count], pieces.ftab[:pieces.count]
     if canonical:
         itab, ftab = canonical_tables(itab, ftab)
@@ -311,7 +345,7 @@ def prepare(inp, setup: str = "auto", canonical: bool = True):
     pieces = _setup(inp, setup)
     B = inp.pos.shape[0]
     bins = bin_pieces(pieces, B, inp.height, inp.width)
-    rec_i, rec_f = _records(pieces, canonical)
+    rec_i, rec_f = records(pieces, canonical)
     tiles, lists = pack_tiles(bins)
     return {"coords": coords_table(inp.pos.device), "tiles": tiles, "lists": lists, "rec_i": rec_i, "rec_f": rec_f}
 
@@ -351,6 +385,14 @@ def _load_op_library() -> str:
             f"toolkit (ascendc_kernels/README.md) and put it in render_npu/ or set {OP_LIBRARY_ENV}")
 
 
+def _torch_setup_available() -> bool:
+    try:
+        from . import torch_backend
+    except Exception:  # noqa: BLE001
+        return False
+    return hasattr(torch_backend, "setup") or hasattr(torch_backend, "_setup")
+
+
 def status() -> Tuple[bool, str]:
     """(available, reason): available only with torch_npu, an NPU, and the registered custom op."""
     global _status
@@ -367,20 +409,39 @@ def status() -> Tuple[bool, str]:
         _status = (False, why)
     elif not (hasattr(torch, "npu") and torch.npu.is_available()):
         _status = (False, "torch_npu imported but no NPU is available")
+    elif not _torch_setup_available():
+        _status = (False, "render_npu.torch_backend (which does the setup for the AscendC kernel) is unavailable")
     else:
         _status = (True, "AscendC fine-raster kernel (torch_npu custom op) after torch-op setup and binning")
     return _status
 
 
-def rasterize(inp, block_dim: Optional[int] = None, setup: str = "auto", **_options):
-    """Backend entry point on NPU tensors: setup, binning and packing in torch ops on the NPU, then the
-    AscendC kernel through ``torch.ops.render_npu_ascendc.fine_raster``."""
+def host_status() -> Tuple[bool, str]:
+    """(available, reason) of :func:`rasterize_host` (the host-emulated kernel; CPU tensors)."""
+    from . import _ext
+
+    ext = _ext.get()
+    if ext is None:
+        return False, _ext.reason()
+    if not hasattr(ext, "ascendc_host_fine_raster"):
+        return False, "render_npu._C was built without the AscendC host emulation"
+    return True, "AscendC fine-raster kernel compiled for the host against an emulated AscendC API (slow; for tests)"
+
+
+def rasterize(inp, block_dim: Optional[int] = None, setup: str = "torch", **_options):
+    """Backend entry point on NPU tensors: the torch backend's setup, binning and packing in torch
+    ops on the NPU, then the AscendC kernel through ``torch.ops.render_npu_ascendc.fine_raster``."""
     ok, why = status()
     if not ok:
         raise RuntimeError(f"the AscendC backend is not available: {why}")
     if inp.pos.device.type != "npu":
         raise ValueError(f"the AscendC backend needs tensors on an NPU, got {inp.pos.device}")
+    return rasterize_with_op(inp, getattr(torch.ops, OP_NAMESPACE).fine_raster, block_dim, setup)
+
+
+def rasterize_with_op(inp, op, block_dim: Optional[int] = None, setup: str = "torch"):
+    """Steps 1-5 with ``op`` (an op of schema :data:`OP_SCHEMA`) as the fine raster; the device
+    path passes the torch_npu op, tests pass a CPU stand-in that runs the host-emulated kernel."""
     k = prepare(inp, setup)
-    op = getattr(torch.ops, OP_NAMESPACE).fine_raster
     out = op(k["coords"], k["tiles"], k["lists"], k["rec_i"], k["rec_f"], int(block_dim or 0))
     return unpack_output(out, inp.pos.shape[0], inp.height, inp.width)

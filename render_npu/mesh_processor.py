@@ -290,6 +290,12 @@ def _graph(pos_idx: np.ndarray, num_vertices: int) -> _Graph:
 
 
 def _run_python(inp: _Inputs, method: str, max_passes: Optional[int] = None):
+    # Non-finite inputs (inf / NaN positions or colours) flow through as in the C++: no warnings.
+    with np.errstate(all="ignore"):
+        return _run_python_impl(inp, method, max_passes)
+
+
+def _run_python_impl(inp: _Inputs, method: str, max_passes: Optional[int]):
     H, W, C = inp.texture.shape
     V = inp.vtx_pos.shape[0]
     texf = inp.texture.reshape(-1, C)

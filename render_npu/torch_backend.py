@@ -3,82 +3,118 @@
 It runs unchanged on Ascend NPUs (through ``torch_npu``, never imported here), CUDA and CPU:
 nothing in it is device specific, every tensor lives on the input's device, there is no
 float64, and the number of torch ops per call does not depend on the number of faces or the
-resolution except through a chunk loop whose length is (work / ``memory_budget``). See
-docs/torch_backend.md for the design and the measurements.
+resolution except through chunk loops whose length is (work / chunk size), the chunk size
+following ``memory_budget``. See docs/torch_backend.md for the design and measurements.
 
-Pipeline (all faces at once, no Python loop over faces, tiles or pixels):
+Pipeline (all faces at once: no Python loop over faces, tiles or pixels):
 
 1. Setup, float32, bit-identical to :mod:`render_npu.reference` (the same operations in the same
    order): per-vertex projection and 1/256-pixel snapping; the few triangles that cross a clip
-   plane are clipped by a vectorized Sutherland-Hodgman (all six planes, polygons of up to
+   plane are clipped by a vectorized Sutherland-Hodgman (six planes, polygons of up to
    ``_CLIP_CAP`` vertices) and fanned into pieces that keep the parent's id. Each piece gets
    exact integer edge equations (orientation normalised, top-left bias), a float32 depth
-   gradient and perspective barycentric coefficients. Pieces are stored in (batch, face, fan)
-   order so that "lower piece index" means "lower triangle id".
-2. Binning into stamps: each piece's pixel bounding box is cut into square S x S pixel tiles
-   anchored at the box's corner ("stamps"; S from ``_STAMP_SIZES``, picked per piece by a cost
-   model, or fixed in static mode). Expanding (piece, stamp) pairs is one ``repeat_interleave``.
-3. Raster, per chunk of stamps (chunk size from ``memory_budget``): each edge function is
-   separable on a stamp, ``E(lx, ly) = row[ly] + col[lx]``, so coverage of all S*S pixels is a
-   broadcast comparison of two tiny tables per edge; depth likewise. Each covered pixel gets
-   the int64 key ``(float32 depth bits << 32) | piece index``; one ``scatter_reduce(amin)`` into a
-   per-pixel key buffer resolves visibility: nearest depth wins, lowest id on equal depth.
-4. Resolve, per chunk of pixels: the winning piece's exact edge values at the pixel give the
-   perspective-correct barycentrics and the depth.
+   gradient and perspective barycentric coefficients, and a rank: its position in
+   (batch, face, fan) order, so that a lower rank means a lower triangle id.
+2. Binning into tiles: each piece's pixel bounding box is cut into S x S pixel tiles anchored at
+   the box's corner ("stamps"; S from ``_STAMP_SIZES`` per piece by a cost model, or fixed in
+   static mode). Expanding (piece, stamp) pairs is one ``repeat_interleave``.
+3. Raster, per chunk of stamps: an edge function is separable on a stamp,
+   ``E(lx, ly) = row[ly] - col[lx]``, so the coverage of all S*S pixels is one broadcast
+   comparison of two small tables per edge; depth likewise. Every covered pixel gets the int64
+   key ``bits(float32 depth') << 32 | rank``; one ``scatter_reduce(amin)`` into a per-pixel key
+   buffer resolves visibility: nearest depth wins, lowest id on equal depth.
+4. Resolve, per chunk of covered pixels: the winning piece's exact edge values at the pixel give
+   the perspective-correct barycentrics and the depth.
 
 Exactness: coverage is exact on the 1/256 grid on every device. ``edge_arith="int64"`` (CPU,
-CUDA) evaluates edge functions in int64; ``edge_arith="float32"`` (the default on other devices:
-Ascend NPUs are slow at int64) evaluates them per pixel in float32 with an exact hi/lo split of
-tile-relative integers (see :func:`_coverage_float`), so the two give identical coverage. Depth
-for the visibility test is float32 (within ~1e-7 of the reference's float64 plane for ordinary
-triangles), so ids can differ from the reference only where two surfaces are within about that
-distance in depth, which the contract's agreement rule allows.
+CUDA) evaluates edge functions in int64; ``edge_arith="float32"`` (the default elsewhere: Ascend
+NPUs are slow at int64) evaluates them per pixel in float32 with an exact hi/lo split of
+tile-relative integers (:func:`_coverage_float`); both give identical coverage. Depth for the
+visibility test is float32 (within ~2e-7 of the reference's float64 plane for ordinary
+triangles), so ids can differ from the reference only where two surfaces are that close in
+depth, which the contract's agreement rule allows.
 """
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 
 SUBPIXEL = 256  # fixed-point steps per pixel, as the reference
 HALF = SUBPIXEL // 2
 GUARD_BAND = 128.0  # clip planes |x|, |y| <= G w, as the reference
-DEFAULT_MEMORY_BUDGET = 256 << 20  # bytes of scratch per chunk (raster and resolve loops)
+DEFAULT_MEMORY_BUDGET = 256 << 20  # bytes of scratch per chunk (setup, raster and resolve loops)
 MIN_MEMORY_BUDGET = 1 << 20
 _STAMP_SIZES = (4, 8, 16, 32)  # candidate stamp sides in pixels (dynamic mode)
 STATIC_STAMP_SIZE = 8  # default stamp side in static mode
+MAX_STAMP_SIZE = 64
 _CLIP_CAP = 16  # polygon capacity of the clipper (a triangle clipped by 6 planes has <= 9)
-_DEPTH_OFFSET = 2.0  # depth + 2 lies in [~1, ~3]: positive, so its float32 bits order like the values
+_FAN = _CLIP_CAP - 2  # fan pieces per clipped triangle (slots; most stay empty)
+# Visibility depth d' = z / 8 + 3 / 8: in [1/4, 1/2) for z in [-1, 1], so its float32 bits are
+# positive, order like the values and stay below 2**30; uncovered pixels get bits >= 2**30.
+_DEPTH_SCALE, _DEPTH_BIAS = 0.125, 0.375
+_UNCOVERED_BIT = 30
 _STEEP = 4096.0  # |dz/dx| + |dz/dy| per pixel above which a piece's depth is taken as constant
 _I64_MAX = (1 << 63) - 1
-_INF_BITS = 0x7F800000  # float32 +inf
+_EMPTY_BELOW = (1 << _UNCOVERED_BIT) << 32  # keys below this are covered pixels
 _SPLIT = 14  # bits of the low part in the float32 edge arithmetic
 
-# Scratch bytes per stamp pixel, worst case over the live tensors of one chunk (see _raster_chunk):
-# bool coverage (1) + two bool temporaries (2) + depth (4) + masked depth (4) + key (8) + index (8),
-# float32 edge arithmetic adds two float32 temporaries (8).
-_BYTES_PER_STAMP_PIXEL = {"int64": 32, "float32": 40}
-# Scratch bytes per pixel in the resolve loop (gathered piece rows, exact edge values, results).
-_BYTES_PER_RESOLVE_PIXEL = 400
+# Scratch bytes per unit of work (upper bounds over the live tensors of one chunk):
+_BYTES_PER_STAMP_PIXEL = {"int64": 32, "float32": 40}  # bools, depth, key, index (+ float temporaries)
+_BYTES_PER_CANDIDATE = 700  # setup temporaries per face (or clip fan slot)
+_BYTES_PER_CLIPPED_FACE = 9000  # clipper polygons ([16 x 7] floats, a few copies per plane)
+_BYTES_PER_RESOLVE_PIXEL = 400  # gathered table columns, edge values, results
+# On CPU, temporaries above glibc's mmap threshold (<= 32 MiB) are mapped and unmapped per op and
+# page faults then cost more than the arithmetic (measured: 5-10x slower per element), so chunks
+# are also capped to keep every temporary at a few MiB; a caching allocator (CUDA, NPU) has no
+# such cost and chunks follow memory_budget alone.
+_CPU_CAP = {"stamp_pixels": 1 << 18, "candidates": 1 << 16, "clipped": 1 << 12, "resolve": 1 << 16}
 
-# piece table columns (float32)
-_F_Q = slice(0, 3)  # NDC depth q_i of the (oriented) piece vertices
-_F_C = slice(3, 12)  # perspective barycentric coefficients c[i][k] = beta_ik / w_i, scaled; row-major
-_F_ID = 12  # parent triangle id (exact in float32: ids < 2**24)
-_F_ZX, _F_ZY = 13, 14  # depth gradient per pixel
-_F_INVAREA = 15  # 1 / area (area in fixed-point units squared)
-_NF = 16
-# piece table columns (int64): E_i(px, py) = A_i px + B_i py + C_i, covered iff E_i >= bias_i
-_I_A, _I_B, _I_C, _I_BIAS = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12)
-_NI = 12
+# Candidate tables, component-major ([rows, N + 1]: long contiguous rows vectorize; a [N, 3]
+# layout is ~10x slower per element on CPU). A candidate is a plain face or one fan slot of a
+# clipped face; invalid ones stay in the tables (cheaper than compacting) and are never binned.
+# Column N is a dummy piece that covers nothing (padding of static-shape chunks).
+# itab int64 [9, N + 1]: E_i(px, py) = B_i py - NA_i px + C_i (i = edge opposite vertex i,
+# orientation normalised to positive area); covered iff E_i >= bias_i, the top-left rule's
+# bias_i = 0 for edges going down (NA_i < 0) or exactly left (NA_i = 0, B_i < 0), else 1.
+_I_NA, _I_B, _I_C = slice(0, 3), slice(3, 6), slice(6, 9)
+# ftab float32 [16, N + 1]: q0, q1 - q0, q2 - q0 (NDC depth at the vertices), 1 / area (area in
+# fixed-point units squared), dz/dpx, dz/dpy (per pixel) -- the raster reads rows 0..5 --;
+# c[i][k] = beta_ik / w_i * min_j w_j (row 6 + 3 i + k; barycentrics are invariant to the scale,
+# this keeps them in [0, 1]); the parent triangle id (exact in float32: ids < 2**24).
+_R_Q0, _R_DQ, _R_INVAREA, _R_ZX, _R_ZY, _R_C, _R_ID = 0, slice(1, 3), 3, 4, 5, slice(6, 15), 15
+_NR_RASTER = 6
 
 
 class _Pieces(NamedTuple):
-    ftab: torch.Tensor  # float32 [P + 1, _NF]; row P is a dummy piece that covers nothing
-    itab: torch.Tensor  # int64 [P + 1, _NI]
-    box: torch.Tensor  # int64 [P, 5]: x0, y0 (first pixel), nx, ny (pixel counts >= 1), batch
-    count: int  # P
+    itab: torch.Tensor
+    ftab: torch.Tensor
+    ok: torch.Tensor  # bool [N]: the candidate is a piece covering a non-empty pixel box on screen
+    box: torch.Tensor  # int64 [4, N]: x0, y0 (first pixel), nx, ny (pixel counts; valid where ok)
+    batch: torch.Tensor  # int64 [N]
+    rank: torch.Tensor  # int64 [N]: position in (batch, face, fan) order among pieces (valid where ok)
+    cand: torch.Tensor  # int64 [P + 1]: candidate of each rank; cand[P] = N (the dummy)
+    count: int  # P, the number of pieces
+    dummy: int  # N
+
+
+class _Chunks(NamedTuple):
+    """Chunk sizes (units of work per chunk) of the three loops."""
+    candidates: int
+    clipped: int
+    stamp_pixels: int
+    resolve: int
+
+
+def _chunks(memory_budget: int, device: torch.device) -> _Chunks:
+    sizes = {"candidates": memory_budget // _BYTES_PER_CANDIDATE,
+             "clipped": memory_budget // _BYTES_PER_CLIPPED_FACE,
+             "stamp_pixels": memory_budget // max(_BYTES_PER_STAMP_PIXEL.values()),
+             "resolve": memory_budget // _BYTES_PER_RESOLVE_PIXEL}
+    if device.type == "cpu":
+        sizes = {k: min(v, _CPU_CAP[k]) for k, v in sizes.items()}
+    return _Chunks(**{k: max(1, v) for k, v in sizes.items()})
 
 
 # ----------------------------------------------------------------------------- options
@@ -102,9 +138,15 @@ def _check_options(memory_budget, edge_arith, stamp_size, static_shapes, device)
     if stamp_size is not None:
         if not static_shapes:
             raise ValueError("stamp_size is a static-shape option; pass static_shapes=True with it")
-        if isinstance(stamp_size, bool) or not isinstance(stamp_size, int) or not 1 <= stamp_size <= 64:
-            raise ValueError(f"stamp_size must be an int in 1..64, got {stamp_size!r}")
+        if isinstance(stamp_size, bool) or not isinstance(stamp_size, int) or not 1 <= stamp_size <= MAX_STAMP_SIZE:
+            raise ValueError(f"stamp_size must be an int in 1..{MAX_STAMP_SIZE}, got {stamp_size!r}")
     return memory_budget, edge_arith
+
+
+def _cols(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Columns ``idx`` (int64 [n]) of a [rows, N] table -> [rows, n]. ``gather`` with an expanded
+    index: on CPU 4x faster than ``index_select(1, idx)`` or ``table[:, idx]``."""
+    return torch.gather(table, 1, idx.expand(table.shape[0], idx.shape[0]))
 
 
 def _host(t: torch.Tensor) -> list:
@@ -137,9 +179,8 @@ def _plane_distance(plane: int, x, y, z, w):
     return (gw - x, gw + x, gw - y, gw + y)[plane - 2]
 
 
-def _outside_any(p: torch.Tensor) -> torch.Tensor:
-    """bool [...]: clip-space points [..., 4] outside some clip plane (distance < 0)."""
-    x, y, z, w = p.unbind(-1)
+def _outside_any(x, y, z, w) -> torch.Tensor:
+    """bool: clip-space points outside some clip plane (the reference's distance < 0)."""
     gw = w * GUARD_BAND
     # fl(a - b) < 0 iff a < b (correct rounding keeps the sign), so plain comparisons suffice
     return (z < -w) | (z > w) | (x > gw) | (x < -gw) | (y > gw) | (y < -gw)
@@ -194,230 +235,256 @@ def _clip(V: torch.Tensor):
     return P, Bt, n, overflow
 
 
-def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str, cull: bool) -> _Pieces:
-    """Triangle setup for all faces and batch entries at once (see the module docstring).
+def _candidates(cand: torch.Tensor, ok: torch.Tensor, beta: Optional[torch.Tensor], H: int, W: int, cull: bool,
+                itab: torch.Tensor, ftab: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    """Set up n candidate pieces into table columns (``itab``, ``ftab``, ``box`` are views of n
+    columns, written in place). Returns ok (bool [n]): the candidate is a piece to rasterize.
 
-    pos: float32 [B, V, 4]; faces: int32 [F, 3]. Host syncs: two (clip count, piece count).
+    cand float32 [4, 3, n]: snapped fx, fy (fixed point, integral), NDC depth q and clip w of the
+    three vertices; ok bool [n]: the candidate exists; beta float32 [3, 3, n] (vertex i, parent
+    vertex k) or None for the identity (unclipped faces).
+    """
+    ok = ok & torch.isfinite(cand[:3].abs().amax((0, 1)))  # amax propagates NaN
+    XY = torch.where(ok, cand[:2], 0.0).long()  # [2, 3, n]; exact: integral floats below 2**29
+    # edge i runs from vertex a = (i + 1) % 3 to b = (i + 2) % 3 (slices: cheaper than index_select)
+    XYa = torch.cat((XY[:, 1:], XY[:, :1]), 1)
+    D = torch.cat((XYa[:, 1:], XYa[:, :1]), 1) - XYa  # [2, 3, n]: (dx, dy) of each edge
+    signed = D[0, 1] * D[1, 2] - D[0, 2] * D[1, 1]  # twice the signed area (the reference's)
+    ok = ok & ((signed > 0) if cull else (signed != 0))
+    Do = D * torch.sign(signed)  # orientation normalised (the reference's s); vertices keep their order
+    torch.mul(Do[1], SUBPIXEL, out=itab[_I_NA])
+    torch.mul(Do[0], SUBPIXEL, out=itab[_I_B])
+    H_XYa = HALF - XYa
+    torch.sub(Do[0] * H_XYa[1], Do[1] * H_XYa[0], out=itab[_I_C])
+    del D, Do, XYa, H_XYa
+
+    # pixel box: pixels whose centre 256 p + 128 lies within the vertices' range (the reference's);
+    # ceil((v - 128) / 256) = (v + 127) >> 8 and floor((v - 128) / 256) = (v - 128) >> 8
+    lo = ((torch.minimum(torch.minimum(XY[:, 0], XY[:, 1]), XY[:, 2]) + (HALF - 1)) >> 8).clamp_min_(0)  # [2, n]
+    hi = (torch.maximum(torch.maximum(XY[:, 0], XY[:, 1]), XY[:, 2]) - HALF) >> 8
+    hi[0].clamp_max_(W - 1)
+    hi[1].clamp_max_(H - 1)
+    ok = ok & (lo[0] <= hi[0]) & (lo[1] <= hi[1])
+    box[:2] = lo
+    torch.sub(hi, lo - 1, out=box[2:])
+    del XY, lo, hi
+
+    # depth: z = sum_i q_i E_i / area, so dz/dpx = -(NA_1 (q1 - q0) + NA_2 (q2 - q0)) / area
+    q = cand[2]
+    torch.sub(q[1:], q[:1], out=ftab[_R_DQ])
+    dq = ftab[_R_DQ]
+    ftab[_R_Q0] = q[0]
+    inv_area = torch.reciprocal(signed.abs().clamp_min_(1).float(), out=ftab[_R_INVAREA])
+    na, b = itab[1:3].float(), itab[4:6].float()
+    zx = -(na[0] * dq[0] + na[1] * dq[1]) * inv_area
+    zy = (b[0] * dq[0] + b[1] * dq[1]) * inv_area
+    # a piece this steep is under 1e-3 px thick: every pixel it covers is within the contract's
+    # edge tolerance, and a constant depth keeps the float32 depth keys well-behaved
+    flat = (zx.abs() + zy.abs()) <= _STEEP
+    torch.mul(zx, flat, out=ftab[_R_ZX])
+    torch.mul(zy, flat, out=ftab[_R_ZY])
+
+    # perspective barycentric coefficients beta_ik / w_i * min_j w_j
+    w = cand[3]
+    rw = torch.minimum(torch.minimum(w[0], w[1]), w[2]) / w  # [3, n]
+    c = ftab[_R_C]
+    if beta is None:
+        c.zero_()
+        c[0], c[4], c[8] = rw[0], rw[1], rw[2]
+    else:
+        torch.mul(beta, rw[:, None], out=c.view(3, 3, -1))
+    return ok
+
+
+def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str, cull: bool,
+           chunks: _Chunks) -> _Pieces:
+    """Triangle setup for all faces and batch entries (see the module docstring).
+
+    pos: float32 [B, V, 4]; faces: int32 [F, 3]. Two host syncs (the number of triangles that
+    need clipping, the number of pieces). Loops over chunks of faces.
     """
     dev = pos.device
-    B, F = pos.shape[0], faces.shape[0]
+    B, V, F = pos.shape[0], pos.shape[1], faces.shape[0]
     G = B * F
     ax, bx = _screen(W, viewport)
     ay, by = _screen(H, viewport)
-    fidx = faces.long()
+    fidx = faces.long().t()  # [3, F]
 
-    # per-vertex projection (a vertex shared by many faces is projected once; same result)
-    x, y, z, w = pos.unbind(-1)
-    vfx, vfy, vq = _snap(x / w, ax, bx), _snap(y / w, ay, by), z / w
-    vfin = torch.isfinite(pos).all(-1)
-    vout = _outside_any(pos)
-    ffin = vfin[:, fidx].all(-1).reshape(G)
-    fclip = ffin & vout[:, fidx].any(-1).reshape(G)
-    fplain = ffin & ~fclip
+    # per-vertex projection: a vertex shared by many faces is projected once (same result)
+    pt = pos.permute(2, 0, 1).reshape(4, B * V)
+    x, y, z, w = pt
+    vt = torch.stack((_snap(x / w, ax, bx), _snap(y / w, ay, by), z / w, w))  # [4, B*V]
+    vok = torch.isfinite(pt).all(0)
+    vin = vok & ~_outside_any(x, y, z, w)
+    del pt, x, y, z, w
 
-    gclip = torch.nonzero(fclip).squeeze(1)  # host sync 1: how many triangles need clipping
+    def vertex_ids(g0: int, g1: int) -> torch.Tensor:  # [3, n] vertex indices of faces g0..g1
+        g = torch.arange(g0, g1, device=dev)
+        b = torch.div(g, F, rounding_mode="floor")
+        return fidx[:, g - b * F] + b * V
+
+    vid = (vertex_ids(0, G) if B > 1 else fidx).reshape(-1)
+    fplain = vin.index_select(0, vid).view(3, G).all(0)
+    gclip = torch.nonzero(vok.index_select(0, vid).view(3, G).all(0) & ~fplain).squeeze(1)  # host sync 1
+    del vid
     M = gclip.shape[0]
+    N = G + M * _FAN
 
-    # candidate pieces: one per plain face, _CLIP_CAP - 2 fan slots per clipped face
-    cfx = vfx[:, fidx].reshape(G, 3)
-    cfy = vfy[:, fidx].reshape(G, 3)
-    cq = vq[:, fidx].reshape(G, 3)
-    cw = w[:, fidx].reshape(G, 3)
-    cbeta = None  # identity for plain faces
-    cok = fplain
+    itab = torch.empty((9, N + 1), dtype=torch.int64, device=dev)
+    ftab = torch.empty((16, N + 1), dtype=torch.float32, device=dev)
+    box = torch.empty((4, N), dtype=torch.int64, device=dev)
+    ok = torch.empty((N,), dtype=torch.bool, device=dev)
+    batch = torch.empty((N,), dtype=torch.int64, device=dev)
+
+    # plain faces, in chunks
+    for g0 in range(0, G, chunks.candidates):
+        g1 = min(G, g0 + chunks.candidates)
+        vid = vertex_ids(g0, g1) if B > 1 else fidx[:, g0:g1]
+        cand = _cols(vt, vid.reshape(-1)).view(4, 3, g1 - g0)
+        sl = slice(g0, g1)
+        ok[sl] = _candidates(cand, fplain[sl], None, H, W, cull, itab[:, sl], ftab[:, sl], box[:, sl])
+        g = torch.arange(g0, g1, device=dev)
+        b = torch.div(g, F, rounding_mode="floor")
+        ftab[_R_ID, sl] = (g - b * F).float()
+        batch[sl] = b
+
+    # clipped faces (usually few), in chunks; each yields _FAN fan slots (0, i, i + 1)
+    overflow = torch.zeros((), dtype=torch.int64, device=dev)
     if M:
-        bm, fm = gclip // F, gclip % F
-        Pc, Bc, nc, overflow = _clip(pos[bm[:, None], fidx[fm]])
-        X = Pc[..., 0] / Pc[..., 3]
-        Y = Pc[..., 1] / Pc[..., 3]
-        pfx, pfy, pq, pw = _snap(X, ax, bx), _snap(Y, ay, by), Pc[..., 2] / Pc[..., 3], Pc[..., 3]
-        K = _CLIP_CAP - 2
-        i = torch.arange(1, K + 1, device=dev)
-        tri = torch.stack((torch.zeros_like(i), i, i + 1), 1)  # fan (0, i, i + 1)
-        fan_ok = (i[None, :] + 1) < nc[:, None]  # [M, K]
+        i = torch.arange(1, _FAN + 1, device=dev)
+        fan = torch.stack((torch.zeros_like(i), i, i + 1), 1)  # [_FAN, 3]
+        for m0 in range(0, M, chunks.clipped):
+            m1 = min(M, m0 + chunks.clipped)
+            gm = gclip[m0:m1]
+            bm = torch.div(gm, F, rounding_mode="floor")
+            fm = gm - bm * F
+            Pc, Bc, nc, over = _clip(pos[bm[:, None], fidx.t()[fm]])
+            overflow = overflow + over
+            Xn, Yn = Pc[..., 0] / Pc[..., 3], Pc[..., 1] / Pc[..., 3]
+            pv = torch.stack((_snap(Xn, ax, bx), _snap(Yn, ay, by), Pc[..., 2] / Pc[..., 3], Pc[..., 3]))  # [4, m, CAP]
+            n = (m1 - m0) * _FAN
+            cand = pv[:, :, fan].permute(0, 3, 1, 2).reshape(4, 3, n)  # [4, 3 (vertex), m * _FAN]
+            beta = Bc[:, fan].permute(2, 3, 0, 1).reshape(3, 3, n)  # [3 (vertex i), 3 (parent k), m * _FAN]
+            exists = ((i + 1)[None, :] < nc[:, None]).reshape(n)
+            sl = slice(G + m0 * _FAN, G + m1 * _FAN)
+            ok[sl] = _candidates(cand, exists, beta, H, W, cull, itab[:, sl], ftab[:, sl], box[:, sl])
+            ftab[_R_ID, sl] = fm.float().repeat_interleave(_FAN)
+            batch[sl] = bm.repeat_interleave(_FAN)
 
-        def fan(t):  # [M, CAP, ...] -> [M * K, 3, ...]
-            return t[:, tri].reshape((M * K, 3) + t.shape[2:])
-
-        cfx = torch.cat((cfx, fan(pfx)))
-        cfy = torch.cat((cfy, fan(pfy)))
-        cq = torch.cat((cq, fan(pq)))
-        cw = torch.cat((cw, fan(pw)))
-        cbeta = torch.cat((torch.eye(3, dtype=torch.float32, device=dev).expand(G, 3, 3), fan(Bc)))
-        cok = torch.cat((cok, fan_ok.reshape(-1)))
-    else:
-        overflow = torch.zeros((), dtype=torch.int64, device=dev)
-    # global face index of every candidate
-    cface = torch.arange(G, device=dev)
+    # ranks: pieces in (batch, face, fan) order, so a lower rank means a lower triangle id
+    cnt = ok[:G].long()
     if M:
-        cface = torch.cat((cface, gclip.repeat_interleave(_CLIP_CAP - 2)))
-
-    # validity: finite snapped values, non-zero area, culling, a non-empty pixel box on screen
-    cok = cok & torch.isfinite(cfx).all(1) & torch.isfinite(cfy).all(1) & torch.isfinite(cq).all(1)
-    X = torch.where(cok[:, None], cfx, 0.0).long()  # exact: integral float32 values below 2**29
-    Y = torch.where(cok[:, None], cfy, 0.0).long()
-    signed = (X[:, 1] - X[:, 0]) * (Y[:, 2] - Y[:, 0]) - (X[:, 2] - X[:, 0]) * (Y[:, 1] - Y[:, 0])
-    cok = cok & (signed != 0)
-    if cull:
-        cok = cok & (signed > 0)
-    neg = signed < 0
-    # orientation: swap vertices 1 and 2 of clockwise pieces; the integer edge functions are the
-    # same functions as the reference's orientation-multiplied ones (exact arithmetic)
-    one = torch.where(neg, 2, 1)
-    perm = torch.stack((torch.zeros_like(one), one, 3 - one), 1)
-    X, Y = torch.gather(X, 1, perm), torch.gather(Y, 1, perm)
-    cq = torch.gather(cq, 1, perm)
-    cw = torch.gather(cw, 1, perm)
-    if cbeta is None:
-        cbeta_rows = torch.nn.functional.one_hot(perm, 3).to(torch.float32)  # [N, 3(vertex), 3(parent)]
-    else:
-        cbeta_rows = torch.gather(cbeta, 1, perm[..., None].expand(-1, -1, 3))
-    area = signed.abs()
-
-    # pixel box: pixels whose centre 256 p + 128 lies within the vertices' range
-    x0 = -torch.div(HALF - X.amin(1), SUBPIXEL, rounding_mode="floor")
-    x1 = torch.div(X.amax(1) - HALF, SUBPIXEL, rounding_mode="floor")
-    y0 = -torch.div(HALF - Y.amin(1), SUBPIXEL, rounding_mode="floor")
-    y1 = torch.div(Y.amax(1) - HALF, SUBPIXEL, rounding_mode="floor")
-    x0, y0 = x0.clamp_min(0), y0.clamp_min(0)
-    x1, y1 = x1.clamp_max(W - 1), y1.clamp_max(H - 1)
-    cok = cok & (x0 <= x1) & (y0 <= y1)
-
-    # ordered compaction: pieces in (batch, face, fan) order, so piece index order = id order
-    nfrom = cok.long()
-    cnt = nfrom[:G].clone()
-    if M:
-        cnt.index_add_(0, gclip, nfrom[G:].view(M, -1).sum(1))
-    start = torch.cumsum(cnt, 0) - cnt
+        cnt.index_add_(0, gclip, ok[G:].view(M, _FAN).sum(1))
+    first = torch.cumsum(cnt, 0) - cnt
     tot = _host(torch.stack((cnt.sum(), overflow)))  # host sync 2
     P, n_over = int(tot[0]), int(tot[1])
     if n_over:
         raise RuntimeError(f"torch backend: {n_over} clipped polygon(s) exceeded {_CLIP_CAP} vertices "
                            "(degenerate input); please report this scene")
     if P >= 2 ** 31 - 1:
-        raise ValueError(f"torch backend: {P} triangle pieces after clipping is more than it indexes (2**31 - 1); "
-                         "rasterize fewer batch entries per call")
-    within = torch.cumsum(nfrom[G:].view(M, -1), 1) - 1 if M else None
-    dest = start[cface] if not M else torch.cat((start, start[gclip][:, None].add(within).reshape(-1)))
-    dest = torch.where(cok, dest, P)  # invalid candidates land on row P, overwritten below
+        raise ValueError(f"torch backend: {P} triangle pieces after clipping is more than it indexes "
+                         "(2**31 - 1); rasterize fewer batch entries per call")
+    rank = first
+    if M:
+        rank = torch.cat((first, (first[gclip][:, None] + torch.cumsum(ok[G:].view(M, _FAN), 1) - 1).reshape(-1)))
+    rank = torch.where(ok, rank, P)
+    cand_of = torch.empty(P + 1, dtype=torch.int64, device=dev).index_copy_(0, rank, torch.arange(N, device=dev))
+    cand_of[P] = N
 
-    # integer edge equations, edge i opposite vertex i, from vertex a to vertex b
-    Xa, Xb = torch.roll(X, -1, 1), torch.roll(X, -2, 1)  # columns (1, 2, 0) and (2, 0, 1)
-    Ya, Yb = torch.roll(Y, -1, 1), torch.roll(Y, -2, 1)
-    dx, dy = Xb - Xa, Yb - Ya
-    itab_c = torch.cat((-SUBPIXEL * dy, SUBPIXEL * dx, dx * (HALF - Ya) - dy * (HALF - Xa),
-                        ((dy >= 0) & ((dy != 0) | (dx >= 0))).long()), 1)
-    del Xa, Xb, Ya, Yb
-
-    # depth gradient per pixel: z = sum_i q_i E_i / area, so dz/dpx = sum_i q_i A_i / area
-    inv_area = 1.0 / area.clamp_min(1).float()
-    dq1, dq2 = cq[:, 1] - cq[:, 0], cq[:, 2] - cq[:, 0]
-    zx = ((-SUBPIXEL * dy[:, 1]).float() * dq1 + (-SUBPIXEL * dy[:, 2]).float() * dq2) * inv_area
-    zy = ((SUBPIXEL * dx[:, 1]).float() * dq1 + (SUBPIXEL * dx[:, 2]).float() * dq2) * inv_area
-    # a piece this steep is thinner than 1e-3 px across: every pixel it covers is within the
-    # contract's 1e-3 px edge tolerance, and a constant depth keeps float32 keys well-behaved
-    steep = (zx.abs() + zy.abs()) > _STEEP
-    zx, zy = torch.where(steep, 0.0, zx), torch.where(steep, 0.0, zy)
-    del dx, dy
-    # barycentric coefficients beta_ik / w_i, scaled by the row maximum (b is scale invariant)
-    c = cbeta_rows / cw[..., None]
-    c = c / c.amax((1, 2), keepdim=True)
-    fid = (cface % F).float()
-    ftab_c = torch.cat((cq, c.reshape(-1, 9), fid[:, None], zx[:, None], zy[:, None], inv_area[:, None]), 1)
-    del c, cbeta_rows
-
-    ftab = torch.empty((P + 1, _NF), dtype=torch.float32, device=dev)
-    ftab.index_copy_(0, dest, ftab_c)
-    itab = torch.empty((P + 1, _NI), dtype=torch.int64, device=dev)
-    itab.index_copy_(0, dest, itab_c)
-    boxc = torch.stack((x0, y0, x1 - x0 + 1, y1 - y0 + 1, cface // F), 1)
-    box = torch.empty((P + 1, 5), dtype=torch.int64, device=dev)
-    box.index_copy_(0, dest, boxc)
-    # row P: a dummy piece (padding of static chunks) far left of the screen, covering nothing
-    ftab[P] = 0.0
-    ftab[P, _F_C] = torch.eye(3, dtype=torch.float32, device=dev).reshape(9)
-    ftab[P, _F_INVAREA] = 1.0
-    itab[P] = 0
-    itab[P, _I_C] = -1  # E = -1 < 0 = bias everywhere
-    return _Pieces(ftab, itab, box[:P], P)
+    # column N: a dummy piece covering nothing (E = -1 < bias everywhere)
+    itab[:, N] = 0
+    itab[_I_C, N] = -1
+    ftab[:, N] = 0.0
+    ftab[_R_INVAREA, N] = 1.0
+    return _Pieces(itab, ftab, ok, box, batch, rank, cand_of, P, N)
 
 
 # ----------------------------------------------------------------------------- binning
 
 def _stamp_cost(n_stamps: torch.Tensor, S: int) -> torch.Tensor:
-    """Relative cost of rasterizing ``n_stamps`` stamps of side S (measured on CPU, eager):
-    per pixel ~S*S, per stamp row/column tables ~8*S, per stamp gathers and setup ~48."""
-    return n_stamps * (S * S + 8 * S + 48)
+    """Relative cost of rasterizing ``n_stamps`` stamps of side S (eager CPU, measured): ~10 ops
+    per stamp pixel, ~8 ops on per-stamp row/column tables, ~40 per-stamp ops and gathers."""
+    return n_stamps * (10 * S * S + 24 * S + 60)
 
 
-def _stamps(box: torch.Tensor, sizes, H: int, W: int):
-    """Cut each piece's pixel box into S x S stamps. Returns {S: (piece [N], base [N])} where
-    ``base`` is the flat output index of the stamp's first pixel (batch * H * W + oy * W + ox).
-    One host sync (the stamp counts)."""
-    dev = box.device
-    P = box.shape[0]
-    x0, y0, nx, ny, b = box.unbind(1)
-    per = []
-    for S in sizes:
-        per.append(((nx + S - 1) // S, (ny + S - 1) // S))
-    if len(sizes) > 1:
-        cost = torch.stack([_stamp_cost(sx * sy, S) for (sx, sy), S in zip(per, sizes)])
-        cls = cost.argmin(0)
-    else:
-        cls = torch.zeros(P, dtype=torch.int64, device=dev)
-    counts = [torch.where(cls == k, sx * sy, 0) for k, (sx, sy) in enumerate(per)]
-    totals = _host(torch.stack([cnt.sum() for cnt in counts]))  # host sync 3
-    out = {}
-    pidx = torch.arange(P, device=dev)
+class _Stamps(NamedTuple):
+    S: int
+    cand: torch.Tensor  # int64 [n]: candidate (piece) of each stamp
+    rank: torch.Tensor  # int64 [n]: the piece's rank (the tie-break of the key)
+    ox: torch.Tensor  # int64 [n]: first pixel of the stamp
+    oy: torch.Tensor
+    base: torch.Tensor  # int64 [n]: its index in the padded key buffer
+
+
+def _stamps(pc: _Pieces, sizes, Hp: int, Wp: int) -> List[_Stamps]:
+    """Cut each piece's pixel box into S x S stamps anchored at the box corner, S per piece from
+    ``sizes`` (powers of two) by :func:`_stamp_cost`. One host sync (the stamp counts)."""
+    dev = pc.ok.device
+    N = pc.ok.shape[0]
+    nxy = pc.box[2:] * pc.ok  # [2, N]; 0 for candidates that are not pieces
+    shifts = [S.bit_length() - 1 for S in sizes]
+    nsxy = [(nxy + (S - 1)) >> sh for S, sh in zip(sizes, shifts)]  # stamps along x, y
+    nst = [t[0] * t[1] for t in nsxy]
+    if len(sizes) > 1:  # cheapest class per piece (elementwise: argmin over a short dim is slow)
+        best = _stamp_cost(nst[0], sizes[0])
+        cls = torch.zeros_like(best)
+        for k in range(1, len(sizes)):
+            cost = _stamp_cost(nst[k], sizes[k])
+            better = cost < best
+            best = torch.minimum(best, cost)
+            cls = torch.where(better, k, cls)
+        nst = [n * (cls == k) for k, n in enumerate(nst)]
+    totals = _host(torch.stack([n.sum() for n in nst]))  # host sync 3
+    ar = torch.arange(N, device=dev)
+    out = []
     for k, S in enumerate(sizes):
-        N = int(totals[k])
-        if N == 0:
+        n = int(totals[k])
+        if n == 0:
             continue
-        cnt = counts[k]
-        piece = torch.repeat_interleave(pidx, cnt, output_size=N)
-        first = torch.cumsum(cnt, 0) - cnt
-        j = torch.arange(N, device=dev) - first[piece]
-        sx = per[k][0][piece]
+        c = torch.repeat_interleave(ar, nst[k], output_size=n)
+        j = torch.arange(n, device=dev) - (torch.cumsum(nst[k], 0) - nst[k]).index_select(0, c)
+        sx = nsxy[k][0].index_select(0, c)
         jy = torch.div(j, sx, rounding_mode="floor")
-        jx = j - jy * sx
-        base = (b[piece] * H + y0[piece] + jy * S) * W + x0[piece] + jx * S
-        out[S] = (piece, base)
+        o = _cols(pc.box[:2], c)
+        ox = o[0] + (j - jy * sx) * S
+        oy = o[1] + jy * S
+        base = (pc.batch.index_select(0, c) * Hp + oy) * Wp + ox
+        out.append(_Stamps(S, c, pc.rank.index_select(0, c), ox, oy, base))
     return out
 
 
 # ----------------------------------------------------------------------------- raster
 
-def _coverage_int64(e, A, Bc, ar, row_ok, col_ok):
-    """bool [C, S, S] (ly, lx): all three edge functions >= 0, in exact int64.
+def _coverage_int64(e, NA, Bc, ar):
+    """bool [S, S, C] (ly, lx, stamp): all three edge functions >= bias, exact int64.
 
-    e [C, 3]: E_i - bias_i at the stamp's first pixel; A, Bc [C, 3]: dE/dpx, dE/dpy.
-    E(lx, ly) - bias = row[ly] + A lx with row[ly] = e + Bc ly; covered iff row[ly] >= -A lx.
+    e [3, C]: E_i - bias_i at each stamp's first pixel; NA, Bc [3, C]: -dE/dpx, dE/dpy.
+    E - bias = row[ly] - NA lx with row[ly] = e + Bc ly: covered iff row[ly] >= NA lx.
     """
-    row = e[..., None] + Bc[..., None] * ar  # [C, 3, S]
-    ncol = (-A)[..., None] * ar
-    lo = torch.iinfo(torch.int64).min
-    row[:, 0] = torch.where(row_ok, row[:, 0], lo)  # rows / columns outside the image: never covered
-    ncol[:, 0] = torch.where(col_ok, ncol[:, 0], _I64_MAX)
-    cover = row[:, 0, :, None] >= ncol[:, 0, None, :]
-    cover &= row[:, 1, :, None] >= ncol[:, 1, None, :]
-    cover &= row[:, 2, :, None] >= ncol[:, 2, None, :]
+    a = ar[:, None]
+    row = e[:, None, :] + Bc[:, None, :] * a  # [3, S, C]
+    col = NA[:, None, :] * a
+    cover = row[0][:, None] >= col[0][None]
+    cover &= row[1][:, None] >= col[1][None]
+    cover &= row[2][:, None] >= col[2][None]
     return cover
 
 
-def _coverage_float(e, A, Bc, ar, row_ok, col_ok, S):
-    """Same result as :func:`_coverage_int64` with float32 arithmetic per pixel (exact).
+def _coverage_float(e, NA, Bc, ar, S: int):
+    """Same result as :func:`_coverage_int64`, with float32 arithmetic per pixel (exact).
 
-    With dx = Bc / 256, dy = -A / 256 (edge direction in fixed point) and the pixel offsets
-    (lx, ly) in [0, S), E - bias = e + 256 (dx ly - dy lx) >= 0  <=>  dx ly - k >= dy lx with the
-    integer k = -floor(e / 256); k is clamped to +-(R + 1), R = (|dx| + |dy|)(S - 1) >= |dx ly - dy lx|,
-    which keeps the sign and bounds |k| < 2**35. Each side is split, v = h 2**14 + l with
-    0 <= l < 2**14, so every per-pixel quantity is an integer below 2**24 (exact in float32):
-    h-parts below 2**22 and l-parts below 2**19 for |dx|, |dy| < 2**30 and S <= 32. Then
-    dx ly - k - dy lx >= 0  <=>  2**14 (Rh - Ch) >= Cl - Rl, both sides exact in float32.
-    Only per-stamp tables use int64 (O(stamps * S)); the O(stamps * S * S) work is float32.
+    With the fixed-point edge direction dx = Bc / 256, dy = NA / 256 and pixel offsets
+    (lx, ly) in [0, S): E - bias = e + 256 (dx ly - dy lx) >= 0  <=>  dx ly - k >= dy lx for the
+    integer k = -floor(e / 256). Clamping k to +-(R + 1), R = (|dx| + |dy|)(S - 1) >= |dx ly - dy lx|,
+    keeps every sign and bounds |k| < 2**37. Each side is split, v = h 2**14 + l, 0 <= l < 2**14:
+    dx ly - k - dy lx >= 0  <=>  2**14 (Rh - Ch) >= Cl - Rl with Rh = dxh ly - kh, Rl = dxl ly - kl,
+    Ch = dyh lx, Cl = dyl lx. For |dx|, |dy| < 2**30 (the guard band bounds fixed-point
+    coordinates by 2**29) and S <= 64 every term is an integer of magnitude below 2**23, so
+    2**14 (Rh - Ch), Cl - Rl and the comparison are exact in float32. int64 appears only in the
+    per-stamp tables (O(stamps * S)); the O(stamps * S * S) work is float32.
     """
     dx = torch.div(Bc, SUBPIXEL, rounding_mode="floor")
-    dy = torch.div(-A, SUBPIXEL, rounding_mode="floor")
+    dy = torch.div(NA, SUBPIXEL, rounding_mode="floor")
     R = (dx.abs() + dy.abs()) * (S - 1) + 1
     k = torch.minimum(torch.maximum(-torch.div(e, SUBPIXEL, rounding_mode="floor"), -R), R)
     unit = 1 << _SPLIT
@@ -429,87 +496,74 @@ def _coverage_float(e, A, Bc, ar, row_ok, col_ok, S):
     xh, xl = split(dx)
     yh, yl = split(dy)
     kh, kl = split(k)
-    rh = ((xh[..., None] * ar - kh[..., None]) * unit).float()  # [C, 3, S], integral, exact
-    rl = (xl[..., None] * ar - kl[..., None]).float()
-    ch = ((yh[..., None] * ar) * unit).float()
-    cl = (yl[..., None] * ar).float()
-    big = 2.0 ** 60
-    rh[:, 0] = torch.where(row_ok, rh[:, 0], -big)  # outside the image: never covered
-    ch[:, 0] = torch.where(col_ok, ch[:, 0], big)
+    a = ar[:, None]
+    rh = ((xh[:, None] * a - kh[:, None]) * unit).float()  # [3, S, C], integral, exact
+    rl = (xl[:, None] * a - kl[:, None]).float()
+    ch = ((yh[:, None] * a) * unit).float()
+    cl = (yl[:, None] * a).float()
     cover = None
     for i in range(3):
-        hi = rh[:, i, :, None] - ch[:, i, None, :]  # 2**14 (Rh - Ch), exact
-        lo = cl[:, i, None, :] - rl[:, i, :, None]  # Cl - Rl, exact
+        hi = rh[i][:, None] - ch[i][None]  # 2**14 (Rh - Ch), exact
+        lo = cl[i][None] - rl[i][:, None]  # Cl - Rl, exact
         c = hi >= lo
         del hi, lo
         cover = c if cover is None else cover.logical_and_(c)
     return cover
 
 
-def _raster_chunk(gi: torch.Tensor, gf: torch.Tensor, piece: torch.Tensor, base: torch.Tensor, S: int, H: int,
-                  W: int, float_edges: bool) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Keys of one chunk of C stamps of side S. Static shapes; compiled as is in static mode.
+def _raster_chunk(gi: torch.Tensor, gr: torch.Tensor, rank: torch.Tensor, ox: torch.Tensor, oy: torch.Tensor,
+                  base: torch.Tensor, S: int, Wp: int, float_edges: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Keys of one chunk of C stamps of side S. Static shapes: compiled as is in static mode.
 
-    gi int64 [C, _NI], gf float32 [C, _NF]: the stamps' piece rows; piece int64 [C] (piece index,
-    the tie-break rank); base int64 [C]: flat output index of each stamp's first pixel.
-    Returns (index int64 [C*S*S], key int64 [C*S*S]): key = (bits of float32 (depth + 2)) << 32
-    | piece for covered pixels, +inf depth bits for the others (harmless to the amin).
+    gi int64 [9, C] (itab) and gr float32 [6, C] (ftab rows 0..5): the stamps' pieces; rank int64 [C];
+    ox, oy int64 [C]: each stamp's first pixel; base int64 [C]: its index in the key buffer,
+    whose rows are Wp wide (pixels past the image's right and bottom edges land in its padding).
+    Returns (index int64 [S*S*C], key int64 [S*S*C]): key = bits(d') << 32 | rank, with
+    d' = depth / 8 + 3 / 8 and bit 30 of the high word set where the pixel is not covered.
     """
     dev = gi.device
     ar = torch.arange(S, device=dev)
-    HW = H * W
-    rem = base % HW
-    oy = torch.div(rem, W, rounding_mode="floor")
-    ox = rem - oy * W
-    A, Bc, Cc, bias = gi[:, _I_A], gi[:, _I_B], gi[:, _I_C], gi[:, _I_BIAS]
-    E0 = A * ox[:, None] + Bc * oy[:, None] + Cc  # exact edge values at the stamp's first pixel [C, 3]
-    row_ok = (oy[:, None] + ar) < H
-    col_ok = (ox[:, None] + ar) < W
+    NA, Bc = gi[_I_NA], gi[_I_B]
+    bias = (NA > 0) | ((NA == 0) & (Bc >= 0))  # top-left rule
+    e = Bc * oy - NA * ox + gi[_I_C] - bias.long()  # exact E - bias at each stamp's first pixel [3, C]
     if float_edges:
-        cover = _coverage_float(E0 - bias, A, Bc, ar, row_ok, col_ok, S)
+        cover = _coverage_float(e, NA, Bc, ar, S)
     else:
-        cover = _coverage_int64(E0 - bias, A, Bc, ar, row_ok, col_ok)
-    # depth at the stamp origin from exact edge values: q0 + sum_i (q_i - q0) lambda_i; then the
-    # plane is separable over the stamp. +2 keeps depths positive (monotone float32 bits).
-    lam = E0.float() * gf[:, _F_INVAREA, None]
-    q = gf[:, _F_Q]
-    z0 = q[:, 0] + (q[:, 1] - q[:, 0]) * lam[:, 1] + (q[:, 2] - q[:, 0]) * lam[:, 2] + _DEPTH_OFFSET
-    zrow = z0[:, None] + gf[:, _F_ZY, None] * ar.float()
-    zcol = gf[:, _F_ZX, None] * ar.float()
-    z = zrow[:, :, None] + zcol[:, None, :]
-    z = torch.where(cover, z, float("inf"))
+        cover = _coverage_int64(e, NA, Bc, ar)
+    # depth at the first pixel from the exact edge values, q0 + sum_i (q_i - q0) E_i / area (E - bias
+    # is off by at most one unit: negligible), then a separable plane over the stamp
+    lam = e[1:].float() * gr[_R_INVAREA]
+    z0 = (gr[_R_Q0] + (gr[_R_DQ] * lam).sum(0)) * _DEPTH_SCALE + _DEPTH_BIAS
+    a = ar.float()[:, None]
+    zrow = z0 + (gr[_R_ZY] * _DEPTH_SCALE) * a  # [S, C]
+    zcol = (gr[_R_ZX] * _DEPTH_SCALE) * a
+    zb = (zrow[:, None] + zcol[None]).view(torch.int32)  # [S, S, C]
+    # uncovered: at least 2**30 (d' of a covered pixel is positive and below 0.5, under 2**30 as
+    # bits; an uncovered one may be anything, negative included); 5x faster than where() on CPU
+    zb = torch.maximum(zb, cover.logical_not_().to(torch.int32) << _UNCOVERED_BIT)
     del cover
-    C = gi.shape[0]
-    rank = piece.to(torch.int32)[:, None, None].expand(C, S, S)
-    key = torch.stack((rank, z.view(torch.int32)), -1).view(torch.int64)  # little-endian: rank low, depth high
-    off = ar[:, None] * W + ar[None, :]
-    idx = base[:, None, None] + off
+    C = gi.shape[1]
+    key = torch.stack((rank.to(torch.int32).expand(S, S, C), zb), -1).view(torch.int64)  # little-endian
+    idx = (ar[:, None] * Wp + ar[None, :])[..., None] + base
     return idx.reshape(-1), key.reshape(-1)
 
 
 # ----------------------------------------------------------------------------- resolve
 
-def _resolve_chunk(key: torch.Tensor, gi: torch.Tensor, gf: torch.Tensor, p: torch.Tensor, H: int, W: int):
-    """Barycentrics, ids and depth of one chunk of n pixels from their winning pieces.
+def _resolve_chunk(gi: torch.Tensor, gf: torch.Tensor, px: torch.Tensor,
+                   py: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Barycentrics, id and depth of n covered pixels from their winning pieces.
 
-    key int64 [n] (the per-pixel amin); gi, gf: the winners' piece rows; p int64 [n]: flat pixel
-    index. Returns (rast float32 [n, 4], depth float32 [n]).
+    gi int64 [9, n], gf float32 [16, n]: the winners' table columns; px, py int64 [n]: pixel
+    indices. Returns (rast float32 [n, 4], depth float32 [n]).
     """
-    hit = key < (_INF_BITS << 32)
-    rem = p % (H * W)
-    py = torch.div(rem, W, rounding_mode="floor")
-    px = rem - py * W
-    E = gi[:, _I_A] * px[:, None] + gi[:, _I_B] * py[:, None] + gi[:, _I_C]  # exact, >= 0 inside
+    E = gi[_I_B] * py - gi[_I_NA] * px + gi[_I_C]  # exact, >= 0 inside [3, n]
     Ef = E.float()
-    c = gf[:, _F_C].view(-1, 3, 3)
-    u = (Ef[:, :, None] * c).sum(1)  # u_k = sum_i E_i c_ik
-    bary = u / u.sum(1, keepdim=True)
-    lam = Ef * gf[:, _F_INVAREA, None]
-    depth = (lam * gf[:, _F_Q]).sum(1)
-    rast = torch.cat((bary, gf[:, _F_ID, None] + 1.0), 1)
-    rast = torch.where(hit[:, None], rast, 0.0)
-    depth = torch.where(hit, depth, 0.0)
-    return rast, depth
+    c = gf[_R_C]
+    u = Ef[0:1] * c[0:3] + Ef[1:2] * c[3:6] + Ef[2:3] * c[6:9]  # u_k = sum_i E_i c_ik  [3, n]
+    bary = u / u.sum(0)
+    depth = gf[_R_Q0] + (gf[_R_DQ] * (Ef[1:] * gf[_R_INVAREA])).sum(0)
+    return torch.stack((bary[0], bary[1], bary[2], gf[_R_ID] + 1.0), 1), depth
 
 
 # ----------------------------------------------------------------------------- driver
@@ -517,32 +571,36 @@ def _resolve_chunk(key: torch.Tensor, gi: torch.Tensor, gf: torch.Tensor, p: tor
 _compiled: Dict[str, object] = {}
 
 
-def _maybe_compiled(name: str, fn, compile_: bool):
+def _maybe_compiled(name: str, fn, compile_):
     if not compile_:
         return fn
-    if name not in _compiled:
-        _compiled[name] = torch.compile(fn, fullgraph=True, dynamic=False)
-    return _compiled[name]
+    backend = compile_ if isinstance(compile_, str) else "inductor"
+    key = f"{name}:{backend}"
+    if key not in _compiled:
+        _compiled[key] = torch.compile(fn, fullgraph=True, dynamic=False, backend=backend)
+    return _compiled[key]
 
 
 def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "auto", static_shapes: bool = False,
-              stamp_size: Optional[int] = None, compile: bool = False, **_ignored):
+              stamp_size: Optional[int] = None, compile=False, **_ignored):
     """Backend entry point: :class:`render_npu._validate.RasterInputs` -> (rast, depth).
 
     Args:
         inp: validated inputs (pos float32 [B, V, 4], faces int32 [F, 3], all on one device).
-        memory_budget: bytes of scratch one chunk of the raster or resolve loop may use (default
-            256 MiB, at least 1 MiB). Bounds the working set that would otherwise grow with
-            faces x pixels; the per-face tables (~0.4 KB per face during setup) and the per-pixel
-            key buffer (8 bytes per pixel) come on top. Never changes the result.
-        edge_arith: "auto" (int64 on CPU and CUDA, float32 elsewhere), "int64" or "float32":
-            how edge functions are evaluated per pixel. Both are exact; results are identical.
-        static_shapes: fixed stamp size and chunk shapes (the last chunk padded with a dummy
-            piece), so that each chunk is one fixed-shape graph; large pieces are cut into more
-            stamps, nothing is dropped. Results equal the dynamic mode's.
-        stamp_size: stamp side in pixels in static mode (default 8).
+        memory_budget: bytes of scratch one chunk of the setup, raster or resolve loop may use
+            (default 256 MiB, at least 1 MiB). It bounds the part of the working set that would
+            otherwise grow with faces x pixels; the candidate tables (~170 bytes per face) and
+            the per-pixel buffers (~18 bytes per pixel) come on top. Never changes the result.
+            On CPU, chunks are also capped to a few MiB per temporary (faster: no page faults).
+        edge_arith: "auto" (int64 on CPU and CUDA, float32 elsewhere), "int64" or "float32": how
+            edge functions are evaluated per pixel. Both are exact and give identical results.
+        static_shapes: one stamp size and fixed chunk shapes (the last chunk padded with a dummy
+            piece), so every raster/resolve chunk is the same fixed-shape graph; big pieces are
+            cut into more stamps, nothing is dropped. Results equal the dynamic mode's.
+        stamp_size: stamp side in pixels in static mode (default 8, at most 64).
         compile: with static_shapes, run the chunk kernels through
-            ``torch.compile(fullgraph=True, dynamic=False)`` (one graph per shape).
+            ``torch.compile(fullgraph=True, dynamic=False)``; True means the inductor backend, a
+            string names another torch.compile backend.
         num_threads and other backend options are accepted and ignored.
 
     Returns:
@@ -552,54 +610,61 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
     dev = pos.device
     memory_budget, edge_arith = _check_options(memory_budget, edge_arith, stamp_size, static_shapes, dev)
     if compile and not static_shapes:
-        raise ValueError("compile=True needs static_shapes=True (the dynamic mode has data-dependent shapes)")
+        raise ValueError("compile needs static_shapes=True (the dynamic mode has data-dependent shapes)")
     H, W = inp.height, inp.width
     B = pos.shape[0]
     rast = torch.zeros((B, H, W, 4), dtype=torch.float32, device=dev)
     depth = torch.zeros((B, H, W), dtype=torch.float32, device=dev)
     if B == 0 or faces.shape[0] == 0:
         return rast, depth
-    pieces = _setup(pos, faces, H, W, inp.viewport, inp.cull_backfaces)
-    if pieces.count == 0:
+    chunks = _chunks(memory_budget, dev)
+    pc = _setup(pos, faces, H, W, inp.viewport, inp.cull_backfaces, chunks)
+    if pc.count == 0:
         return rast, depth
     sizes = (stamp_size or STATIC_STAMP_SIZE,) if static_shapes else _STAMP_SIZES
-    stamps = _stamps(pieces.box, sizes, H, W)
     Smax = max(sizes)
-    npix = B * H * W
-    # one int64 key per pixel; the tail catches stamp pixels hanging over the last row
-    fb = torch.full((npix + Smax * (W + 1),), _I64_MAX, dtype=torch.int64, device=dev)
+    Hp, Wp = H + Smax, W + Smax  # key buffer padded so that stamps never wrap into the next row
+    fb = torch.full((B * Hp * Wp,), _I64_MAX, dtype=torch.int64, device=dev)
     float_edges = edge_arith == "float32"
-    raster = _maybe_compiled("raster_" + edge_arith, _raster_chunk, compile)
-    per_px = _BYTES_PER_STAMP_PIXEL[edge_arith]
-    P = pieces.count
-    for S, (piece, base) in stamps.items():
-        N = piece.shape[0]
-        C = max(1, memory_budget // (per_px * S * S))
-        if static_shapes:
-            pad = (-N) % C
-            if pad:  # dummy stamps: piece P covers nothing; base 0 is a valid index
-                piece = torch.cat((piece, torch.full((pad,), P, dtype=torch.int64, device=dev)))
-                base = torch.cat((base, torch.zeros(pad, dtype=torch.int64, device=dev)))
-        for s in range(0, piece.shape[0], C):
-            pc, bc = piece[s:s + C], base[s:s + C]
-            idx, key = raster(pieces.itab[pc], pieces.ftab[pc], pc, bc, S, H, W, float_edges)
+    raster = _maybe_compiled("raster", _raster_chunk, compile)
+    for st in _stamps(pc, sizes, Hp, Wp):
+        S, n = st.S, st.cand.shape[0]
+        C = max(1, chunks.stamp_pixels // (S * S))
+        arrays = (st.cand, st.rank, st.ox, st.oy, st.base)
+        if static_shapes and n % C:  # pad with dummy stamps: the dummy piece covers nothing
+            pad = C - n % C
+            arrays = tuple(torch.cat((a, torch.full((pad,), v, dtype=torch.int64, device=dev)))
+                           for a, v in zip(arrays, (pc.dummy, 0, 0, 0, 0)))
+        cand, rank, ox, oy, base = arrays
+        del st, arrays
+        for s in range(0, cand.shape[0], C):
+            cc = cand[s:s + C]
+            idx, key = raster(_cols(pc.itab, cc), _cols(pc.ftab[:_NR_RASTER], cc), rank[s:s + C],
+                              ox[s:s + C], oy[s:s + C], base[s:s + C], S, Wp, float_edges)
             fb.scatter_reduce_(0, idx, key, "amin")
             del idx, key
-    del stamps
+    # resolve the covered pixels only
+    keys = fb.view(B, Hp, Wp)[:, :H, :W]
+    hit = torch.nonzero((keys < _EMPTY_BELOW).reshape(-1)).squeeze(1)  # host sync 4
+    n = hit.shape[0]
+    if n == 0:
+        return rast, depth
     resolve = _maybe_compiled("resolve", _resolve_chunk, compile)
-    C = max(1, memory_budget // _BYTES_PER_RESOLVE_PIXEL)
-    rast_flat, depth_flat = rast.view(npix, 4), depth.view(npix)
-    for s in range(0, npix, C):
-        e = min(s + C, npix)
-        key = fb[s:e]
-        p = torch.arange(s, e, device=dev)
-        if static_shapes and e - s < C and npix > C:  # keep the compiled shape: recompute an overlap
-            s, key, p = npix - C, fb[npix - C:npix], torch.arange(npix - C, npix, device=dev)
-            e = npix
-        pid = torch.where(key < (_INF_BITS << 32), key & 0xFFFFFFFF, P)
-        r, d = resolve(key, pieces.itab[pid], pieces.ftab[pid], p, H, W)
-        rast_flat[s:e] = r
-        depth_flat[s:e] = d
+    C = chunks.resolve
+    if static_shapes and n % C and n > C:  # pad by repeating the last pixel (rewrites the same values)
+        hit = torch.cat((hit, hit[-1:].expand(C - n % C)))
+    rast_flat, depth_flat = rast.view(B * H * W, 4), depth.view(B * H * W)
+    HW = H * W
+    for s in range(0, hit.shape[0], C):
+        q = hit[s:s + C]
+        b = torch.div(q, HW, rounding_mode="floor")
+        rem = q - b * HW
+        py = torch.div(rem, W, rounding_mode="floor")
+        px = rem - py * W
+        cc = pc.cand.index_select(0, fb.index_select(0, (b * Hp + py) * Wp + px) & 0xFFFFFFFF)
+        r, d = resolve(_cols(pc.itab, cc), _cols(pc.ftab, cc), px, py)
+        rast_flat[q] = r
+        depth_flat[q] = d
     return rast, depth
 
 

@@ -103,12 +103,14 @@ fi
 say "running: ${TESTS[*]}"
 start=$(date +%s)
 set +e
-LD_PRELOAD="$PRELOAD" "$PYTHON" -m pytest -q -x -p no:cacheprovider -m "not slow" "${TESTS[@]}" "$@"
+LD_PRELOAD="$PRELOAD" "$PYTHON" -m pytest -q -p no:cacheprovider -m "not slow" "${TESTS[@]}" "$@"
 rc=$?
 set -e
 say "pytest exit status $rc after $(( $(date +%s) - start )) s"
 case "$rc" in
   0) say "clean: no sanitizer reports, all selected tests passed" ;;
   5) die "pytest collected no tests" ;;
-  *) die "pytest exit status $rc (a sanitizer report aborts the process: look for 'ERROR: AddressSanitizer' or 'runtime error:' above)" ;;
+  134|133|139) die "the test process died (status $rc): a sanitizer report (look for 'ERROR: AddressSanitizer' or 'runtime error:' above) or a crash" ;;
+  1) die "tests failed (no sanitizer report: those abort the process); see the failures above" ;;
+  *) die "pytest exit status $rc" ;;
 esac

@@ -11,7 +11,8 @@ Never a crash (a sanitizer build turns any out-of-bounds access into one: script
 never a hang (a watchdog kills the run with a traceback after ``WATCHDOG_S`` seconds per example).
 
 ``RENDER_NPU_FUZZ_EXAMPLES`` sets the examples per test (default 40); examples are derandomized
-(the same every run) unless ``RENDER_NPU_FUZZ_RANDOM=1``.
+(the same every run) unless ``RENDER_NPU_FUZZ_RANDOM=1``; ``RENDER_NPU_FUZZ_BACKENDS=cpu,torch``
+restricts the backends compared with the reference (default: every available one).
 """
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ FUZZ = settings(
 )
 
 BACKENDS = [name for name, (ok, _) in render_npu.backends().items() if ok and name != "reference"]
+if os.environ.get("RENDER_NPU_FUZZ_BACKENDS"):  # e.g. "cpu,torch": fuzz only these against the reference
+    BACKENDS = [b for b in BACKENDS if b in os.environ["RENDER_NPU_FUZZ_BACKENDS"].split(",")]
 FLOAT_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 
 
@@ -305,6 +308,11 @@ BAD_RASTERIZE = {
     "threads -1": ({"num_threads": -1, "backend": "cpu"}, ValueError, "num_threads"),
     "threads float": ({"num_threads": 2.0, "backend": "cpu"}, ValueError, "num_threads"),
     "threads bool": ({"num_threads": True, "backend": "cpu"}, ValueError, "num_threads"),
+    "threads 0 reference": ({"num_threads": 0, "backend": "reference"}, ValueError, "num_threads"),
+    "threads 0, F=0": ({"num_threads": 0, "faces": torch.zeros((0, 3), dtype=torch.int32)}, ValueError,
+                       "num_threads"),
+    "memory_budget -1": ({"memory_budget": -1, "backend": "reference"}, ValueError, "memory_budget"),
+    "memory_budget str": ({"memory_budget": "1G"}, ValueError, "memory_budget"),
 }
 
 
@@ -315,8 +323,9 @@ def test_rasterize_bad_input_is_a_named_error(case):
         pytest.skip("cpu backend unavailable")
     kw = _valid_call()
     kw.update(change)
-    with watchdog(), pytest.raises(exc) as info:
+    with watchdog(), pytest.raises((ValueError, TypeError)) as info:
         render_npu.rasterize(kw.pop("resolution"), kw.pop("faces"), kw.pop("pos_clip"), **kw)
+    assert isinstance(info.value, exc), f"{case}: expected {exc.__name__}, got {info.value!r}"
     assert name in str(info.value), f"{case}: error does not name {name!r}: {info.value}"
 
 
@@ -655,3 +664,113 @@ def test_mesh_vertice_inpaint_bad_input(bad):
         texture = texture[..., 0]
     with watchdog(), pytest.raises((ValueError, TypeError)):
         mp.meshVerticeInpaint(texture, mask, vtx_pos, vtx_uv, pos_idx, uv_idx)
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled module called directly (bypassing render_npu._validate): its own checks are the
+# last line of defence; bad indices or shapes must raise, never read or write out of bounds.
+
+
+def _compiled(name: str):
+    module = _ext.get()
+    if module is None or not hasattr(module, name):
+        pytest.skip(f"compiled {name} unavailable: {_ext.reason() or 'not built'}")
+    return getattr(module, name)
+
+
+def _direct_rasterize_args(**change):
+    args = dict(pos=np.array([[[-1, -1, 0, 1], [1, -1, 0, 1], [0, 1, 0, 1]]], np.float32),
+                faces=np.array([[0, 1, 2]], np.int32), height=4, width=4, opengl=False, cull_backfaces=False,
+                num_threads=2, rast=np.zeros((1, 4, 4, 4), np.float32), depth=np.zeros((1, 4, 4), np.float32))
+    args.update(change)
+    return args
+
+
+@pytest.mark.parametrize("change", [
+    {"faces": np.array([[0, 1, 3]], np.int32)},
+    {"faces": np.array([[0, 1, -1]], np.int32)},
+    {"faces": np.array([[0, 1, -2**31]], np.int32)},
+    {"faces": np.array([[2**31 - 1, 1, 0]], np.int32)},
+    {"faces": np.zeros((1, 2), np.int32)},
+    {"pos": np.zeros((1, 3, 3), np.float32)},
+    {"pos": np.zeros((2, 3, 4), np.float32)},  # batch does not match the outputs
+    {"rast": np.zeros((1, 4, 5, 4), np.float32)},
+    {"depth": np.zeros((1, 5, 4), np.float32)},
+    {"height": 0}, {"width": 16385}, {"height": -7},
+    {"faces": np.array([[0, 1, 2]], np.int64)},  # wrong dtypes are refused, not reinterpreted
+    {"pos": np.zeros((1, 3, 4), np.float64)},
+    {"rast": np.zeros((1, 4, 4, 4), np.float64)},
+], ids=lambda c: ",".join(f"{k}={getattr(v, 'shape', v)}{getattr(v, 'dtype', '')}" for k, v in c.items()))
+def test_compiled_rasterize_rejects_bad_arguments(change):
+    fn = _compiled("rasterize")
+    with watchdog(), pytest.raises((ValueError, TypeError, IndexError)):
+        fn(**_direct_rasterize_args(**change))
+
+
+@pytest.mark.parametrize("threads", [-5, 0, 1, 3, 257, 10**6])
+def test_compiled_rasterize_any_thread_count(threads):
+    """Out-of-range thread counts are clamped (1..256), never a crash or a hang."""
+    fn = _compiled("rasterize")
+    args = _direct_rasterize_args(num_threads=threads)
+    with watchdog(60):
+        fn(**args)
+    assert args["rast"][..., 3].sum() > 0
+
+
+@pytest.mark.parametrize("bad", ["pos_idx V", "pos_idx -1", "uv_idx T", "uv outside", "uv nan"])
+def test_compiled_inpaint_rejects_bad_indices(bad):
+    fn = _compiled("mesh_vertex_inpaint")
+    texture = np.random.rand(8, 8, 3).astype(np.float32)
+    mask = np.zeros((8, 8), np.uint8)
+    vtx_pos = np.random.rand(3, 3).astype(np.float32)
+    vtx_uv = np.random.rand(3, 2).astype(np.float32)
+    pos_idx = np.array([[0, 1, 2]], np.int32)
+    uv_idx = pos_idx.copy()
+    if bad == "pos_idx V":
+        pos_idx[0, 2] = 3
+    elif bad == "pos_idx -1":
+        pos_idx[0, 0] = -1
+    elif bad == "uv_idx T":
+        uv_idx[0, 1] = 3
+    elif bad == "uv outside":
+        vtx_uv[1] = (1.5, -0.5)
+    else:
+        vtx_uv[2, 0] = np.nan
+    with watchdog(), pytest.raises((ValueError, IndexError, TypeError)):
+        fn(texture, mask, vtx_pos, vtx_uv, pos_idx, uv_idx, 0, np.empty_like(texture), np.empty_like(mask))
+
+
+# ---------------------------------------------------------------------------------------------
+# Regressions found by the fuzzer (docs/robustness.md, "Findings")
+
+
+def test_reference_drops_numerically_broken_clip_output():
+    """w = 1e30 next to w = -1: float32 clipping leaves a polygon vertex with w ~ 1e-30 far outside the
+    guard band, snapped x ~ 6e32. The compiled backend drops such a piece (|fixed| > 2**29, setup.h
+    kMaxFixed); the reference must do the same instead of raising OverflowError in its int64 edge setup."""
+    v = torch.tensor([[3.25, -0.90234375, 2.046875, -1.0], [-2.125, 1.0003e30, 0.640625, 1.9296875],
+                      [0.97265625, 0.58203125, 0.33398438, 1.0003e30]])
+    faces = torch.tensor([[0, 1, 2]], dtype=torch.int32)
+    with watchdog():
+        ref = render_npu.rasterize(3, faces, v, backend="reference")
+        for name in BACKENDS:
+            out = render_npu.rasterize(3, faces, v, backend=name)
+            assert torch.equal(out.rast, ref.rast) and torch.equal(out.depth, ref.depth), name
+
+
+def test_agreement_excuses_coincident_triangles_crossing_the_near_plane():
+    """Faces [1, 4, 2] and [4, 2, 1] are the same triangle (two vertices with w = -1): every pixel is a
+    depth tie, which the agreement rule excuses. The reference keeps the lower id; a float32 backend
+    may pick either. tests/agreement.py must recognise the tie (its candidate depth for clipped
+    triangles was off by ~3e-5 > DEPTH_TIE)."""
+    if assert_agree is None:
+        pytest.skip("tests/agreement.py not present")
+    pos = torch.tensor([[1.3633, -0.8599, 0.5698, -1.0], [1.0742, 0.5552, -0.8374, 0.9692],
+                        [0.2610, -0.3215, 0.5908, 0.8403], [-0.3088, -0.1270, 0.7300, 1.0293],
+                        [0.7827, -0.7695, -0.3806, -1.0]], dtype=torch.float16)
+    faces = torch.tensor([[1, 4, 2], [4, 2, 1]], dtype=torch.int32)
+    ref = render_npu.rasterize(3, faces, pos, backend="reference", viewport="opengl")
+    flipped = ref.rast.clone()  # the other legal answer: the tie resolved to the higher id
+    flipped[..., 3][ref.rast[..., 3] == 1] = 2
+    assert_agree(ref, (flipped, ref.depth), pos.float().numpy(), faces.numpy(), 3, 3, "opengl",
+                 tag="near-plane-tie")

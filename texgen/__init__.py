@@ -6,9 +6,10 @@
 
 World frame: +Y up, front facing +Z (glTF). Images: float32 [H, W, 3|4] in [0, 1], row 0 at the
 top. Cameras: (elevation, azimuth, distance), orthographic by default (half-width 0.6, distance
-1.45); the default views are Hunyuan3D-2's six.
+1.45); the default views are Hunyuan3D-2's six. Submodules: mesh, camera, render, bake (``bake.bake``
+back-projects and merges), inpaint, export, sources, pipeline, demo, cli.
 """
-from .bake import BakeResult, BakeSettings, back_project, bake
+from .bake import BakeResult, BakeSettings, back_project
 from .camera import (HUNYUAN_AZIMUTHS, HUNYUAN_ELEVATIONS, HUNYUAN_WEIGHTS, Camera, hunyuan_cameras, orbit_cameras,
                      parse_cameras)
 from .export import export_glb, export_mesh, export_obj, to_trimesh
@@ -22,7 +23,7 @@ from .sources import ImageSource, TransferSource, ViewBatch, as_view_source
 __all__ = [
     "Camera", "hunyuan_cameras", "orbit_cameras", "parse_cameras", "HUNYUAN_AZIMUTHS", "HUNYUAN_ELEVATIONS",
     "HUNYUAN_WEIGHTS", "Mesh", "MeshError", "Normalization", "load_mesh", "normalize", "prepare_mesh", "unwrap",
-    "Renderer", "RasterCache", "RasterKey", "resolve_backend", "BakeSettings", "BakeResult", "bake", "back_project",
+    "Renderer", "RasterCache", "RasterKey", "resolve_backend", "BakeSettings", "BakeResult", "back_project",
     "inpaint_texture", "push_pull", "export_glb", "export_obj", "export_mesh", "to_trimesh", "ViewBatch",
     "ImageSource", "TransferSource", "as_view_source", "PipelineConfig", "TexturePipeline", "TextureResult",
     "load_image", "save_image", "to_float_image", "encode_normals",

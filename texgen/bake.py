@@ -33,7 +33,7 @@ import torch
 
 from .camera import Camera, Resolution, as_hw
 from .images import to_float_image
-from .render import Raster, Renderer, TexelData, bilinear_sample
+from .render import Raster, Renderer, TexelData, alloc, bilinear_sample
 
 __all__ = ["BakeSettings", "BakeResult", "ViewContribution", "bake", "back_project", "reliable_mask",
            "prepare_images"]
@@ -78,12 +78,13 @@ class BakeResult:
     """``texture`` float32 [H, W, 3] (0 where nothing was baked), ``weight`` float32 [H, W] (sum of
     the view weights), ``baked`` bool [H, W] (weight > 0), ``used`` bool [H, W] (texel centre inside
     a UV triangle); torch tensors on the renderer's device, image row order. ``view_texels``: how
-    many texels each view contributed to."""
+    many texels each view contributed to; ``images``: the views' images as baked (float32 in [0, 1])."""
     texture: torch.Tensor
     weight: torch.Tensor
     baked: torch.Tensor
     used: torch.Tensor
     view_texels: List[int] = field(default_factory=list)
+    images: List[Any] = field(default_factory=list)
 
     @property
     def coverage(self) -> float:
@@ -92,8 +93,9 @@ class BakeResult:
         return float((self.baked & self.used).sum()) / max(used, 1)
 
 
-def prepare_images(images: Sequence[Any], n_views: int, resolution: Resolution) -> List[np.ndarray]:
-    """Check count and aspect ratio; convert to float32 [H, W, 3|4] arrays."""
+def prepare_images(images: Sequence[Any], n_views: int, resolution: Resolution) -> List[Any]:
+    """Check count and aspect ratio; convert to float32 [H, W, 3|4] in [0, 1] (numpy arrays, or
+    torch tensors kept on their device)."""
     if images is None or isinstance(images, (str, bytes)) or not hasattr(images, "__len__"):
         raise ValueError(f"expected a sequence of {n_views} images, got {type(images).__name__}")
     if len(images) != n_views:
@@ -101,7 +103,10 @@ def prepare_images(images: Sequence[Any], n_views: int, resolution: Resolution) 
     H, W = as_hw(resolution)
     out = []
     for i, img in enumerate(images):
-        arr = to_float_image(img, name=f"view image {i}")
+        if isinstance(img, torch.Tensor) and img.is_floating_point() and img.dim() == 3 and img.shape[2] in (3, 4):
+            arr = torch.nan_to_num(img.detach().float(), 0.0).clamp_(0.0, 1.0)
+        else:
+            arr = to_float_image(img, name=f"view image {i}")
         h, w = arr.shape[:2]
         if abs(w * H - h * W) > max(H, W, h, w):  # aspect ratios differ by more than ~1 pixel
             raise ValueError(f"view image {i} is {w}x{h} (WxH) but the render is {W}x{H}: the aspect "
@@ -145,8 +150,8 @@ def reliable_mask(raster: Raster, camera: Camera, settings: BakeSettings) -> tor
     silhouette (see the module docstring)."""
     H, W = raster.resolution
     covered = raster.mask
-    far = torch.tensor(camera.far * 4.0 + 1e3, dtype=torch.float32, device=covered.device)
-    lin = torch.where(covered, camera.linear_depth(raster.depth), far)
+    lin = camera.linear_depth(raster.depth)
+    lin.masked_fill_(~covered, camera.far * 4.0 + 1e3)  # the background is far away
     rng = _local_range(lin)
     if camera.is_ortho:
         thr = settings.edge_jump * camera.pixel_size((H, W))
@@ -156,9 +161,17 @@ def reliable_mask(raster: Raster, camera: Camera, settings: BakeSettings) -> tor
     return covered & ~_dilate(edge, settings.border_px((H, W)))
 
 
-def _dot3(v: torch.Tensor, d: Sequence[float]) -> torch.Tensor:
-    # elementwise (no BLAS): bitwise reproducible whatever the threading
-    return v[:, 0] * float(d[0]) + v[:, 1] * float(d[1]) + v[:, 2] * float(d[2])
+def _affine(rows: torch.Tensor, coef: Sequence[float], const: float = 0.0) -> torch.Tensor:
+    """``coef[0] rows[0] + coef[1] rows[1] + coef[2] rows[2] + const`` for channel-major rows [3, M]:
+    elementwise (no BLAS), so bitwise reproducible whatever the threading."""
+    out = rows[0] * float(coef[0])
+    out.add_(rows[1], alpha=float(coef[1])).add_(rows[2], alpha=float(coef[2]))
+    return out.add_(float(const)) if const else out
+
+
+def _as_image_tensor(image: Any, device: torch.device) -> torch.Tensor:
+    img = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image))
+    return img.to(device=device, dtype=torch.float32).contiguous()
 
 
 def back_project(renderer: Renderer, camera: Camera, image: Any, texels: TexelData, resolution: Resolution,
@@ -168,67 +181,79 @@ def back_project(renderer: Renderer, camera: Camera, image: Any, texels: TexelDa
     visibility."""
     dev = renderer.device
     H, W = as_hw(resolution)
-    raster = renderer.rasterize(camera, (H, W))
-    reliable = reliable_mask(raster, camera, settings)
-    img = image if isinstance(image, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(image))
-    img = img.to(dev, torch.float32)
-    Hi, Wi = int(img.shape[0]), int(img.shape[1])
-
-    right, up, back = camera.basis()
-    cam = camera.position
-    P, Nrm = texels.pos, texels.normal
-    cos_min = math.cos(math.radians(settings.max_angle))
     empty = ViewContribution(torch.zeros(0, dtype=torch.long, device=dev), torch.zeros(0, device=dev),
                              torch.zeros((0, 3), device=dev))
     if view_weight <= 0:
         return empty
+    raster = renderer.rasterize(camera, (H, W))
+    reliable = reliable_mask(raster, camera, settings).reshape(-1)
+    img = _as_image_tensor(image, dev)
+    Hi, Wi, C = (int(t) for t in img.shape)
+
+    right, up, back = camera.basis()
+    cam = camera.position
+    cos_min = math.cos(math.radians(settings.max_angle))
+    # 1. facing the camera, not grazing
     if camera.is_ortho:
-        cos = _dot3(Nrm, back)
+        cos = _affine(texels.normal_t, back)
+        cand = torch.nonzero(cos > cos_min).squeeze(1)
+        p = texels.pos_t.index_select(1, cand)
+        c = cos.index_select(0, cand)
     else:
-        to_cam = torch.tensor(cam, dtype=torch.float32, device=dev) - P
-        cos = (Nrm * to_cam).sum(1) / to_cam.norm(dim=1).clamp_min(1e-12)
-    cand = torch.nonzero(cos > cos_min).squeeze(1)
+        to_cam = torch.tensor(cam, dtype=torch.float32, device=dev).unsqueeze(1) - texels.pos_t
+        cos = (texels.normal_t * to_cam).sum(0) / torch.linalg.vector_norm(to_cam, dim=0).clamp_min(1e-12)
+        del to_cam
+        cand = torch.nonzero(cos > cos_min).squeeze(1)
+        p = texels.pos_t.index_select(1, cand)
+        c = cos.index_select(0, cand)
     if cand.numel() == 0:
         return empty
-    p = P.index_select(0, cand)
-    c = cos.index_select(0, cand)
-    # camera-space coordinates of the texel points
-    off = [float(t) for t in -np.stack([right, up, back]) @ cam]
-    xc = _dot3(p, right) + off[0]
-    yc = _dot3(p, up) + off[1]
-    dist = -(_dot3(p, back) + off[2])
+    # 2. project: pixel coordinates (column px, row py, pixel centres at integers) and depth
     aspect = W / H
+    sx, sy = 0.5 * (W - 1), 0.5 * (H - 1)
+    off = -np.stack([right, up, back]) @ cam  # camera-space translation
+    dist = _affine(p, -back, -off[2])
     if camera.is_ortho:
-        X = xc * (1.0 / (camera.ortho_half_width * aspect))
-        Y = yc * (-1.0 / camera.ortho_half_width)
+        kx = sx / (camera.ortho_half_width * aspect)
+        ky = -sy / camera.ortho_half_width
+        px = _affine(p, right * kx, off[0] * kx + sx)
+        py = _affine(p, up * ky, off[1] * ky + sy)
     else:
         t = math.tan(math.radians(camera.fov) / 2)
         inv = 1.0 / dist.clamp_min(1e-12)
-        X = xc * inv * (1.0 / (t * aspect))
-        Y = yc * inv * (-1.0 / t)
-    px = (X + 1) * (0.5 * (W - 1))
-    py = (Y + 1) * (0.5 * (H - 1))
-    inside = (px > -0.5) & (px < W - 0.5) & (py > -0.5) & (py < H - 0.5) & (dist > camera.near) & (dist < camera.far)
-    flat = py.round().clamp(0, H - 1).long() * W + px.round().clamp(0, W - 1).long()
+        px = _affine(p, right * (sx / (t * aspect)), off[0] * sx / (t * aspect)).mul_(inv).add_(sx)
+        py = _affine(p, up * (-sy / t), off[1] * (-sy / t)).mul_(inv).add_(sy)
+    del p
+    # 3. visible (depth test at the nearest pixel) and reliable (away from edges)
+    flat = py.round().clamp_(0, H - 1).mul_(W).add_(px.round().clamp_(0, W - 1)).long()
     map_dist = camera.linear_depth(raster.depth.reshape(-1).index_select(0, flat))
     tol = settings.depth_tolerance * (camera.pixel_size((H, W)) if camera.is_ortho else camera.pixel_size((H, W), dist))
-    ok = inside & reliable.reshape(-1).index_select(0, flat) & ((dist - map_dist).abs() <= tol)
+    ok = reliable.index_select(0, flat)
+    ok &= map_dist.sub_(dist).abs_() <= tol
+    ok &= (px - sx).abs_() < sx + 0.5
+    ok &= (py - sy).abs_() < sy + 0.5
+    if not camera.is_ortho:
+        ok &= (dist > camera.near) & (dist < camera.far)
     keep = torch.nonzero(ok).squeeze(1)
     if keep.numel() == 0:
         return empty
-    X = X.index_select(0, keep)
-    Y = Y.index_select(0, keep)
-    sample = bilinear_sample(img, (X + 1) * (0.5 * (Wi - 1)), (Y + 1) * (0.5 * (Hi - 1)))
-    w = c.index_select(0, keep).pow(settings.bake_exp) * float(view_weight)
-    if sample.shape[1] == 4:
-        w = w * sample[:, 3]
-    color = sample[:, :3].contiguous()
-    pos = w > 0
-    if not bool(pos.all()):
-        sel = torch.nonzero(pos).squeeze(1)
-        return ViewContribution(cand.index_select(0, keep.index_select(0, sel)), w.index_select(0, sel),
-                                color.index_select(0, sel))
-    return ViewContribution(cand.index_select(0, keep), w, color)
+    # 4. colour (bilinear, the image in normalised coordinates) and weight
+    px = px.index_select(0, keep)
+    py = py.index_select(0, keep)
+    if (Hi, Wi) != (H, W):
+        px.mul_((Wi - 1) / max(W - 1, 1))
+        py.mul_((Hi - 1) / max(H - 1, 1))
+    sample = bilinear_sample(img, px, py)
+    w = c.index_select(0, keep)
+    w = w.pow_(settings.bake_exp) if settings.bake_exp != 4.0 else w.square_().square_()
+    w.mul_(float(view_weight))
+    texel = cand.index_select(0, keep)
+    if C == 4:
+        w.mul_(sample[:, 3])
+        sel = torch.nonzero(w > 0).squeeze(1)
+        return ViewContribution(texel.index_select(0, sel), w.index_select(0, sel),
+                                sample[:, :3].index_select(0, sel))
+    return ViewContribution(texel, w, sample)
 
 
 def bake(renderer: Renderer, cameras: Sequence[Camera], images: Sequence[Any], texture_size: Resolution,
@@ -270,7 +295,7 @@ def bake(renderer: Renderer, cameras: Sequence[Camera], images: Sequence[Any], t
 
     def merge(vc: ViewContribution) -> None:
         acc_w.index_add_(0, vc.texel, vc.weight)
-        acc_c.index_add_(0, vc.texel, vc.color * vc.weight.unsqueeze(1))
+        acc_c.index_add_(0, vc.texel, vc.color.mul_(vc.weight.unsqueeze(1)))
         counts.append(int(vc.texel.numel()))
 
     from tqdm.auto import tqdm
@@ -297,11 +322,10 @@ def bake(renderer: Renderer, cameras: Sequence[Camera], images: Sequence[Any], t
         bar.close()
 
     Ht, Wt = texels.resolution
-    has = acc_w > 0
-    color = torch.where(has.unsqueeze(1), acc_c / acc_w.clamp_min(1e-30).unsqueeze(1), torch.zeros((), device=dev))
-    tex = torch.zeros((Ht * Wt, 3), dtype=torch.float32, device=dev)
+    color = acc_c.div_(acc_w.clamp_min(1e-30).unsqueeze(1))  # 0 where no weight (acc_c is 0 there)
+    tex = alloc((Ht * Wt, 3), torch.float32, dev, zero=True)
     tex.index_copy_(0, texels.index, color)
     wmap = torch.zeros(Ht * Wt, dtype=torch.float32, device=dev)
     wmap.index_copy_(0, texels.index, acc_w)
     wmap = wmap.view(Ht, Wt)
-    return BakeResult(tex.view(Ht, Wt, 3), wmap, wmap > 0, texels.mask, counts)
+    return BakeResult(tex.view(Ht, Wt, 3), wmap, wmap > 0, texels.mask, counts, imgs)

@@ -12,7 +12,8 @@ __all__ = ["to_float_image", "load_image", "save_image", "to_uint8", "encode_nor
 
 def to_float_image(img: Any, name: str = "image") -> np.ndarray:
     """PIL image, path, numpy (uint8/uint16/float) or torch tensor [H, W], [H, W, 3|4] ->
-    float32 [H, W, 3|4] in [0, 1]. Raises ValueError for other shapes."""
+    float32 [H, W, 3|4] in [0, 1] (a C-contiguous float32 array already in range is returned as
+    is, not copied). Raises ValueError for other shapes."""
     if isinstance(img, (str, os.PathLike)):
         return load_image(img)
     if hasattr(img, "detach"):
@@ -31,8 +32,13 @@ def to_float_image(img: Any, name: str = "image") -> np.ndarray:
         out = arr.astype(np.float32) / 255.0
     elif arr.dtype == np.uint16:
         out = arr.astype(np.float32) / 65535.0
+    elif arr.dtype == np.float32 and arr.flags.c_contiguous and arr.size and 0.0 <= arr.min() and arr.max() <= 1.0:
+        return arr  # already in the internal format (NaN fails the range test): no copy
     elif np.issubdtype(arr.dtype, np.floating) or arr.dtype == np.bool_:
-        out = np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
+        out = arr.astype(np.float32, copy=True)
+        if not np.isfinite(out).all():
+            np.nan_to_num(out, copy=False)
+        np.clip(out, 0.0, 1.0, out=out)
     else:
         raise ValueError(f"{name}: unsupported image dtype {arr.dtype}")
     return np.ascontiguousarray(out)

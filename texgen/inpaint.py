@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .mesh import Mesh
+from .render import bilinear_sample
 
 __all__ = ["inpaint_texture", "harmonic_fill", "push_pull", "vertex_inpaint"]
 
@@ -62,15 +63,11 @@ def _neighbours(idx: torch.Tensor, H: int, W: int, dom_flat: torch.Tensor):
     return nbr, valid
 
 
-def _relax(est: torch.Tensor, unknown: torch.Tensor, dom: torch.Tensor, iters: int) -> torch.Tensor:
-    """Red-black Gauss-Seidel sweeps of the discrete Laplace equation on the ``unknown`` cells of
-    ``est`` [H, W, C] (other cells fixed; neighbours outside ``dom`` ignored)."""
-    H, W, C = est.shape
-    flat = est.reshape(H * W, C).clone()
-    dom_flat = dom.reshape(-1)
-    idx = torch.nonzero(unknown.reshape(-1)).squeeze(1)
+def _relax(flat: torch.Tensor, idx: torch.Tensor, H: int, W: int, dom_flat: torch.Tensor, iters: int) -> None:
+    """In place: ``iters`` red-black Gauss-Seidel sweeps of the discrete Laplace equation on the
+    cells ``idx`` of ``flat`` [H * W, C] (other cells fixed; neighbours outside ``dom_flat`` ignored)."""
     if idx.numel() == 0 or iters <= 0:
-        return flat.view(H, W, C)
+        return
     colour = ((idx // W) + (idx % W)) % 2
     groups = []
     for parity in (0, 1):
@@ -90,27 +87,31 @@ def _relax(est: torch.Tensor, unknown: torch.Tensor, dom: torch.Tensor, iters: i
             for k in range(1, 4):
                 v.addcmul_(flat.index_select(0, nbr[k]), wts[k])
             flat.index_copy_(0, sub, v)
-    return flat.view(H, W, C)
 
 
 def _down2(x: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
-    """2x2 reduction of a channels-last [H, W, C] tensor (odd sizes padded with zeros)."""
-    H, W, C = x.shape
+    """2x2 reduction (sum, or logical or for bool) of an [H, W] or [H, W, C] tensor; odd sizes are
+    padded with zeros. Strided slices: much faster than a reduction over a 5-d view."""
+    H, W = x.shape[:2]
     if H % 2 or W % 2:
-        x = torch.nn.functional.pad(x, (0, 0, 0, W % 2, 0, H % 2))
-    v = x.view(x.shape[0] // 2, 2, x.shape[1] // 2, 2, C)
-    return v.sum((1, 3)) if reduce == "sum" else v.amax((1, 3))
+        pad = [0, 0] * (x.dim() - 2) + [0, W % 2, 0, H % 2]
+        x = torch.nn.functional.pad(x.float() if x.dtype == torch.bool else x, pad)
+        if reduce != "sum":
+            x = x > 0
+    a, b, c, d = x[0::2, 0::2], x[1::2, 0::2], x[0::2, 1::2], x[1::2, 1::2]
+    if x.dtype == torch.bool:
+        return a | b | c | d
+    return a + b + c + d
 
 
-def _pyramid(tex: torch.Tensor, kn: torch.Tensor, dom: torch.Tensor):
-    """Levels of (colour sum [h, w, C], weight [h, w, 1], domain bool [h, w]) down to 1 pixel."""
-    cs = [tex * kn.unsqueeze(2)]
-    ws = [kn.float().unsqueeze(2)]
-    ds = [dom]
+def _pyramid(c: torch.Tensor, w: torch.Tensor, d: torch.Tensor):
+    """Levels of (colour sum [h, w, C], weight [h, w, 1], domain bool [h, w]) from the given
+    level down to one pixel."""
+    cs, ws, ds = [c], [w], [d]
     while max(cs[-1].shape[:2]) > 1:
         cs.append(_down2(cs[-1]))
         ws.append(_down2(ws[-1]))
-        ds.append(_down2(ds[-1].unsqueeze(2), "max")[..., 0])
+        ds.append(_down2(ds[-1], "max"))
     return cs, ws, ds
 
 
@@ -120,20 +121,8 @@ def _upsample(est: torch.Tensor, size) -> torch.Tensor:
     return x[0].permute(1, 2, 0).contiguous()
 
 
-def harmonic_fill(texture: np.ndarray, known: np.ndarray, domain: Optional[np.ndarray] = None,
-                  iters: int = 4) -> np.ndarray:
-    """Fill the unknown texels of ``domain`` with a smooth (approximately harmonic) membrane over
-    the known ones: coarse-to-fine over a mask-weighted pyramid, each level initialised from the
-    coarser one and relaxed with ``iters`` red-black Gauss-Seidel sweeps of the Laplace equation
-    (more on small levels). Known texels are kept exactly. float32 [H, W, C], bool [H, W] ->
-    [H, W, C]; texels outside ``domain`` (default: everything) come from the pyramid alone."""
-    H, W, C = texture.shape
-    tex = torch.from_numpy(np.ascontiguousarray(texture, np.float32))
-    kn = torch.from_numpy(np.ascontiguousarray(known, bool))
-    if not bool(kn.any()):
-        return np.full_like(texture, 0.5, dtype=np.float32)
-    dom = torch.ones_like(kn) if domain is None else (torch.from_numpy(np.ascontiguousarray(domain, bool)) | kn)
-    cs, ws, ds = _pyramid(tex, kn, dom)
+def _solve_levels(cs, ws, ds, iters: int) -> torch.Tensor:
+    """Coarse-to-fine membrane over dense pyramid levels; returns the finest level's estimate."""
     est = None
     for c, w, d in zip(reversed(cs), reversed(ws), reversed(ds)):
         has = w > 0
@@ -142,11 +131,58 @@ def harmonic_fill(texture: np.ndarray, known: np.ndarray, domain: Optional[np.nd
             est = val
             continue
         est = torch.where(has, val, _upsample(est, c.shape))
-        unknown = ~has[..., 0] & d
-        n_unknown = int(unknown.sum())
-        est = _relax(est, unknown, d, iters if n_unknown > 65536 else max(iters, 16))
-    out = est.numpy()
-    return np.where(known[..., None], texture, out).astype(np.float32)
+        unknown = (~has[..., 0] & d).reshape(-1)
+        idx = torch.nonzero(unknown).squeeze(1)
+        h, wd, C = est.shape
+        flat = est.reshape(h * wd, C)
+        _relax(flat, idx, h, wd, d.reshape(-1), iters if idx.numel() > 65536 else max(iters, 16))
+        est = flat.view(h, wd, C)
+    return est
+
+
+def harmonic_fill(texture: np.ndarray, known: np.ndarray, domain: Optional[np.ndarray] = None,
+                  iters: int = 4, inplace: bool = False) -> np.ndarray:
+    """Fill the unknown texels of ``domain`` with a smooth (approximately harmonic) membrane over
+    the known ones: coarse-to-fine over a mask-weighted pyramid, each level initialised from the
+    coarser one and relaxed with ``iters`` red-black Gauss-Seidel sweeps of the Laplace equation
+    (more on small levels). Only the unknown texels are touched at full resolution.
+
+    float32 [H, W, C], bool [H, W], bool [H, W] (default: everything) -> [H, W, C]: known texels
+    unchanged, unknown texels of ``domain`` filled, the others 0. ``inplace=True``: ``texture``
+    must be a writable C-contiguous float32 array that is already 0 on the unknown texels; it is
+    filled and returned."""
+    H, W, C = texture.shape
+    known = np.ascontiguousarray(known, bool)
+    if inplace:
+        out = texture
+    else:
+        out = np.array(texture, dtype=np.float32, copy=True, order="C")
+        np.multiply(out, known[..., None], out=out)
+    dom = np.ones_like(known) if domain is None else (np.asarray(domain, bool) | known)
+    todo = np.flatnonzero(dom & ~known)
+    if todo.size == 0:
+        return out
+    if not known.any():
+        out.reshape(-1, C)[todo] = 0.5
+        return out
+    t = torch.from_numpy(out)
+    kn = torch.from_numpy(known)
+    dm = torch.from_numpy(np.ascontiguousarray(dom))
+    if H < 2 or W < 2:
+        coarse = (t.reshape(-1, C).sum(0) / kn.sum()).view(1, 1, C)
+    else:
+        cs, ws, ds = _pyramid(_down2(t), _down2(kn.float()).unsqueeze(2), _down2(dm))
+        coarse = _solve_levels(cs, ws, ds, iters)
+    # full resolution: initialise the unknown texels from the coarse estimate, then relax them
+    idx = torch.from_numpy(todo)
+    r = (idx // W).float()
+    c = (idx % W).float()
+    h1, w1 = coarse.shape[:2]
+    init = bilinear_sample(coarse.contiguous(), ((c + 0.5) * (w1 / W) - 0.5), ((r + 0.5) * (h1 / H) - 0.5))
+    flat = t.view(H * W, C)
+    flat.index_copy_(0, idx, init)
+    _relax(flat, idx, H, W, dm.reshape(-1), iters)
+    return out
 
 
 def push_pull(texture: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -157,7 +193,7 @@ def push_pull(texture: np.ndarray, known: np.ndarray) -> np.ndarray:
     kn = torch.from_numpy(np.ascontiguousarray(known, bool))
     if not bool(kn.any()):
         return np.full_like(texture, 0.5, dtype=np.float32)
-    cs, ws, _ = _pyramid(tex, kn, torch.ones_like(kn))
+    cs, ws, _ = _pyramid(tex * kn.unsqueeze(2), kn.float().unsqueeze(2), torch.ones_like(kn))  # dense: simple
     est = None
     for level in range(len(cs) - 1, -1, -1):
         c, w = cs[level], ws[level]
@@ -200,7 +236,7 @@ def inpaint_texture(texture, baked, used, mesh: Optional[Mesh] = None, method: s
     if method not in ("harmonic", "pushpull", "ns", "telea"):
         raise ValueError(f"inpaint method must be 'harmonic', 'pushpull', 'ns' or 'telea', got {method!r}")
     to_np = (lambda a: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
-    tex = np.ascontiguousarray(to_np(texture), np.float32)[..., :3]
+    tex = np.array(to_np(texture)[..., :3], dtype=np.float32, copy=True, order="C")
     baked = to_np(baked).astype(bool)
     used = to_np(used).astype(bool)
     H, W = baked.shape
@@ -208,28 +244,36 @@ def inpaint_texture(texture, baked, used, mesh: Optional[Mesh] = None, method: s
         raise ValueError(f"texture {tex.shape}, baked {baked.shape} and used {used.shape} disagree")
     pad = max(2, W // 256) if pad is None else int(pad)
     known = baked.copy()
-    tex = np.where(known[..., None], tex, 0.0).astype(np.float32)
-    if use_vertex_inpaint and mesh is not None and mesh.has_uv and known.any() and not known[used].all():
-        tex, known = vertex_inpaint(tex, known, mesh)
-        tex = np.where(known[..., None], tex, 0.0).astype(np.float32)
+    np.multiply(tex, known[..., None], out=tex)  # 0 where nothing was baked
+    if use_vertex_inpaint and mesh is not None and mesh.has_uv and known.any() and (used & ~known).any():
+        vtex, vknown = vertex_inpaint(tex, known, mesh)
+        # it rewrites every corner texel of a coloured vertex (at UV seams: with the colour read
+        # on the other side); keep what the views baked and take only the new texels
+        new = np.flatnonzero(vknown & ~known)
+        tex.reshape(-1, 3)[new] = np.asarray(vtex, np.float32).reshape(-1, 3)[new]
+        known.reshape(-1)[new] = True
     region = _grow(used, pad)
-    if not known.any():
+    n_known = int(np.count_nonzero(known))
+    if n_known == 0:
         warnings.warn("texgen: no texel received colour from any view; the texture is uniform grey",
                       RuntimeWarning, stacklevel=2)
+        return np.full((H, W, 3), 0.5, np.float32)
+    mean = (torch.from_numpy(tex).reshape(-1, 3).sum(0) / n_known).numpy()
     if method == "harmonic":
-        filled = harmonic_fill(tex, known, region)
+        out = harmonic_fill(tex, known, region, inplace=True)
     else:
-        filled = push_pull(tex, known)
-    if method in ("ns", "telea") and known.any():
-        import cv2
+        out = push_pull(tex, known)
+        if method in ("ns", "telea"):
+            import cv2
 
-        holes = region & ~known
-        if holes.any():
-            flag = cv2.INPAINT_NS if method == "ns" else cv2.INPAINT_TELEA
-            u8 = (np.clip(filled, 0, 1) * 255 + 0.5).astype(np.uint8)
-            res = cv2.inpaint(u8, holes.astype(np.uint8) * 255, 3, flag).astype(np.float32) / 255.0
-            filled = np.where(holes[..., None], res, filled)
-    out = np.where(region[..., None], filled, 0.0)
-    mean = filled[region].mean(axis=0) if region.any() else np.full(3, 0.5, np.float32)
-    out = np.where(region[..., None], out, mean.astype(np.float32))
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+            holes = region & ~known
+            if holes.any():
+                flag = cv2.INPAINT_NS if method == "ns" else cv2.INPAINT_TELEA
+                u8 = (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+                res = cv2.inpaint(u8, holes.astype(np.uint8) * 255, 3, flag).astype(np.float32) / 255.0
+                out = np.where(holes[..., None], res, out).astype(np.float32)
+        out = np.clip(out, 0.0, 1.0, out=out)
+    # outside the used area and its margin: the mean colour (keeps mip-maps from bleeding black)
+    outside = np.flatnonzero(~(region | known))
+    out.reshape(-1, 3)[outside] = mean
+    return out

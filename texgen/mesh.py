@@ -5,7 +5,8 @@ Conventions (see docs/texgen.md):
 * World frame = the mesh file's own frame, read as glTF does: **+Y up, the object's front faces
   +Z**, right-handed, units arbitrary until :func:`normalize` scales the mesh.
 * Normalisation (Hunyuan3D-2's): centre on the axis-aligned bounding-box centre, then scale so the
-  farthest vertex lies at distance ``radius`` (default 0.575) from the origin. With the default
+  farthest vertex lies at distance ``radius`` (default 0.575) from the origin (only vertices that
+  some face uses count). With the default
   orthographic cameras (half-width 0.6) the whole object is inside every view.
   ``normalized = (original - center) * scale``; :attr:`Mesh.normalization` keeps
   ``(center, scale)`` so exports can restore the original placement.

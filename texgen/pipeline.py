@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .bake import BakeResult, BakeSettings, bake, prepare_images
+from .bake import BakeResult, BakeSettings, bake
 from .camera import HUNYUAN_WEIGHTS, Camera, as_hw, hunyuan_cameras
 from .export import export_mesh
 from .inpaint import inpaint_texture
@@ -162,7 +162,6 @@ class TexturePipeline:
         if images is None or not hasattr(images, "__len__") or len(images) != len(cams):
             got = "None" if images is None else (len(images) if hasattr(images, "__len__") else type(images).__name__)
             raise ValueError(f"the view source returned {got} images for {len(cams)} cameras")
-        images = prepare_images(images, len(cams), cfg.render_size)
         timings["source"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -177,4 +176,5 @@ class TexturePipeline:
         tex = inpaint_texture(raw, baked, used, m, cfg.inpaint, cfg.vertex_inpaint)
         timings["inpaint"] = time.perf_counter() - t0
         m.texture = tex  # appearance only: the raster cache stays valid
+        images = [img.cpu().numpy() if isinstance(img, torch.Tensor) else img for img in res.images]
         return TextureResult(m, m.texture, raw, baked, used, images, cams, weights, timings, renderer)

@@ -13,6 +13,7 @@ Maps are float32 torch tensors on the renderer's device, image row order (row 0 
 """
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from collections import OrderedDict
@@ -171,10 +172,12 @@ class RasterCache:
 @dataclass(frozen=True)
 class Raster:
     """One rasterized view: ``rast`` float32 [H, W, 4] = (b0, b1, b2, face id + 1) and ``depth``
-    float32 [H, W] NDC z/w, in image row order; plus the compacted covered pixels: ``pix`` int64
-    [M] flat pixel indices (row-major), ``face`` int64 [M] (0-based) and ``bary`` float32 [M, 3]."""
+    float32 [H, W] NDC z/w, in image row order; ``mask`` bool [H, W] coverage; plus the compacted
+    covered pixels: ``pix`` int64 [M] flat pixel indices (row-major), ``face`` int64 [M] (0-based)
+    and ``bary`` float32 [M, 3]."""
     rast: torch.Tensor
     depth: torch.Tensor
+    mask: torch.Tensor
     pix: torch.Tensor
     face: torch.Tensor
     bary: torch.Tensor
@@ -184,25 +187,30 @@ class Raster:
         return int(self.rast.shape[0]), int(self.rast.shape[1])
 
     @property
-    def mask(self) -> torch.Tensor:
-        return self.rast[..., 3] > 0
-
-    @property
     def nbytes(self) -> int:
-        return sum(_nbytes(t) for t in (self.rast, self.depth, self.pix, self.face, self.bary))
+        return sum(_nbytes(t) for t in (self.rast, self.depth, self.mask, self.pix, self.face, self.bary))
 
 
 @dataclass(frozen=True)
 class TexelData:
     """The texture-space raster: for every texel whose centre lies inside a UV triangle
     (``mask``, bool [H, W], image row order: row 0 = v = 1), its surface point. ``index`` int64
-    [N] flat texel indices, ``face`` int64 [N], ``pos`` float32 [N, 3] world position,
-    ``normal`` float32 [N, 3] unit interpolated vertex normal."""
+    [N] flat texel indices (row-major), ``face`` int64 [N], ``pos_t`` float32 [3, N] world
+    positions and ``normal_t`` float32 [3, N] unit interpolated vertex normals, stored
+    channel-major (``pos``/``normal`` are [N, 3] views of them)."""
     mask: torch.Tensor
     index: torch.Tensor
     face: torch.Tensor
-    pos: torch.Tensor
-    normal: torch.Tensor
+    pos_t: torch.Tensor
+    normal_t: torch.Tensor
+
+    @property
+    def pos(self) -> torch.Tensor:
+        return self.pos_t.T
+
+    @property
+    def normal(self) -> torch.Tensor:
+        return self.normal_t.T
 
     @property
     def resolution(self) -> Tuple[int, int]:
@@ -210,30 +218,75 @@ class TexelData:
 
     @property
     def nbytes(self) -> int:
-        return sum(_nbytes(t) for t in (self.mask, self.index, self.face, self.pos, self.normal))
+        return sum(_nbytes(t) for t in (self.mask, self.index, self.face, self.pos_t, self.normal_t))
 
 
-def _compact(rast: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    flat = rast.reshape(-1, 4)
-    pix = torch.nonzero(flat[:, 3] > 0).squeeze(1)
+def _make_raster(rast: torch.Tensor, depth: torch.Tensor) -> Raster:
+    H, W = rast.shape[:2]
+    flat = rast.view(H * W, 4)
+    mask_flat = flat[:, 3] > 0
+    pix = torch.nonzero(mask_flat).squeeze(1)
     sel = flat.index_select(0, pix)
-    return pix, sel[:, 3].long() - 1, sel[:, :3].contiguous()
+    return Raster(rast, depth, mask_flat.view(H, W), pix, sel[:, 3].long() - 1, sel[:, :3].contiguous())
+
+
+def alloc(shape, dtype=torch.float32, device="cpu", zero: bool = False) -> torch.Tensor:
+    """A large tensor. On the CPU it is backed by numpy, which asks the kernel for transparent
+    huge pages: torch's own allocation of a fresh 48 MB buffer costs ~20 ms of page faults,
+    several times the arithmetic done on it."""
+    if torch.device(device).type == "cpu":
+        np_dtype = torch.empty((), dtype=dtype).numpy().dtype
+        arr = np.zeros(shape, np_dtype) if zero else np.empty(shape, np_dtype)
+        return torch.from_numpy(arr)
+    return (torch.zeros if zero else torch.empty)(shape, dtype=dtype, device=device)
+
+
+CHUNK = 1 << 19  # rows per step of the per-pixel work: temporaries stay well under glibc's mmap threshold
 
 
 def interp_faces(table: torch.Tensor, face: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
-    """``sum_k bary[:, k] * table[face, k]`` for a per-face-corner table [F, 3, C] -> [M, C]."""
-    vals = table.index_select(0, face)  # [M, 3, C]
-    out = vals[:, 0] * bary[:, 0:1]
-    out.addcmul_(vals[:, 1], bary[:, 1:2])
-    out.addcmul_(vals[:, 2], bary[:, 2:3])
-    return out
+    """Barycentric interpolation from a per-face table [F, 3 * C] laid out as
+    ``(a0, a1 - a0, a2 - a0)`` (see :func:`corner_table`): ``a0 + b1 (a1 - a0) + b2 (a2 - a0)``
+    = ``sum_k b_k a_k`` for each row of ``face`` [M] and ``bary`` [M, 3] -> [M, C]."""
+    C = table.shape[1] // 3
+    vals = table.index_select(0, face)  # [M, 3C]
+    out = torch.addcmul(vals[:, :C], vals[:, C:2 * C], bary[:, 1:2])
+    return out.addcmul_(vals[:, 2 * C:], bary[:, 2:3])
+
+
+def corner_table(attr: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """Per-vertex ``attr`` [V, C] -> the [F, 3C] table ``(a0, a1 - a0, a2 - a0)`` of :func:`interp_faces`."""
+    a = attr[faces.long()]  # [F, 3, C]
+    return torch.cat([a[:, 0], a[:, 1] - a[:, 0], a[:, 2] - a[:, 0]], 1).contiguous()
 
 
 def scatter_image(values: torch.Tensor, pix: torch.Tensor, H: int, W: int) -> torch.Tensor:
     """Compact per-pixel values [M, C] -> image [H, W, C], zero elsewhere."""
-    out = torch.zeros((H * W, values.shape[1]), dtype=values.dtype, device=values.device)
+    out = alloc((H * W, values.shape[1]), values.dtype, values.device, zero=True)
     out.index_copy_(0, pix, values)
     return out.view(H, W, values.shape[1])
+
+
+def interp_image(table: torch.Tensor, r: "Raster", normalize: bool = False,
+                 rotate: Optional[torch.Tensor] = None, fill: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Interpolate a corner table over a raster's covered pixels straight into an [H, W, C] image
+    (chunked; optionally unit-normalised and/or multiplied by ``rotate.T``); background 0 or
+    ``fill`` [C]."""
+    H, W = r.resolution
+    C = table.shape[1] // 3
+    if fill is None:
+        out = alloc((H * W, C), torch.float32, table.device, zero=True)
+    else:
+        out = alloc((H * W, C), torch.float32, table.device)
+        out.copy_(fill.to(out.dtype).expand(H * W, C))
+    for s in range(0, r.pix.numel(), CHUNK):
+        v = interp_faces(table, r.face[s:s + CHUNK], r.bary[s:s + CHUNK])
+        if normalize:
+            v.div_(torch.linalg.vector_norm(v, dim=1, keepdim=True).clamp_min_(1e-12))
+        if rotate is not None:
+            v = v @ rotate.T
+        out.index_copy_(0, r.pix[s:s + CHUNK], v)
+    return out.view(H, W, C)
 
 
 def bilinear_sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -261,11 +314,11 @@ def bilinear_sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> to
 class _MeshTensors(NamedTuple):
     pos_idx: torch.Tensor  # int32 [F, 3]
     clip_w: torch.Tensor  # float32 [V, 4] homogeneous positions (w = 1)
-    pos_table: torch.Tensor  # float32 [F, 3, 3] corner positions
-    normal_table: torch.Tensor  # float32 [F, 3, 3] corner vertex normals
+    pos_table: torch.Tensor  # float32 [F, 9] corner positions (see corner_table)
+    normal_table: torch.Tensor  # float32 [F, 9] corner vertex normals
     uv_idx: Optional[torch.Tensor]
     uv_clip: Optional[torch.Tensor]  # float32 [T, 4] (2u - 1, 1 - 2v, 0, 1)
-    uv_table: Optional[torch.Tensor]  # float32 [F, 3, 2]
+    uv_table: Optional[torch.Tensor]  # float32 [F, 6]
 
 
 class Renderer:
@@ -306,8 +359,8 @@ class Renderer:
                 uv_idx = torch.from_numpy(np.array(mesh.uv_idx)).to(dev)
                 uv_clip = torch.stack([uv[:, 0] * 2 - 1, 1 - uv[:, 1] * 2, torch.zeros_like(uv[:, 0]),
                                        torch.ones_like(uv[:, 0])], 1)
-                uv_table = uv[uv_idx.long()].contiguous()
-            mt = _MeshTensors(pos_idx, clip_w, pos[pl].contiguous(), vn[pl].contiguous(), uv_idx, uv_clip, uv_table)
+                uv_table = corner_table(uv, uv_idx)
+            mt = _MeshTensors(pos_idx, clip_w, corner_table(pos, pl), corner_table(vn, pl), uv_idx, uv_clip, uv_table)
             self._tensors = (ident, mt)
             return mt
 
@@ -325,9 +378,7 @@ class Renderer:
             mvp = torch.from_numpy(camera.mvp(hw)).to(self.device, torch.float32)
             clip = mt.clip_w @ mvp.T
             rast, depth = render_npu.rasterize(hw, mt.pos_idx, clip, viewport=VIEWPORT, backend=self.backend)
-            rast, depth = rast[0], depth[0]
-            pix, face, bary = _compact(rast)
-            return Raster(rast, depth, pix, face, bary)
+            return _make_raster(rast[0], depth[0])
 
         return self.cache.get_or_compute(key, compute)
 
@@ -341,9 +392,7 @@ class Renderer:
         def compute() -> Raster:
             mt = self._mesh_tensors()
             rast, depth = render_npu.rasterize(hw, mt.uv_idx, mt.uv_clip, viewport=VIEWPORT, backend=self.backend)
-            rast, depth = rast[0], depth[0]
-            pix, face, bary = _compact(rast)
-            return Raster(rast, depth, pix, face, bary)
+            return _make_raster(rast[0], depth[0])
 
         return self.cache.get_or_compute(key, compute)
 
@@ -355,15 +404,21 @@ class Renderer:
         def compute() -> TexelData:
             r = self.uv_raster(hw)
             mt = self._mesh_tensors()
-            pos = interp_faces(mt.pos_table, r.face, r.bary)
-            nrm = torch.nn.functional.normalize(interp_faces(mt.normal_table, r.face, r.bary), dim=1, eps=1e-12)
+            N = r.pix.numel()
+            pos = torch.empty((3, N), dtype=torch.float32, device=self.device)
+            nrm = torch.empty((3, N), dtype=torch.float32, device=self.device)
+            for s in range(0, N, CHUNK):
+                f, b = r.face[s:s + CHUNK], r.bary[s:s + CHUNK]
+                pos[:, s:s + CHUNK] = interp_faces(mt.pos_table, f, b).T
+                n = interp_faces(mt.normal_table, f, b)
+                nrm[:, s:s + CHUNK] = n.div_(torch.linalg.vector_norm(n, dim=1, keepdim=True).clamp_min_(1e-12)).T
             return TexelData(r.mask, r.pix, r.face, pos, nrm)
 
         return self.cache.get_or_compute(key, compute)
 
     # -- maps -------------------------------------------------------------------------------------
     def mask(self, camera: Camera, resolution: Resolution) -> torch.Tensor:
-        """bool [H, W]: pixels covered by the mesh."""
+        """bool [H, W]: pixels covered by the mesh (shared with the cache: do not modify)."""
         return self.rasterize(camera, resolution).mask
 
     def depth_map(self, camera: Camera, resolution: Resolution, linear: bool = True) -> torch.Tensor:
@@ -376,10 +431,32 @@ class Renderer:
 
     def position_map(self, camera: Camera, resolution: Resolution) -> torch.Tensor:
         """float32 [H, W, 3]: world position of the visible surface (mesh's normalised frame), 0 on
-        the background."""
+        the background. Unprojected from the depth map (exact up to float rounding: the depth is
+        linear in screen space on each triangle)."""
         r = self.rasterize(camera, resolution)
         H, W = r.resolution
-        return scatter_image(interp_faces(self._mesh_tensors().pos_table, r.face, r.bary), r.pix, H, W)
+        dev = self.device
+        right, up, back = camera.basis()
+        X = torch.linspace(-1.0, 1.0, W, dtype=torch.float64)  # NDC at pixel centres (align_corners)
+        Y = torch.linspace(-1.0, 1.0, H, dtype=torch.float64)
+        aspect = W / H
+        out = alloc((H, W, 3), torch.float32, dev)
+        if camera.is_ortho:
+            hw = camera.ortho_half_width
+            col = X[:, None] * torch.from_numpy(right * hw * aspect)[None]  # [W, 3]
+            row = Y[:, None] * torch.from_numpy(-up * hw)[None] + torch.from_numpy(camera.position)[None]  # [H, 3]
+            along = torch.from_numpy(-back)
+        else:
+            t = math.tan(math.radians(camera.fov) / 2)
+            col = X[:, None] * torch.from_numpy(right * t * aspect)[None]
+            row = Y[:, None] * torch.from_numpy(-up * t)[None] - torch.from_numpy(back)[None]  # ray per unit depth
+        torch.add(row.float().to(dev)[:, None, :], col.float().to(dev)[None, :, :], out=out)
+        dist = camera.linear_depth(r.depth).mul_(r.mask).unsqueeze(2)
+        if camera.is_ortho:  # P = c + X + Y - dist * back
+            out.mul_(r.mask.unsqueeze(2)).addcmul_(dist, along.float().to(dev))
+        else:  # P = cam + dist * ray
+            out.mul_(dist).addcmul_(r.mask.unsqueeze(2).float(), torch.from_numpy(camera.position).float().to(dev))
+        return out
 
     def normal_map(self, camera: Camera, resolution: Resolution, space: str = "world") -> torch.Tensor:
         """float32 [H, W, 3]: unit interpolated vertex normals, 0 on the background.
@@ -389,22 +466,17 @@ class Renderer:
         if space not in ("world", "camera"):
             raise ValueError(f"space must be 'world' or 'camera', got {space!r}")
         r = self.rasterize(camera, resolution)
-        H, W = r.resolution
-        n = interp_faces(self._mesh_tensors().normal_table, r.face, r.bary)
-        n = torch.nn.functional.normalize(n, dim=1, eps=1e-12)
+        R = None
         if space == "camera":
             R = torch.from_numpy(np.stack(camera.basis())).to(self.device, torch.float32)
-            n = n @ R.T
-        return scatter_image(n, r.pix, H, W)
+        return interp_image(self._mesh_tensors().normal_table, r, normalize=True, rotate=R)
 
     def uv_map(self, camera: Camera, resolution: Resolution) -> torch.Tensor:
         """float32 [H, W, 2]: interpolated (u, v) of the visible surface, 0 on the background."""
         mt = self._mesh_tensors()
         if mt.uv_table is None:
             raise ValueError(f"{self.mesh.name}: the mesh has no UVs")
-        r = self.rasterize(camera, resolution)
-        H, W = r.resolution
-        return scatter_image(interp_faces(mt.uv_table, r.face, r.bary), r.pix, H, W)
+        return interp_image(mt.uv_table, self.rasterize(camera, resolution))
 
     def render_textured(self, camera: Camera, resolution: Resolution, texture=None,
                         background: Sequence[float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
@@ -415,20 +487,40 @@ class Renderer:
         r = self.rasterize(camera, resolution)
         H, W = r.resolution
         mt = self._mesh_tensors()
-        tex = texture if texture is not None else mesh.texture
+        if texture is not None:
+            tex = texture if isinstance(texture, torch.Tensor) else torch.from_numpy(np.array(texture, np.float32))
+            tex = tex.to(self.device, torch.float32)[..., :3].contiguous()
+        else:
+            tex = self._texture_tensor()
         if tex is not None and mt.uv_table is not None:
-            if not isinstance(tex, torch.Tensor):
-                tex = torch.from_numpy(np.array(tex, dtype=np.float32))
-            tex = tex.to(self.device, torch.float32)
             Ht, Wt = tex.shape[:2]
-            uv = interp_faces(mt.uv_table, r.face, r.bary)
-            col = bilinear_sample(tex[..., :3].contiguous(), uv[:, 0] * (Wt - 1), (1 - uv[:, 1]) * (Ht - 1))
+
+            def colour(face, bary):
+                uv = interp_faces(mt.uv_table, face, bary)
+                return bilinear_sample(tex, uv[:, 0].mul_(Wt - 1), uv[:, 1].neg_().add_(1).mul_(Ht - 1))
         elif mesh.vertex_colors is not None:
             vc = torch.from_numpy(np.array(mesh.vertex_colors)).to(self.device)
-            col = interp_faces(vc[mt.pos_idx.long()].contiguous(), r.face, r.bary)
+            table = corner_table(vc, mt.pos_idx)
+
+            def colour(face, bary):
+                return interp_faces(table, face, bary)
         else:
             raise ValueError(f"{mesh.name}: nothing to render: no texture with UVs and no vertex colours")
-        bg = torch.tensor(background, dtype=torch.float32, device=self.device)
-        out = bg.expand(H * W, 3).clone()
-        out.index_copy_(0, r.pix, col.clamp(0, 1))
+        out = alloc((H * W, 3), torch.float32, self.device)
+        out.copy_(torch.tensor(background, dtype=torch.float32, device=self.device).expand(H * W, 3))
+        for s in range(0, r.pix.numel(), CHUNK):
+            out.index_copy_(0, r.pix[s:s + CHUNK], colour(r.face[s:s + CHUNK], r.bary[s:s + CHUNK]).clamp_(0, 1))
         return out.view(H, W, 3)
+
+    def _texture_tensor(self) -> Optional[torch.Tensor]:
+        mesh = self.mesh
+        if mesh.texture is None:
+            return None
+        ident = (mesh.uid, mesh.appearance_version, id(mesh.texture))
+        with self._lock:
+            cached = getattr(self, "_tex_cache", None)
+            if cached is not None and cached[0] == ident:
+                return cached[1]
+            t = torch.from_numpy(np.array(mesh.texture, np.float32)).to(self.device)
+            self._tex_cache = (ident, t)
+            return t

@@ -85,7 +85,8 @@ struct Workspace {
   size_t bytes() const {
     size_t n = bins.bytes() + cbins.bytes() + (counts.capacity() + ccounts.capacity()) * sizeof(int64_t);
     for (const ChunkOut& c : chunks)
-      n += c.pieces.capacity() * sizeof(Piece) + c.coef.capacity() * sizeof(double);
+      n += c.pieces.capacity() * sizeof(Piece) + c.spans.capacity() * sizeof(TileSpan) +
+           c.coef.capacity() * sizeof(double);
     return n;
   }
 };
@@ -279,6 +280,7 @@ class Rasterizer {
       out.clear();
       const int64_t f0 = c * kChunkFaces, f1 = std::min(F_, f0 + kChunkFaces);
       out.pieces.reserve(f1 - f0);
+      out.spans.reserve(f1 - f0);
       if (!setup_faces(pos, V_, faces_, f0, f1, map_, out)) {
         bad_face_.store(true);
         failed_.store(true);
@@ -309,11 +311,10 @@ class Rasterizer {
   template <class Visit>
   void walk_part(int p, Visit&& visit) const {
     for (int64_t c = ws_.part_begin[p]; c < ws_.part_begin[p + 1]; ++c) {
-      const std::vector<Piece>& pieces = ws_.chunks[c].pieces;
+      const std::vector<TileSpan>& spans = ws_.chunks[c].spans;
       const uint32_t base = uint32_t(c) << kEntryShift;
-      for (size_t i = 0; i < pieces.size(); ++i) {
-        const PixelRect r = piece_rect(pieces[i].X, pieces[i].Y, cfg_.width, cfg_.height);
-        const int tx0 = r.x0 / kTile, tx1 = r.x1 / kTile, ty0 = r.y0 / kTile, ty1 = r.y1 / kTile;
+      for (size_t i = 0; i < spans.size(); ++i) {
+        const int tx0 = spans[i].tx0, tx1 = spans[i].tx1, ty0 = spans[i].ty0, ty1 = spans[i].ty1;
         const uint32_t entry = base | uint32_t(i);
         if ((tx1 - tx0 + 1) * (ty1 - ty0 + 1) <= kFineLimit) {
           for (int ty = ty0; ty <= ty1; ++ty)
@@ -375,7 +376,10 @@ class Rasterizer {
 
   // ---- phase 4: raster ----------------------------------------------------------------------
   void raster_phase(int64_t b) {
-    TileBuffers buf;
+    // On the heap: kTile**2 * 8 bytes is too much for a small thread stack (the caller's thread
+    // takes part too).
+    std::unique_ptr<TileBuffers> buf_owner(new TileBuffers);
+    TileBuffers& buf = *buf_owner;
     const PieceStore store{ws_.chunk_pieces.data(), ws_.chunk_coef.data()};
     TileJob job;
     job.width = cfg_.width;

@@ -22,6 +22,7 @@ constexpr float kMaxFixed = 536870912.0f;  // 2**29
 // and the resolve read, in one 64-byte cache line (1M faces -> 64 MB). Edge equations and the
 // pixel rectangle are recomputed from the vertices (a few integer ops) rather than stored.
 struct alignas(64) Piece {
+  Piece() {}  // no zero-fill: setup writes every field
   int32_t X[3], Y[3];  // snapped vertices, 1/256 pixel, |value| <= 2**29
   double plane[3];     // depth plane (Ad, Bd, Cd): depth = f32(Ad * px + (Bd * py + Cd))
   uint32_t face;       // face id (< 2**24) | flags below
@@ -63,12 +64,21 @@ inline PixelRect piece_rect(const int32_t* X, const int32_t* Y, int width, int h
   return r;
 }
 
+// Tiles a piece's pixel rectangle overlaps (tile = kTileSize pixels), inclusive; for binning.
+constexpr int kTileShift = 6;
+constexpr int kTileSize = 1 << kTileShift;
+struct TileSpan {
+  uint16_t tx0, tx1, ty0, ty1;
+};
+
 // The pieces of a contiguous range of faces, in (face, fan index) order.
 struct ChunkOut {
   std::vector<Piece> pieces;
-  std::vector<double> coef;  // 9 values c_ik per clipped piece
+  std::vector<TileSpan> spans;  // parallel to pieces
+  std::vector<double> coef;     // 9 values c_ik per clipped piece
   void clear() {
     pieces.clear();
+    spans.clear();
     coef.clear();
   }
 };

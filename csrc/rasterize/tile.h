@@ -9,7 +9,7 @@
 namespace render_npu {
 namespace raster {
 
-constexpr int kTile = 16;         // tile side in pixels (multiple of 4: the SIMD loop's group)
+constexpr int kTile = kTileSize;  // tile side in pixels (multiple of 8: the SIMD loop's group)
 constexpr int kCoarseFactor = 8;  // coarse tile side = 8 tiles = 128 pixels
 constexpr int kFineLimit = 16;    // a piece overlapping more tiles than this goes to coarse bins
 
