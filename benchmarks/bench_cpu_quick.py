@@ -1,8 +1,11 @@
 """Quick timing of the compiled CPU backend on UV spheres (orthographic camera).
 
-    PYTHONPATH=. RENDER_NPU_EXT_DIR=build/cpu python benchmarks/bench_cpu_quick.py [--threads 1 2] [--runs 7]
+    PYTHONPATH=. RENDER_NPU_EXT_DIR=build/cpu python benchmarks/bench_cpu_quick.py [--threads 1 2] [--runs 7] [--reuse]
 
-Prints the minimum and median wall time of `runs` calls per (faces, resolution, threads).
+Prints the minimum and median wall time of `runs` calls per (faces, resolution, threads):
+end to end through ``cpu_backend.rasterize`` (fresh output tensors each call, whose first-touch
+page faults are part of the cost), or with ``--reuse`` the compiled call alone writing into
+preallocated outputs.
 """
 from __future__ import annotations
 
@@ -41,7 +44,8 @@ def main():
     ap.add_argument("--res", type=int, nargs="+", default=[1024, 2048])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--kernel", default="auto")
+    ap.add_argument("--kernel", default="auto", help="auto, scalar or avx2 (--reuse only)")
+    ap.add_argument("--reuse", action="store_true", help="time the compiled call with preallocated outputs")
     args = ap.parse_args()
     from render_npu import _ext, cpu_backend
     from render_npu._validate import rasterize_inputs
@@ -51,12 +55,23 @@ def main():
         pos, faces = uv_sphere(nf)
         for res in args.res:
             inp = rasterize_inputs(res, faces, pos, "align_corners", False)
+            ext = _ext.get()
+            rast = np.empty((1, res, res, 4), np.float32)
+            depth = np.empty((1, res, res), np.float32)
+            p, f = inp.pos.numpy(), inp.faces.numpy()
+
+            def call(th):
+                if args.reuse:
+                    ext.rasterize(p, f, res, res, False, False, th, rast, depth, args.kernel)
+                else:
+                    cpu_backend.rasterize(inp, num_threads=th)
+
             for th in args.threads:
-                cpu_backend.rasterize(inp, num_threads=th)  # warm-up
+                call(th)  # warm-up
                 times = []
                 for _ in range(args.runs):
                     t0 = time.perf_counter()
-                    cpu_backend.rasterize(inp, num_threads=th)
+                    call(th)
                     times.append((time.perf_counter() - t0) * 1e3)
                 print(f"faces {faces.shape[0]:>8d}  {res:>5d}^2  threads {th}:  min {min(times):7.2f} ms"
                       f"  median {float(np.median(times)):7.2f} ms")

@@ -96,8 +96,8 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> 
             ok = torch.equal(ids.to(idf.dtype), idf)  # integers only
         if not ok:
             raise ValueError(f"rast[..., 3] must hold triangle ids + 1 (integers in [0, {F}] for the {F} faces "
-                             f"given), found values in [{lo}, {hi}]" + ("" if lo >= 0 and hi <= F else "")
-                             + ("" if not (lo >= 0 and hi <= F) else ", not all integers"))
+                             f"given), found values in [{lo}, {hi}]"
+                             + (", not all integers" if lo >= 0 and hi <= F else ""))
     C = attr.shape[-1]
     if F == 0 or attr.shape[-2] == 0:  # every id is 0: nothing to gather; stay attached to attr's graph
         return attr.new_zeros((B,) + tuple(rast.shape[1:3]) + (C,)) + attr.reshape(-1)[:0].sum()

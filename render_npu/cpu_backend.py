@@ -33,20 +33,21 @@ def rasterize(inp, num_threads: Optional[int] = None, **_options):
 # Byte costs, from what csrc/rasterize allocates (rasterize_cpu.h, setup.h, tile.h):
 
 OUTPUT_BYTES_PER_PIXEL = 20  # rast float32 x4 + depth float32, per batch item (allocated here)
-PIECE_BYTES = 88  # per face: Piece 56 + PixelRect 8 + 3 float64 barycentric coefficients 24
-BIN_BYTES_PER_FACE = 16  # 4-byte bin entries, ~4 per small face (a face straddling tile borders)
-TILE_BYTES = 8  # per 16x16 tile per thread: int64 bin counts (+ 8 per tile for the bin starts)
-THREAD_BYTES = 64 * 1024  # per thread: tile buffers and bookkeeping
+PIECE_BYTES = 72  # per face: Piece 64 (one cache line) + TileSpan 8
+BIN_BYTES_PER_FACE = 16  # 4-byte bin entries, up to 4 per small face (a face straddling tile borders)
+TILE_SIDE = 64  # pixels (csrc/rasterize/setup.h kTileShift)
+TILE_BYTES = 8  # per tile per thread: int64 bin counts (+ 8 per tile for the bin starts)
+THREAD_BYTES = 64 * 1024  # per thread: 32 KiB tile buffer and bookkeeping
 SLACK_BYTES = 16 * 2 ** 20  # fixed overhead (allocator, small vectors)
 
 
 def estimate_memory(batch: int, num_faces: int, height: int, width: int, num_threads: int = 1) -> int:
     """Bytes one ``rasterize`` call on the CPU backend needs on top of its inputs: the outputs
     (``batch * height * width * 20``) plus the C++ working memory, which is reused across batch
-    items (piece records and bins ~ ``104 * num_faces``, per-tile counters ~ ``8 * (threads + 1)``
-    per 16x16 tile). Typical scenes (faces covering a few tiles each); a scene of many
-    screen-filling triangles needs more bin memory (up to 4 bytes per face per 128x128 block)."""
-    tiles = -(-height // 16) * -(-width // 16)
+    items (piece records and bins ~ ``88 * num_faces``, per-tile counters ~ ``8 * (threads + 1)``
+    per 64x64 tile). Typical scenes (faces covering a few tiles each); a scene of many
+    screen-filling triangles needs more bin memory (up to 4 bytes per face per 512x512 block)."""
+    tiles = -(-height // TILE_SIDE) * -(-width // TILE_SIDE)
     outputs = batch * height * width * OUTPUT_BYTES_PER_PIXEL
     working = (num_faces * (PIECE_BYTES + BIN_BYTES_PER_FACE) + tiles * TILE_BYTES * (num_threads + 1)
                + num_threads * THREAD_BYTES + SLACK_BYTES)
@@ -115,7 +116,7 @@ def check_memory(batch: int, num_faces: int, height: int, width: int, num_thread
         raise MemoryError(
             f"rasterize (cpu backend): B={batch}, F={num_faces:,} faces at {height}x{width} needs about "
             f"{need / gib:.2f} GiB ({outputs / gib:.2f} GiB of outputs: B*H*W*20 bytes; "
-            f"{(need - outputs) / gib:.2f} GiB of working memory: ~104 bytes per face) but only "
+            f"{(need - outputs) / gib:.2f} GiB of working memory: ~88 bytes per face) but only "
             f"{have / gib:.2f} GiB is available. Render fewer images per call (smaller batch), a lower "
             f"resolution, or fewer faces; nothing was allocated.")
     return need

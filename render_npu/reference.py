@@ -17,7 +17,8 @@ operation so that the compiled CPU backend reproduces it bit for bit:
    * projection: ``X = x / w``, ``Y = y / w``, ``q = z / w``; screen ``sx = X * A + B`` with
      ``(A, B) = ((W-1)/2, (W-1)/2 + 1/2)`` for "align_corners" and ``(W/2, W/2)`` for "opengl"
      (likewise for y with H); snapped to 1/256 pixel: ``fx = rint(sx * 256)``. A piece with a
-     non-finite projected value covers nothing.
+     non-finite ``q`` or a snapped coordinate beyond 2**29 in magnitude (non-finite, or float32
+     clipping of wildly scaled inputs broke down) covers nothing.
 2. Coverage, exact int64: edge functions at pixel centres ``(256 px + 128, 256 py + 128)``,
    orientation normalised to positive area, top-left rule for centres exactly on an edge,
    zero-area pieces cover nothing, ``cull_backfaces`` drops pieces of negative signed area.
@@ -38,6 +39,7 @@ import numpy as np
 SUBPIXEL = 256  # fixed-point steps per pixel (8 bits)
 HALF = SUBPIXEL // 2  # pixel centre offset in fixed point
 GUARD_BAND = np.float32(128.0)  # |X|, |Y| <= G after clipping: fixed-point values stay < 2**29
+MAX_FIXED = np.float32(2.0 ** 29)  # snapped coordinates beyond this mean clipping broke down numerically
 F32 = np.float32
 
 
@@ -158,7 +160,10 @@ def triangle_pieces(v: np.ndarray, H: int, W: int, viewport: str, cull_backfaces
     pieces = []
     for i in range(1, len(poly) - 1):
         idx = [0, i, i + 1]
-        if not (np.all(np.isfinite(fx[idx])) and np.all(np.isfinite(fy[idx])) and np.all(np.isfinite(q[idx]))):
+        # |fixed| <= 2**29 (also rejects NaN): float32 clipping of wildly scaled inputs (w = 1e30 next
+        # to w = -1) can leave a vertex far outside the guard band; such a piece is dropped.
+        if not (np.all(np.abs(fx[idx]) <= MAX_FIXED) and np.all(np.abs(fy[idx]) <= MAX_FIXED)
+                and np.all(np.isfinite(q[idx]))):
             continue
         piece = setup_piece(fx[idx].astype(np.int64), fy[idx].astype(np.int64), q[idx], P[idx, 3], beta[idx],
                             cull_backfaces)

@@ -75,10 +75,12 @@ _CPU_CAP = {"stamp_pixels": 1 << 18, "candidates": 1 << 16, "clipped": 1 << 12, 
 # layout is ~10x slower per element on CPU). A candidate is a plain face or one fan slot of a
 # clipped face; invalid ones stay in the tables (cheaper than compacting) and are never binned.
 # Column N is a dummy piece that covers nothing (padding of static-shape chunks).
-# itab int64 [9, N + 1]: E_i(px, py) = B_i py - NA_i px + C_i (i = edge opposite vertex i,
-# orientation normalised to positive area); covered iff E_i >= bias_i, the top-left rule's
-# bias_i = 0 for edges going down (NA_i < 0) or exactly left (NA_i = 0, B_i < 0), else 1.
-_I_NA, _I_B, _I_C = slice(0, 3), slice(3, 6), slice(6, 9)
+# itab int64 [12, N + 1]: E_i(px, py) = B_i py - NA_i px + C_i (i = edge opposite vertex i,
+# orientation normalised to positive area); covered iff E_i >= bias_i (top-left rule: bias_i = 0
+# on edges going down or exactly left, else 1), i.e. B_i py - NA_i px + Cb_i >= 0, Cb = C - bias.
+# The raster reads rows 0..8, the resolve all.
+_I_NA, _I_B, _I_CB, _I_C = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12)
+_NI_RASTER = 9
 # ftab float32 [16, N + 1]: q0, q1 - q0, q2 - q0 (NDC depth at the vertices), 1 / area (area in
 # fixed-point units squared), dz/dpx, dz/dpy (per pixel) -- the raster reads rows 0..5 --;
 # c[i][k] = beta_ik / w_i * min_j w_j (row 6 + 3 i + k; barycentrics are invariant to the scale,
@@ -90,13 +92,15 @@ _NR_RASTER = 6
 class _Pieces(NamedTuple):
     itab: torch.Tensor
     ftab: torch.Tensor
-    ok: torch.Tensor  # bool [N]: the candidate is a piece covering a non-empty pixel box on screen
     box: torch.Tensor  # int64 [4, N]: x0, y0 (first pixel), nx, ny (pixel counts; valid where ok)
     batch: torch.Tensor  # int64 [N]
-    rank: torch.Tensor  # int64 [N]: position in (batch, face, fan) order among pieces (valid where ok)
+    cls: torch.Tensor  # int64 [N]: stamp size class (index into the sizes)
+    nst: torch.Tensor  # int64 [N]: number of stamps (0 for candidates that are not pieces)
+    rank: torch.Tensor  # int64 [N]: position in (batch, face, fan) order among pieces (valid where nst > 0)
     cand: torch.Tensor  # int64 [P + 1]: candidate of each rank; cand[P] = N (the dummy)
     count: int  # P, the number of pieces
     dummy: int  # N
+    blocks: List[Tuple[int, int, List[int]]]  # candidate ranges (c0, c1) and their stamp counts per class
 
 
 class _Chunks(NamedTuple):
@@ -138,8 +142,9 @@ def _check_options(memory_budget, edge_arith, stamp_size, static_shapes, device)
     if stamp_size is not None:
         if not static_shapes:
             raise ValueError("stamp_size is a static-shape option; pass static_shapes=True with it")
-        if isinstance(stamp_size, bool) or not isinstance(stamp_size, int) or not 1 <= stamp_size <= MAX_STAMP_SIZE:
-            raise ValueError(f"stamp_size must be an int in 1..{MAX_STAMP_SIZE}, got {stamp_size!r}")
+        if (isinstance(stamp_size, bool) or not isinstance(stamp_size, int) or not 1 <= stamp_size <= MAX_STAMP_SIZE
+                or stamp_size & (stamp_size - 1)):
+            raise ValueError(f"stamp_size must be a power of two in 1..{MAX_STAMP_SIZE}, got {stamp_size!r}")
     return memory_budget, edge_arith
 
 
@@ -236,9 +241,11 @@ def _clip(V: torch.Tensor):
 
 
 def _candidates(cand: torch.Tensor, ok: torch.Tensor, beta: Optional[torch.Tensor], H: int, W: int, cull: bool,
-                itab: torch.Tensor, ftab: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
-    """Set up n candidate pieces into table columns (``itab``, ``ftab``, ``box`` are views of n
-    columns, written in place). Returns ok (bool [n]): the candidate is a piece to rasterize.
+                sizes, itab: torch.Tensor, ftab: torch.Tensor, box: torch.Tensor, cls: torch.Tensor,
+                nst: torch.Tensor) -> torch.Tensor:
+    """Set up n candidate pieces into table columns (``itab``, ``ftab``, ``box``, ``cls``, ``nst``
+    are views of n columns, written in place). Returns the stamp count per size class (int64
+    [len(sizes)]); candidates that are not pieces get nst = 0.
 
     cand float32 [4, 3, n]: snapped fx, fy (fixed point, integral), NDC depth q and clip w of the
     three vertices; ok bool [n]: the candidate exists; beta float32 [3, 3, n] (vertex i, parent
@@ -246,17 +253,30 @@ def _candidates(cand: torch.Tensor, ok: torch.Tensor, beta: Optional[torch.Tenso
     """
     ok = ok & torch.isfinite(cand[:3].abs().amax((0, 1)))  # amax propagates NaN
     XY = torch.where(ok, cand[:2], 0.0).long()  # [2, 3, n]; exact: integral floats below 2**29
+    X, Y = XY[0], XY[1]
+    signed = (X[1] - X[0]) * (Y[2] - Y[0]) - (X[2] - X[0]) * (Y[1] - Y[0])  # twice the signed area
+    ok = ok & ((signed > 0) if cull else (signed != 0))
+    # Canonical vertex order: the lowest (y, x) first, then counter-clockwise (positive area; the
+    # edge functions equal the reference's orientation-normalised ones). Everything below then
+    # depends on the triangle only, not on the order of its vertices: exactly coincident
+    # triangles get bitwise equal depths, so the lowest id wins as the contract requires.
+    key = Y * (1 << 31) + X  # |X|, |Y| < 2**29
+    r = torch.where(key[0] <= key[1], torch.where(key[0] <= key[2], 0, 2), torch.where(key[1] <= key[2], 1, 2))
+    neg = (signed < 0).long()
+    perm = torch.stack((r, (r + 1 + neg) % 3, (r + 2 - neg) % 3))  # [3, n]: piece vertex -> input vertex
+    cand = torch.gather(cand, 1, perm.expand(4, 3, -1))
+    XY = torch.gather(XY, 1, perm.expand(2, 3, -1))
+    del key, r, neg, signed
     # edge i runs from vertex a = (i + 1) % 3 to b = (i + 2) % 3 (slices: cheaper than index_select)
     XYa = torch.cat((XY[:, 1:], XY[:, :1]), 1)
     D = torch.cat((XYa[:, 1:], XYa[:, :1]), 1) - XYa  # [2, 3, n]: (dx, dy) of each edge
-    signed = D[0, 1] * D[1, 2] - D[0, 2] * D[1, 1]  # twice the signed area (the reference's)
-    ok = ok & ((signed > 0) if cull else (signed != 0))
-    Do = D * torch.sign(signed)  # orientation normalised (the reference's s); vertices keep their order
-    torch.mul(Do[1], SUBPIXEL, out=itab[_I_NA])
-    torch.mul(Do[0], SUBPIXEL, out=itab[_I_B])
+    area = D[0, 1] * D[1, 2] - D[0, 2] * D[1, 1]  # > 0 for pieces
+    torch.mul(D[1], SUBPIXEL, out=itab[_I_NA])
+    torch.mul(D[0], SUBPIXEL, out=itab[_I_B])
     H_XYa = HALF - XYa
-    torch.sub(Do[0] * H_XYa[1], Do[1] * H_XYa[0], out=itab[_I_C])
-    del D, Do, XYa, H_XYa
+    Cc = torch.sub(D[0] * H_XYa[1], D[1] * H_XYa[0], out=itab[_I_C])
+    torch.sub(Cc, ((D[1] > 0) | ((D[1] == 0) & (D[0] >= 0))).long(), out=itab[_I_CB])  # top-left bias
+    del D, XYa, H_XYa, Cc
 
     # pixel box: pixels whose centre 256 p + 128 lies within the vertices' range (the reference's);
     # ceil((v - 128) / 256) = (v + 127) >> 8 and floor((v - 128) / 256) = (v - 128) >> 8
@@ -266,15 +286,31 @@ def _candidates(cand: torch.Tensor, ok: torch.Tensor, beta: Optional[torch.Tenso
     hi[1].clamp_max_(H - 1)
     ok = ok & (lo[0] <= hi[0]) & (lo[1] <= hi[1])
     box[:2] = lo
-    torch.sub(hi, lo - 1, out=box[2:])
+    nxy = torch.sub(hi, lo - 1, out=box[2:]) * ok
     del XY, lo, hi
+    # stamp size: the cheapest class per piece (elementwise; argmin over a short dim is slow)
+    best = None
+    for k, S in enumerate(sizes):
+        sh = S.bit_length() - 1
+        n = ((nxy[0] + (S - 1)) >> sh) * ((nxy[1] + (S - 1)) >> sh)
+        if best is None:
+            cls.zero_()
+            nst.copy_(n)
+            best = _stamp_cost(n, S)
+        else:
+            cost = _stamp_cost(n, S)
+            better = cost < best
+            best = torch.minimum(best, cost)
+            cls.masked_fill_(better, k)
+            torch.where(better, n, nst, out=nst)
+    counts = torch.stack([(nst * (cls == k)).sum() for k in range(len(sizes))]) if len(sizes) > 1 else nst.sum()[None]
 
     # depth: z = sum_i q_i E_i / area, so dz/dpx = -(NA_1 (q1 - q0) + NA_2 (q2 - q0)) / area
     q = cand[2]
     torch.sub(q[1:], q[:1], out=ftab[_R_DQ])
     dq = ftab[_R_DQ]
     ftab[_R_Q0] = q[0]
-    inv_area = torch.reciprocal(signed.abs().clamp_min_(1).float(), out=ftab[_R_INVAREA])
+    inv_area = torch.reciprocal(area.clamp_min_(1).float(), out=ftab[_R_INVAREA])
     na, b = itab[1:3].float(), itab[4:6].float()
     zx = -(na[0] * dq[0] + na[1] * dq[1]) * inv_area
     zy = (b[0] * dq[0] + b[1] * dq[1]) * inv_area
@@ -284,24 +320,25 @@ def _candidates(cand: torch.Tensor, ok: torch.Tensor, beta: Optional[torch.Tenso
     torch.mul(zx, flat, out=ftab[_R_ZX])
     torch.mul(zy, flat, out=ftab[_R_ZY])
 
-    # perspective barycentric coefficients beta_ik / w_i * min_j w_j
+    # perspective barycentric coefficients beta_ik / w_i * min_j w_j (i: piece vertex, k: parent vertex)
     w = cand[3]
     rw = torch.minimum(torch.minimum(w[0], w[1]), w[2]) / w  # [3, n]
-    c = ftab[_R_C]
-    if beta is None:
+    c = ftab[_R_C].view(3, 3, -1)
+    if beta is None:  # beta_ik = 1 where piece vertex i is parent vertex k = perm[i]
         c.zero_()
-        c[0], c[4], c[8] = rw[0], rw[1], rw[2]
+        c.scatter_(1, perm[:, None], rw[:, None])
     else:
-        torch.mul(beta, rw[:, None], out=c.view(3, 3, -1))
-    return ok
+        torch.mul(torch.gather(beta, 0, perm[:, None].expand(3, 3, -1)), rw[:, None], out=c)
+    return counts
 
 
 def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str, cull: bool,
-           chunks: _Chunks) -> _Pieces:
-    """Triangle setup for all faces and batch entries (see the module docstring).
+           chunks: _Chunks, sizes) -> _Pieces:
+    """Triangle setup for all faces and batch entries (see the module docstring); the candidates
+    are set up in blocks, which the raster loop then walks in the same order.
 
     pos: float32 [B, V, 4]; faces: int32 [F, 3]. Two host syncs (the number of triangles that
-    need clipping, the number of pieces). Loops over chunks of faces.
+    need clipping; the number of pieces with the per-block stamp counts).
     """
     dev = pos.device
     B, V, F = pos.shape[0], pos.shape[1], faces.shape[0]
@@ -330,11 +367,19 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     M = gclip.shape[0]
     N = G + M * _FAN
 
-    itab = torch.empty((9, N + 1), dtype=torch.int64, device=dev)
+    itab = torch.empty((12, N + 1), dtype=torch.int64, device=dev)
     ftab = torch.empty((16, N + 1), dtype=torch.float32, device=dev)
     box = torch.empty((4, N), dtype=torch.int64, device=dev)
-    ok = torch.empty((N,), dtype=torch.bool, device=dev)
+    cls = torch.empty((N,), dtype=torch.int64, device=dev)
+    nst = torch.empty((N,), dtype=torch.int64, device=dev)
     batch = torch.empty((N,), dtype=torch.int64, device=dev)
+    ranges, counts = [], []
+
+    def block(c0, c1, cand, exists, beta):
+        sl = slice(c0, c1)
+        ranges.append((c0, c1))
+        counts.append(_candidates(cand, exists, beta, H, W, cull, sizes, itab[:, sl], ftab[:, sl], box[:, sl],
+                                  cls[sl], nst[sl]))
 
     # plain faces, in chunks
     for g0 in range(0, G, chunks.candidates):
@@ -342,7 +387,7 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
         vid = vertex_ids(g0, g1) if B > 1 else fidx[:, g0:g1]
         cand = _cols(vt, vid.reshape(-1)).view(4, 3, g1 - g0)
         sl = slice(g0, g1)
-        ok[sl] = _candidates(cand, fplain[sl], None, H, W, cull, itab[:, sl], ftab[:, sl], box[:, sl])
+        block(g0, g1, cand, fplain[sl], None)
         g = torch.arange(g0, g1, device=dev)
         b = torch.div(g, F, rounding_mode="floor")
         ftab[_R_ID, sl] = (g - b * F).float()
@@ -367,17 +412,20 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
             beta = Bc[:, fan].permute(2, 3, 0, 1).reshape(3, 3, n)  # [3 (vertex i), 3 (parent k), m * _FAN]
             exists = ((i + 1)[None, :] < nc[:, None]).reshape(n)
             sl = slice(G + m0 * _FAN, G + m1 * _FAN)
-            ok[sl] = _candidates(cand, exists, beta, H, W, cull, itab[:, sl], ftab[:, sl], box[:, sl])
+            block(sl.start, sl.stop, cand, exists, beta)
             ftab[_R_ID, sl] = fm.float().repeat_interleave(_FAN)
             batch[sl] = bm.repeat_interleave(_FAN)
 
     # ranks: pieces in (batch, face, fan) order, so a lower rank means a lower triangle id
+    ok = nst > 0
     cnt = ok[:G].long()
     if M:
         cnt.index_add_(0, gclip, ok[G:].view(M, _FAN).sum(1))
     first = torch.cumsum(cnt, 0) - cnt
-    tot = _host(torch.stack((cnt.sum(), overflow)))  # host sync 2
+    tot = _host(torch.cat((torch.stack((cnt.sum(), overflow)), torch.stack(counts).reshape(-1))))  # host sync 2
     P, n_over = int(tot[0]), int(tot[1])
+    K = len(sizes)
+    blocks = [(c0, c1, tot[2 + K * i:2 + K * (i + 1)]) for i, (c0, c1) in enumerate(ranges)]
     if n_over:
         raise RuntimeError(f"torch backend: {n_over} clipped polygon(s) exceeded {_CLIP_CAP} vertices "
                            "(degenerate input); please report this scene")
@@ -389,14 +437,14 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
         rank = torch.cat((first, (first[gclip][:, None] + torch.cumsum(ok[G:].view(M, _FAN), 1) - 1).reshape(-1)))
     rank = torch.where(ok, rank, P)
     cand_of = torch.empty(P + 1, dtype=torch.int64, device=dev).index_copy_(0, rank, torch.arange(N, device=dev))
-    cand_of[P] = N
+    cand_of[P:].fill_(N)  # fill_, not item assignment: that would lift a host scalar tensor
 
     # column N: a dummy piece covering nothing (E = -1 < bias everywhere)
-    itab[:, N] = 0
-    itab[_I_C, N] = -1
-    ftab[:, N] = 0.0
-    ftab[_R_INVAREA, N] = 1.0
-    return _Pieces(itab, ftab, ok, box, batch, rank, cand_of, P, N)
+    itab[:, N].fill_(0)
+    itab[_I_CB, N].fill_(-1)
+    ftab[:, N].fill_(0.0)
+    ftab[_R_INVAREA, N].fill_(1.0)
+    return _Pieces(itab, ftab, box, batch, cls, nst, rank, cand_of, P, N, blocks)
 
 
 # ----------------------------------------------------------------------------- binning
@@ -407,66 +455,45 @@ def _stamp_cost(n_stamps: torch.Tensor, S: int) -> torch.Tensor:
     return n_stamps * (10 * S * S + 24 * S + 60)
 
 
-class _Stamps(NamedTuple):
-    S: int
-    cand: torch.Tensor  # int64 [n]: candidate (piece) of each stamp
-    rank: torch.Tensor  # int64 [n]: the piece's rank (the tie-break of the key)
-    ox: torch.Tensor  # int64 [n]: first pixel of the stamp
-    oy: torch.Tensor
-    base: torch.Tensor  # int64 [n]: its index in the padded key buffer
-
-
-def _stamps(pc: _Pieces, sizes, Hp: int, Wp: int) -> List[_Stamps]:
-    """Cut each piece's pixel box into S x S stamps anchored at the box corner, S per piece from
-    ``sizes`` (powers of two) by :func:`_stamp_cost`. One host sync (the stamp counts)."""
-    dev = pc.ok.device
-    N = pc.ok.shape[0]
-    nxy = pc.box[2:] * pc.ok  # [2, N]; 0 for candidates that are not pieces
-    shifts = [S.bit_length() - 1 for S in sizes]
-    nsxy = [(nxy + (S - 1)) >> sh for S, sh in zip(sizes, shifts)]  # stamps along x, y
-    nst = [t[0] * t[1] for t in nsxy]
-    if len(sizes) > 1:  # cheapest class per piece (elementwise: argmin over a short dim is slow)
-        best = _stamp_cost(nst[0], sizes[0])
-        cls = torch.zeros_like(best)
-        for k in range(1, len(sizes)):
-            cost = _stamp_cost(nst[k], sizes[k])
-            better = cost < best
-            best = torch.minimum(best, cost)
-            cls = torch.where(better, k, cls)
-        nst = [n * (cls == k) for k, n in enumerate(nst)]
-    totals = _host(torch.stack([n.sum() for n in nst]))  # host sync 3
-    ar = torch.arange(N, device=dev)
-    out = []
-    for k, S in enumerate(sizes):
-        n = int(totals[k])
-        if n == 0:
-            continue
-        c = torch.repeat_interleave(ar, nst[k], output_size=n)
-        j = torch.arange(n, device=dev) - (torch.cumsum(nst[k], 0) - nst[k]).index_select(0, c)
-        sx = nsxy[k][0].index_select(0, c)
-        jy = torch.div(j, sx, rounding_mode="floor")
-        o = _cols(pc.box[:2], c)
-        ox = o[0] + (j - jy * sx) * S
-        oy = o[1] + jy * S
-        base = (pc.batch.index_select(0, c) * Hp + oy) * Wp + ox
-        out.append(_Stamps(S, c, pc.rank.index_select(0, c), ox, oy, base))
-    return out
+def _block_stamps(pc: _Pieces, c0: int, c1: int, k: int, S: int, n: int, Hp: int, Wp: int):
+    """The n stamps of side S (size class k) of candidates c0..c1: S x S pixel tiles covering each
+    piece's pixel box, anchored at its corner. Returns int64 [n] arrays (candidate, rank, ox, oy,
+    base): the piece, its rank, the stamp's first pixel and its index in the key buffer."""
+    dev = pc.nst.device
+    cnt = pc.nst[c0:c1] * (pc.cls[c0:c1] == k)
+    local = torch.repeat_interleave(torch.arange(c1 - c0, device=dev), cnt, output_size=n)
+    j = torch.arange(n, device=dev) - (torch.cumsum(cnt, 0) - cnt).index_select(0, local)
+    c = local + c0
+    box = _cols(pc.box, c)  # [4, n]
+    sx = (box[2] + (S - 1)) >> (S.bit_length() - 1)  # stamps along x
+    jy = torch.div(j, sx, rounding_mode="floor")
+    ox = box[0] + (j - jy * sx) * S
+    oy = box[1] + jy * S
+    base = (pc.batch.index_select(0, c) * Hp + oy) * Wp + ox
+    return c, pc.rank.index_select(0, c), ox, oy, base
 
 
 # ----------------------------------------------------------------------------- raster
 
-def _coverage_int64(e, NA, Bc, ar):
+def _coverage_int64(e, NA, Bc, ar, out=None):
     """bool [S, S, C] (ly, lx, stamp): all three edge functions >= bias, exact int64.
 
     e [3, C]: E_i - bias_i at each stamp's first pixel; NA, Bc [3, C]: -dE/dpx, dE/dpy.
     E - bias = row[ly] - NA lx with row[ly] = e + Bc ly: covered iff row[ly] >= NA lx.
+    ``out``: optional (cover, scratch) bool buffers of the result's shape.
     """
     a = ar[:, None]
     row = e[:, None, :] + Bc[:, None, :] * a  # [3, S, C]
     col = NA[:, None, :] * a
-    cover = row[0][:, None] >= col[0][None]
-    cover &= row[1][:, None] >= col[1][None]
-    cover &= row[2][:, None] >= col[2][None]
+    if out is None:
+        cover = row[0][:, None] >= col[0][None]
+        cover &= row[1][:, None] >= col[1][None]
+        cover &= row[2][:, None] >= col[2][None]
+        return cover
+    cover, tmp = out
+    torch.ge(row[0][:, None], col[0][None], out=cover)
+    for i in (1, 2):
+        cover &= torch.ge(row[i][:, None], col[i][None], out=tmp)
     return cover
 
 
@@ -512,24 +539,30 @@ def _coverage_float(e, NA, Bc, ar, S: int):
 
 
 def _raster_chunk(gi: torch.Tensor, gr: torch.Tensor, rank: torch.Tensor, ox: torch.Tensor, oy: torch.Tensor,
-                  base: torch.Tensor, S: int, Wp: int, float_edges: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+                  base: torch.Tensor, S: int, Wp: int, float_edges: bool,
+                  out: Optional[Dict[str, torch.Tensor]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Keys of one chunk of C stamps of side S. Static shapes: compiled as is in static mode.
 
-    gi int64 [9, C] (itab) and gr float32 [6, C] (ftab rows 0..5): the stamps' pieces; rank int64 [C];
-    ox, oy int64 [C]: each stamp's first pixel; base int64 [C]: its index in the key buffer,
-    whose rows are Wp wide (pixels past the image's right and bottom edges land in its padding).
-    Returns (index int64 [S*S*C], key int64 [S*S*C]): key = bits(d') << 32 | rank, with
-    d' = depth / 8 + 3 / 8 and bit 30 of the high word set where the pixel is not covered.
+    gi int64 [9, C] (itab rows 0..8) and gr float32 [6, C] (ftab rows 0..5): the stamps' pieces;
+    rank int64 [C]; ox, oy int64 [C]: each stamp's first pixel; base int64 [C]: its index in the
+    key buffer, whose rows are Wp wide (pixels past the image's right and bottom edges land in
+    its padding). ``out``: optional flat buffers (see :func:`_raster_buffers`) that the per-pixel
+    tensors are written into: on CPU, reusing them avoids page faults that otherwise cost more
+    than the arithmetic. Returns (index int64 [S*S*C], key int64 [S*S*C]): key =
+    bits(d') << 32 | rank, d' = depth / 8 + 3 / 8 where covered, bits >= 2**30 elsewhere.
     """
     dev = gi.device
+    C = gi.shape[1]
+    shape = (S, S, C)
+    buf = None if out is None else {k: v[:S * S * C * (2 if k == "key" else 1)] for k, v in out.items()}
     ar = torch.arange(S, device=dev)
     NA, Bc = gi[_I_NA], gi[_I_B]
-    bias = (NA > 0) | ((NA == 0) & (Bc >= 0))  # top-left rule
-    e = Bc * oy - NA * ox + gi[_I_C] - bias.long()  # exact E - bias at each stamp's first pixel [3, C]
+    e = Bc * oy - NA * ox + gi[_I_CB]  # exact E - bias at each stamp's first pixel [3, C]
     if float_edges:
         cover = _coverage_float(e, NA, Bc, ar, S)
     else:
-        cover = _coverage_int64(e, NA, Bc, ar)
+        cover = _coverage_int64(e, NA, Bc, ar, None if buf is None else (buf["cover"].view(shape),
+                                                                          buf["tmp"].view(shape)))
     # depth at the first pixel from the exact edge values, q0 + sum_i (q_i - q0) E_i / area (E - bias
     # is off by at most one unit: negligible), then a separable plane over the stamp
     lam = e[1:].float() * gr[_R_INVAREA]
@@ -537,15 +570,34 @@ def _raster_chunk(gi: torch.Tensor, gr: torch.Tensor, rank: torch.Tensor, ox: to
     a = ar.float()[:, None]
     zrow = z0 + (gr[_R_ZY] * _DEPTH_SCALE) * a  # [S, C]
     zcol = (gr[_R_ZX] * _DEPTH_SCALE) * a
-    zb = (zrow[:, None] + zcol[None]).view(torch.int32)  # [S, S, C]
-    # uncovered: at least 2**30 (d' of a covered pixel is positive and below 0.5, under 2**30 as
+    rank32 = rank.to(torch.int32).expand(shape)
+    off = (ar[:, None] * Wp + ar[None, :])[..., None]
+    # uncovered: bits >= 2**30 (d' of a covered pixel is positive and below 0.5, under 2**30 as
     # bits; an uncovered one may be anything, negative included); 5x faster than where() on CPU
-    zb = torch.maximum(zb, cover.logical_not_().to(torch.int32) << _UNCOVERED_BIT)
-    del cover
-    C = gi.shape[1]
-    key = torch.stack((rank.to(torch.int32).expand(S, S, C), zb), -1).view(torch.int64)  # little-endian
-    idx = (ar[:, None] * Wp + ar[None, :])[..., None] + base
-    return idx.reshape(-1), key.reshape(-1)
+    if buf is None:
+        zb = (zrow[:, None] + zcol[None]).view(torch.int32)  # [S, S, C]
+        zb = torch.maximum(zb, cover.logical_not_().to(torch.int32) << _UNCOVERED_BIT)
+        key = torch.stack((rank32, zb), -1).view(torch.int64)  # little-endian: rank low, depth high
+        idx = off + base
+        return idx.reshape(-1), key.reshape(-1)
+    zb = torch.add(zrow[:, None], zcol[None], out=buf["z"].view(shape)).view(torch.int32)
+    m = buf["mask"].view(shape)
+    m.copy_(cover.logical_not_())
+    m <<= _UNCOVERED_BIT
+    torch.maximum(zb, m, out=zb)
+    key = torch.stack((rank32, zb), -1, out=buf["key"].view(shape + (2,)))
+    idx = torch.add(off, base, out=buf["idx"].view(shape))
+    return idx.view(-1), key.view(torch.int64).view(-1)
+
+
+def _raster_buffers(n: int, device: torch.device) -> Dict[str, torch.Tensor]:
+    """Flat scratch buffers for :func:`_raster_chunk` chunks of up to n stamp pixels (26 B each)."""
+    return {"cover": torch.empty(n, dtype=torch.bool, device=device),
+            "tmp": torch.empty(n, dtype=torch.bool, device=device),
+            "z": torch.empty(n, dtype=torch.float32, device=device),
+            "mask": torch.empty(n, dtype=torch.int32, device=device),
+            "key": torch.empty(2 * n, dtype=torch.int32, device=device),
+            "idx": torch.empty(n, dtype=torch.int64, device=device)}
 
 
 # ----------------------------------------------------------------------------- resolve
@@ -554,7 +606,7 @@ def _resolve_chunk(gi: torch.Tensor, gf: torch.Tensor, px: torch.Tensor,
                    py: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Barycentrics, id and depth of n covered pixels from their winning pieces.
 
-    gi int64 [9, n], gf float32 [16, n]: the winners' table columns; px, py int64 [n]: pixel
+    gi int64 [12, n], gf float32 [16, n]: the winners' table columns; px, py int64 [n]: pixel
     indices. Returns (rast float32 [n, 4], depth float32 [n]).
     """
     E = gi[_I_B] * py - gi[_I_NA] * px + gi[_I_C]  # exact, >= 0 inside [3, n]
@@ -581,77 +633,109 @@ def _maybe_compiled(name: str, fn, compile_):
     return _compiled[key]
 
 
+class _Run(NamedTuple):
+    """Per-call state shared by :func:`rasterize` and :func:`coverage_counts`."""
+    pc: Optional[_Pieces]
+    chunks: _Chunks
+    sizes: Tuple[int, ...]
+    Hp: int  # key buffer rows per batch entry (image rows + padding)
+    Wp: int  # key buffer row pitch
+
+
+def _prepare(inp, memory_budget, edge_arith, static_shapes, stamp_size, compile_) -> Tuple[_Run, str]:
+    dev = inp.pos.device
+    memory_budget, edge_arith = _check_options(memory_budget, edge_arith, stamp_size, static_shapes, dev)
+    if compile_ and not static_shapes:
+        raise ValueError("compile needs static_shapes=True (the dynamic mode has data-dependent shapes)")
+    chunks = _chunks(memory_budget, dev)
+    sizes = (stamp_size or STATIC_STAMP_SIZE,) if static_shapes else _STAMP_SIZES
+    Smax = max(sizes)
+    pc = None
+    if inp.pos.shape[0] and inp.faces.shape[0]:
+        pc = _setup(inp.pos, inp.faces, inp.height, inp.width, inp.viewport, inp.cull_backfaces, chunks, sizes)
+        if pc.count == 0:
+            pc = None
+    # key buffer rows padded so that stamps hanging over the right or bottom edge never wrap
+    return _Run(pc, chunks, sizes, inp.height + Smax, inp.width + Smax), edge_arith
+
+
+def _raster_pass(run: _Run, edge_arith: str, static_shapes: bool, compile_, consume) -> None:
+    """Rasterize every stamp, chunk by chunk; ``consume(index, key)`` receives each chunk's
+    (index int64 [n], key int64 [n]) pairs (see :func:`_raster_chunk`)."""
+    pc, sizes = run.pc, run.sizes
+    dev = pc.itab.device
+    float_edges = edge_arith == "float32"
+    raster = _maybe_compiled("raster", _raster_chunk, compile_)
+    bufs = None if compile_ or float_edges else _raster_buffers(run.chunks.stamp_pixels, dev)
+    for c0, c1, counts in pc.blocks:
+        for k, S in enumerate(sizes):
+            n = int(counts[k])
+            if n == 0:
+                continue
+            C = max(1, run.chunks.stamp_pixels // (S * S))  # S * S * C <= chunks.stamp_pixels
+            arrays = _block_stamps(pc, c0, c1, k, S, n, run.Hp, run.Wp)
+            if static_shapes and n % C:  # pad with dummy stamps: the dummy piece covers nothing
+                pad = C - n % C
+                arrays = tuple(torch.cat((a, torch.full((pad,), v, dtype=torch.int64, device=dev)))
+                               for a, v in zip(arrays, (pc.dummy, 0, 0, 0, 0)))
+            cand, rank, ox, oy, base = arrays
+            del arrays
+            for s in range(0, cand.shape[0], C):
+                cc = cand[s:s + C]
+                idx, key = raster(_cols(pc.itab[:_NI_RASTER], cc), _cols(pc.ftab[:_NR_RASTER], cc), rank[s:s + C],
+                                  ox[s:s + C], oy[s:s + C], base[s:s + C], S, run.Wp, float_edges,
+                                  **({} if bufs is None else {"out": bufs}))
+                consume(idx, key)
+                del idx, key
+
+
 def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "auto", static_shapes: bool = False,
               stamp_size: Optional[int] = None, compile=False, **_ignored):
     """Backend entry point: :class:`render_npu._validate.RasterInputs` -> (rast, depth).
 
     Args:
         inp: validated inputs (pos float32 [B, V, 4], faces int32 [F, 3], all on one device).
-        memory_budget: bytes of scratch one chunk of the setup, raster or resolve loop may use
-            (default 256 MiB, at least 1 MiB). It bounds the part of the working set that would
-            otherwise grow with faces x pixels; the candidate tables (~170 bytes per face) and
-            the per-pixel buffers (~18 bytes per pixel) come on top. Never changes the result.
-            On CPU, chunks are also capped to a few MiB per temporary (faster: no page faults).
+        memory_budget: bytes of scratch that one chunk of the setup, raster or resolve loop may
+            use (default 256 MiB, at least 1 MiB). It bounds the part of the working set that
+            would otherwise grow with faces x pixels; the candidate tables (~300 bytes per face)
+            and the per-pixel buffers (~17 bytes per pixel) come on top. Never changes the
+            result. On CPU, chunks are also capped to a few MiB per temporary (faster: no page
+            faults).
         edge_arith: "auto" (int64 on CPU and CUDA, float32 elsewhere), "int64" or "float32": how
             edge functions are evaluated per pixel. Both are exact and give identical results.
         static_shapes: one stamp size and fixed chunk shapes (the last chunk padded with a dummy
             piece), so every raster/resolve chunk is the same fixed-shape graph; big pieces are
             cut into more stamps, nothing is dropped. Results equal the dynamic mode's.
-        stamp_size: stamp side in pixels in static mode (default 8, at most 64).
+        stamp_size: stamp side in pixels in static mode (default 8; a power of two, at most 64).
         compile: with static_shapes, run the chunk kernels through
             ``torch.compile(fullgraph=True, dynamic=False)``; True means the inductor backend, a
             string names another torch.compile backend.
         num_threads and other backend options are accepted and ignored.
 
     Returns:
-        (rast float32 [B, H, W, 4], depth float32 [B, H, W]) on the input device.
+        (rast float32 [B, H, W, 4], depth float32 [B, H, W]) on the input device. Host syncs:
+        three (clip count; piece and stamp counts; covered pixels), none inside the loops.
     """
-    pos, faces = inp.pos, inp.faces
-    dev = pos.device
-    memory_budget, edge_arith = _check_options(memory_budget, edge_arith, stamp_size, static_shapes, dev)
-    if compile and not static_shapes:
-        raise ValueError("compile needs static_shapes=True (the dynamic mode has data-dependent shapes)")
-    H, W = inp.height, inp.width
-    B = pos.shape[0]
+    run, edge_arith = _prepare(inp, memory_budget, edge_arith, static_shapes, stamp_size, compile)
+    dev = inp.pos.device
+    H, W, Hp, Wp = inp.height, inp.width, run.Hp, run.Wp
+    B = inp.pos.shape[0]
     rast = torch.zeros((B, H, W, 4), dtype=torch.float32, device=dev)
     depth = torch.zeros((B, H, W), dtype=torch.float32, device=dev)
-    if B == 0 or faces.shape[0] == 0:
+    pc = run.pc
+    if pc is None:
         return rast, depth
-    chunks = _chunks(memory_budget, dev)
-    pc = _setup(pos, faces, H, W, inp.viewport, inp.cull_backfaces, chunks)
-    if pc.count == 0:
-        return rast, depth
-    sizes = (stamp_size or STATIC_STAMP_SIZE,) if static_shapes else _STAMP_SIZES
-    Smax = max(sizes)
-    Hp, Wp = H + Smax, W + Smax  # key buffer padded so that stamps never wrap into the next row
     fb = torch.full((B * Hp * Wp,), _I64_MAX, dtype=torch.int64, device=dev)
-    float_edges = edge_arith == "float32"
-    raster = _maybe_compiled("raster", _raster_chunk, compile)
-    for st in _stamps(pc, sizes, Hp, Wp):
-        S, n = st.S, st.cand.shape[0]
-        C = max(1, chunks.stamp_pixels // (S * S))
-        arrays = (st.cand, st.rank, st.ox, st.oy, st.base)
-        if static_shapes and n % C:  # pad with dummy stamps: the dummy piece covers nothing
-            pad = C - n % C
-            arrays = tuple(torch.cat((a, torch.full((pad,), v, dtype=torch.int64, device=dev)))
-                           for a, v in zip(arrays, (pc.dummy, 0, 0, 0, 0)))
-        cand, rank, ox, oy, base = arrays
-        del st, arrays
-        for s in range(0, cand.shape[0], C):
-            cc = cand[s:s + C]
-            idx, key = raster(_cols(pc.itab, cc), _cols(pc.ftab[:_NR_RASTER], cc), rank[s:s + C],
-                              ox[s:s + C], oy[s:s + C], base[s:s + C], S, Wp, float_edges)
-            fb.scatter_reduce_(0, idx, key, "amin")
-            del idx, key
+    _raster_pass(run, edge_arith, static_shapes, compile, lambda idx, key: fb.scatter_reduce_(0, idx, key, "amin"))
+
     # resolve the covered pixels only
-    keys = fb.view(B, Hp, Wp)[:, :H, :W]
-    hit = torch.nonzero((keys < _EMPTY_BELOW).reshape(-1)).squeeze(1)  # host sync 4
+    hit = torch.nonzero((fb.view(B, Hp, Wp)[:, :H, :W] < _EMPTY_BELOW).reshape(-1)).squeeze(1)  # host sync 3
     n = hit.shape[0]
     if n == 0:
         return rast, depth
     resolve = _maybe_compiled("resolve", _resolve_chunk, compile)
-    C = chunks.resolve
-    if static_shapes and n % C and n > C:  # pad by repeating the last pixel (rewrites the same values)
+    C = run.chunks.resolve
+    if static_shapes and n % C:  # pad by repeating the last pixel (rewrites the same values)
         hit = torch.cat((hit, hit[-1:].expand(C - n % C)))
     rast_flat, depth_flat = rast.view(B * H * W, 4), depth.view(B * H * W)
     HW = H * W
@@ -666,6 +750,26 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
         rast_flat[q] = r
         depth_flat[q] = d
     return rast, depth
+
+
+def coverage_counts(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "auto",
+                    static_shapes: bool = False, stamp_size: Optional[int] = None) -> torch.Tensor:
+    """int32 [B, H, W]: how many triangle pieces cover each pixel centre, whatever their depth.
+
+    A test and debugging utility that runs exactly the setup, binning and coverage code of
+    :func:`rasterize` and counts instead of resolving visibility: on a closed tessellated surface
+    filling the view every count is 1 (no crack, no double coverage of shared edges).
+    """
+    run, edge_arith = _prepare(inp, memory_budget, edge_arith, static_shapes, stamp_size, False)
+    dev = inp.pos.device
+    B, H, W = inp.pos.shape[0], inp.height, inp.width
+    cnt = torch.zeros(B * run.Hp * run.Wp, dtype=torch.int32, device=dev)
+    if run.pc is not None:
+        def consume(idx, key):
+            cnt.scatter_add_(0, idx, ((key >> 32) < (1 << _UNCOVERED_BIT)).to(torch.int32))
+
+        _raster_pass(run, edge_arith, static_shapes, False, consume)
+    return cnt.view(B, run.Hp, run.Wp)[:, :H, :W].contiguous()
 
 
 # ----------------------------------------------------------------------------- instrumentation
@@ -719,3 +823,40 @@ def count_ops(fn, *args, **kwargs):
     with _Count():
         result = fn(*args, **kwargs)
     return result, OpCounts(sum(names.values()), syncs[0], names)
+
+
+def peak_tensor_bytes(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` and measure the peak bytes of tensor storage it holds alive.
+
+    Returns ``(result, peak_bytes)``: the maximum, over the call, of the total size of storages
+    created by the ops it dispatched and still alive (its outputs included; inputs and tensors
+    made before the call excluded). Exact and device independent (it sees storages, not the
+    allocator), unlike RSS or ``max_memory_allocated``, which include allocator caching.
+    """
+    import weakref
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    live: Dict[int, int] = {}
+    state = {"cur": 0, "peak": 0}
+
+    def release(key: int) -> None:
+        state["cur"] -= live.pop(key, 0)
+
+    class _Track(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for o in (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(o, torch.Tensor):
+                    st = o.untyped_storage()
+                    key = id(st)
+                    if key not in live and st.nbytes() > 0:
+                        live[key] = st.nbytes()
+                        state["cur"] += st.nbytes()
+                        state["peak"] = max(state["peak"], state["cur"])
+                        weakref.finalize(st, release, key)
+            return out
+
+    with _Track():
+        result = fn(*args, **kwargs)
+    return result, state["peak"]

@@ -93,7 +93,18 @@ class _Candidate:
                 self.polys.append(p)
         if not self.polys or not np.all(np.isfinite(Q)) or not np.all(np.isfinite(exact)):
             return
-        # depth plane from the fan triangle of largest area (all fan triangles share the plane)
+        # Depth plane from the parent's homogeneous vertices in float64: z = a x + b y + c w holds on
+        # the triangle's plane, so z/w = a X + b Y + c in NDC. This avoids the float32 rounding of
+        # clipped vertices (up to ~3e-5 in depth for near-plane cuts).
+        V64 = v.astype(np.float64)
+        M3 = V64[:, [0, 1, 3]]
+        if abs(np.linalg.det(M3)) > 1e-12 * max(1.0, float(np.abs(M3).max()) ** 3):
+            a, b, c = np.linalg.solve(M3, V64[:, 2])
+            fax, fay = float(ax), float(ay)
+            if fax != 0.0 and fay != 0.0:
+                self.plane = np.array([a / fax, b / fay, c - a * float(bx) / fax - b * float(by) / fay])
+                return
+        # fallback: the fan triangle of largest area (all fan triangles share the plane)
         best, best_area = None, 0.0
         for i in range(1, len(exact) - 1):
             e1, e2 = exact[i] - exact[0], exact[i + 1] - exact[0]

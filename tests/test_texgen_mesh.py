@@ -126,3 +126,31 @@ def test_errors(tmp_path):
         Mesh(np.zeros((3, 2)), [[0, 1, 2]])
     with pytest.raises(MeshError, match="together"):
         Mesh(np.zeros((3, 3)), [[0, 1, 2]], uv=np.zeros((3, 2)))
+
+
+def test_multi_geometry_scene_keeps_each_texture(tmp_path):
+    """trimesh's own concatenation can swap packed textures between parts; texgen packs them."""
+    from texgen import Camera, Renderer
+    from texgen.demo import demo_mesh
+    from texgen.export import to_trimesh
+
+    parts = []
+    for shade, dx in ((0.2, 0.0), (0.8, 2.0)):
+        m = unwrap(demo_mesh(1, ring=False), 32)
+        m.texture = np.full((8, 8, 3), shade, np.float32)
+        tm = to_trimesh(m)
+        tm.apply_translation((dx, 0, 0))
+        parts.append(tm)
+    parts.append(trimesh.creation.box(extents=(0.3, 0.3, 0.3)))  # no texture at all
+    parts[-1].apply_translation((1.0, 2.0, 0.0))
+    trimesh.Scene(parts).export(tmp_path / "scene.glb")
+    m = normalize(load_mesh(tmp_path / "scene.glb"))
+    assert m.num_faces == 80 + 80 + 12 and m.texture is not None
+    r = Renderer(m)
+    img = r.render_textured(Camera(), 64).numpy()
+    pm = r.position_map(Camera(), 64).numpy()
+    mask = r.mask(Camera(), 64).numpy()
+    left = mask & (pm[..., 0] < -0.1) & (pm[..., 1] < 0.0)
+    right = mask & (pm[..., 0] > 0.1) & (pm[..., 1] < 0.0)
+    np.testing.assert_allclose(img[left], 0.2, atol=1e-4)
+    np.testing.assert_allclose(img[right], 0.8, atol=1e-4)

@@ -216,3 +216,33 @@ def test_render_textured_vertex_colors_and_errors(sphere):
         Renderer(sphere, backend=BACKEND).texels(8)
     with pytest.raises(ValueError):
         Renderer(sphere, backend=BACKEND).normal_map(Camera(), 8, space="screen")
+
+
+def test_view_batch_maps_match_renderer_and_are_computed_once(sphere):
+    from texgen import ViewBatch
+
+    r = Renderer(sphere, backend=BACKEND)
+    cams = hunyuan_cameras()
+    batch = ViewBatch(r, cams, 24, workers=3)
+    n, p, m = batch.normal_maps, batch.position_maps, batch.masks
+    assert batch.normal_maps is n and batch.position_maps is p
+    for i, cam in enumerate(cams):
+        assert torch.equal(n[i], r.normal_map(cam, 24))
+        assert torch.equal(p[i], r.position_map(cam, 24))
+        assert torch.equal(m[i], r.mask(cam, 24))
+    cn = batch.camera_normal_maps
+    assert torch.all(cn[0][m[0]][:, 2] > -0.2)  # camera space: mostly facing the viewer
+    assert len(batch.position_images()) == 6
+
+
+def test_pipeline_rejects_wrong_image_counts():
+    from texgen import ImageSource
+
+    pipe = TexturePipeline(render_size=16, texture_size=16, backend=BACKEND, progress=False)
+    mesh = demo_mesh(1, ring=False)
+    with pytest.raises(ValueError, match="5 images for 6 cameras"):
+        pipe(mesh, ImageSource([np.zeros((16, 16, 3), np.float32)] * 5))
+    with pytest.raises(ValueError, match="returned 2 images for 6 cameras"):
+        pipe(mesh, lambda batch: [np.zeros((16, 16, 3), np.float32)] * 2)
+    with pytest.raises(TypeError):
+        pipe(mesh, 42)

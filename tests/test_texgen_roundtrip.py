@@ -1,28 +1,27 @@
 """texgen quality: render a textured mesh from the six views, bake the renders into a fresh atlas,
 re-render from held-out views and compare with the ground truth; inpainting leaves no hole.
 
-Threshold: 30 dB PSNR over the covered pixels of four held-out views (elevation +-30, azimuths
-between the six). Measured: 33.6 dB here (33.4 dB over all eight held-out views, 256^2 renders
-and atlas, 704 faces). What limits it is not the bake -- without the ring the same round trip
-reaches ~44 dB -- but the ~25% of the atlas no view sees (under and inside the ring), which the
-inpainting has to invent; held-out views at +-30 degrees look right at those regions. The
-margin (3.6 dB) absorbs backend differences (triangle ids may differ on pixels within 1e-3 px of
-an edge) and platform float differences. Below the threshold sit every failure we could make:
-mean-colour texture 11.9 dB, no inpainting 11.3 dB, texture rows flipped (v convention) 9.6 dB,
-cameras mirrored in azimuth 18.3 dB, pyramid-only (push-pull) hole filling 27.1 dB.
+Threshold: 38 dB PSNR over the covered pixels of four held-out views (elevation +-30, azimuths
+between the six). Measured: 41.4 dB here (41.4 dB over all eight held-out views; 256^2 renders and
+atlas, 704 faces, every backend alike). What limits it is the ~12% of the atlas no view sees
+(under and inside the ring), which the inpainting has to invent; held-out views at +-30 degrees
+look right at those regions. The 3.4 dB margin absorbs backend differences (triangle ids may
+differ on pixels within 1e-3 px of an edge) and platform float differences. Below the threshold
+sit every failure we could make: flipped texture rows (v convention) 9.5 dB, a mean-colour
+texture 11.9 dB, no inpainting 14.8 dB, cameras mirrored in azimuth 20.3 dB, and weaker hole
+filling: push-pull 33.4 dB, OpenCV Navier-Stokes (Hunyuan3D-2's) 37.0 dB.
 """
 import os
 
 import numpy as np
 import pytest
-import torch
 
 from texgen import Camera, Mesh, TexturePipeline, TransferSource, load_mesh, normalize
 from texgen.demo import demo_mesh, ground_truth, held_out_psnr
 from texgen.inpaint import harmonic_fill, inpaint_texture, push_pull
 
 BACKEND = os.environ.get("TEXGEN_TEST_BACKEND", "auto")
-PSNR_THRESHOLD_DB = 30.0
+PSNR_THRESHOLD_DB = 38.0
 HELD_OUT = [Camera(30, 45), Camera(30, 225), Camera(-30, 135), Camera(-30, 315)]
 
 
@@ -45,7 +44,7 @@ def test_round_trip_psnr_on_held_out_views(round_trip):
     assert metrics["mean"] > PSNR_THRESHOLD_DB
     assert min(metrics["psnr"]) > PSNR_THRESHOLD_DB - 2
     assert metrics["baseline"] < PSNR_THRESHOLD_DB - 10
-    assert 0.6 < result.coverage < 1.0  # some texels really were inpainted
+    assert 0.8 < result.coverage < 0.95  # some texels really were inpainted
 
 
 def test_no_empty_texel_in_used_uv_area(round_trip):

@@ -8,8 +8,9 @@ normal ``n``) and every view ``i`` with image ``I_i`` and view weight ``w_i``:
 * ``p`` is projected into the view; the texel is *visible* when its distance along the viewing
   axis matches the view's depth map at the nearest pixel within ``depth_tolerance`` render
   pixels (world size of a pixel at that depth), and *reliable* when that pixel is not within
-  ``border`` pixels of a depth discontinuity or of the silhouette (neighbouring depths differing
-  by more than ``edge_jump`` pixel sizes; the background counts as infinitely far). Baked colour
+  ``border`` pixels of a depth discontinuity or of the silhouette (depths within a 3x3
+  neighbourhood differing by more than ``edge_jump`` pixel sizes, more than any surface inside the
+  angle limit produces; the background counts as infinitely far). Baked colour
   goes wrong exactly there: generated images are not pixel-aligned with the geometry, and the
   rim of a silhouette is seen at a grazing angle.
 * colour ``c_i = I_i(p)`` bilinearly (the image may have any resolution with the render's aspect
@@ -47,7 +48,10 @@ class BakeSettings:
         bake_exp: exponent on the cosine weight (Hunyuan3D-2: 4).
         max_angle: degrees between normal and view direction beyond which a view contributes 0.
         depth_tolerance: visibility tolerance, in render pixels.
-        edge_jump: neighbouring-pixel depth step, in pixel sizes, that counts as a discontinuity.
+        edge_jump: depth range over a pixel's 3x3 neighbourhood, in pixel sizes, that counts as a
+            discontinuity. None: ``1.25 * 2 sqrt(2) tan(max_angle)`` (13.2 for 75 degrees), just
+            above what a continuous surface inside the angle limit produces, so only real jumps
+            and silhouettes are masked, never merely steep surfaces.
         border: pixels masked around discontinuities and silhouettes; None = ``max(2, round(R/512))``
             for render size R.
         workers: threads for the per-view work; None = ``min(views, os.cpu_count())``; 1 = inline.
@@ -55,9 +59,14 @@ class BakeSettings:
     bake_exp: float = 4.0
     max_angle: float = 75.0
     depth_tolerance: float = 3.0
-    edge_jump: float = 4.0
+    edge_jump: Optional[float] = None
     border: Optional[int] = None
     workers: Optional[int] = None
+
+    def edge_jump_px(self) -> float:
+        if self.edge_jump is not None:
+            return float(self.edge_jump)
+        return 1.25 * 2.0 * math.sqrt(2.0) * math.tan(math.radians(min(self.max_angle, 89.0)))
 
     def border_px(self, resolution: Resolution) -> int:
         if self.border is not None:
@@ -154,9 +163,9 @@ def reliable_mask(raster: Raster, camera: Camera, settings: BakeSettings) -> tor
     lin.masked_fill_(~covered, camera.far * 4.0 + 1e3)  # the background is far away
     rng = _local_range(lin)
     if camera.is_ortho:
-        thr = settings.edge_jump * camera.pixel_size((H, W))
+        thr = settings.edge_jump_px() * camera.pixel_size((H, W))
     else:
-        thr = settings.edge_jump * camera.pixel_size((H, W), lin.clamp_max(camera.far))
+        thr = settings.edge_jump_px() * camera.pixel_size((H, W), lin.clamp_max(camera.far))
     edge = rng > thr
     return covered & ~_dilate(edge, settings.border_px((H, W)))
 

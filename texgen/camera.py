@@ -25,8 +25,8 @@ converts it to the distance along the viewing axis in world units.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import List, Tuple, Union
 
 import numpy as np
 

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .camera import Camera, hunyuan_cameras
+from .camera import Camera
 from .images import encode_normals, save_image
 from .inpaint import push_pull
 from .mesh import Mesh, normalize, unwrap

@@ -11,7 +11,7 @@
    equation at each level, on the empty texels only); ``"pushpull"``: the pyramid alone
    (fastest, blurrier); or OpenCV's ``"ns"`` (Navier-Stokes) / ``"telea"`` ``cv2.inpaint``
    (radius 3, on the 8-bit texture, the rest of the atlas pre-filled by push-pull so no black
-   bleeds in). On the demo's round trip the harmonic fill scores 2-4 dB above cv2's NS at a
+   bleeds in). On the round-trip test the harmonic fill scores 4 dB above cv2's NS at a
    fraction of its run time (cv2.inpaint takes seconds on a 2048^2 atlas with 15% holes).
 
 Afterwards no texel of the used area (or of its ``pad`` margin) is empty. Texels farther outside

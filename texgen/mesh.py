@@ -29,7 +29,7 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-__all__ = ["Mesh", "Normalization", "MeshError", "load_mesh", "from_trimesh", "normalize", "unwrap",
+__all__ = ["Mesh", "Normalization", "MeshError", "load_mesh", "from_trimesh", "merge_meshes", "normalize", "unwrap",
            "prepare_mesh", "vertex_normals", "face_normals"]
 
 DEFAULT_RADIUS = 0.575  # Hunyuan3D-2: scale_factor 1.15 over the bounding sphere's diameter
@@ -282,7 +282,9 @@ def load_mesh(source: Union[str, os.PathLike, Any], name: Optional[str] = None) 
             if len(loaded.geometry) else []
         if not geoms:
             raise MeshError(f"{name}: the file holds no triangle mesh with faces")
-        loaded = geoms[0] if len(geoms) == 1 else trimesh.util.concatenate(geoms)
+        if len(geoms) > 1:  # texgen's own merge: trimesh's texture packing can swap textures
+            return merge_meshes([from_trimesh(g, name=name) for g in geoms], name=name)
+        loaded = geoms[0]
     if not isinstance(loaded, trimesh.Trimesh):
         raise MeshError(f"{name}: expected a triangle mesh, got {type(loaded).__name__} "
                         f"(point clouds and paths have no faces)")
@@ -320,6 +322,58 @@ def from_trimesh(tm, name: str = "mesh") -> Mesh:
         if factor is not None:  # UVs but a plain colour: keep it as vertex colours
             vcol = np.broadcast_to(factor, (pos.shape[0], 3)).astype(np.float32)
     return Mesh(pos, pos_idx, uv, uv_idx, texture=texture, vertex_colors=vcol, name=name)
+
+
+def merge_meshes(meshes, name: str = "mesh") -> Mesh:
+    """One mesh from several (no normalisation). Textures are packed into a grid atlas (each
+    resized to the largest one; parts without a texture get a small tile of their mean vertex
+    colour, or grey); without any texture, vertex colours are kept (grey for parts without)."""
+    meshes = list(meshes)
+    if len(meshes) == 1:
+        return meshes[0]
+    pos = np.concatenate([m.pos for m in meshes])
+    offs = np.cumsum([0] + [m.num_vertices for m in meshes])
+    pos_idx = np.concatenate([m.pos_idx + o for m, o in zip(meshes, offs)])
+    textured = [m.texture is not None and m.has_uv for m in meshes]
+    if not any(textured):
+        vcol = None
+        if any(m.vertex_colors is not None for m in meshes):
+            vcol = np.concatenate([m.vertex_colors if m.vertex_colors is not None
+                                   else np.full((m.num_vertices, 3), 0.5, np.float32) for m in meshes])
+        return Mesh(pos, pos_idx, vertex_colors=vcol, name=name)
+    from PIL import Image
+
+    size = max(max(m.texture.shape[:2]) for m, t in zip(meshes, textured) if t)
+    size = int(min(size, 4096))
+    n = len(meshes)
+    nc = int(np.ceil(np.sqrt(n)))
+    nr = int(np.ceil(n / nc))
+    atlas = np.full((nr * size, nc * size, 3), 0.5, np.float32)
+    uvs, uv_idx, uoff = [], [], 0
+    for i, (m, t) in enumerate(zip(meshes, textured)):
+        ci, ri = i % nc, i // nc
+        if t:
+            tex = m.texture
+            if tex.shape[:2] != (size, size):
+                img = Image.fromarray((np.clip(tex, 0, 1) * 255 + 0.5).astype(np.uint8)).resize((size, size),
+                                                                                              Image.BILINEAR)
+                tex = np.asarray(img, np.float32) / 255.0
+            uv = np.clip(m.uv, 0.0, 1.0)
+            idx = m.uv_idx
+        else:
+            colour = m.vertex_colors.mean(0) if m.vertex_colors is not None else np.full(3, 0.5, np.float32)
+            tex = np.broadcast_to(colour, (size, size, 3))
+            uv = np.full((1, 2), 0.5, np.float32)
+            idx = np.zeros_like(m.pos_idx)
+        atlas[ri * size:(ri + 1) * size, ci * size:(ci + 1) * size] = tex
+        # onto the tile's texel centres (texel col = u (W - 1), row = (1 - v) (H - 1)); tile row ri
+        # counts from the top
+        col = ci * size + uv[:, 0] * (size - 1)
+        row = ri * size + (1.0 - uv[:, 1]) * (size - 1)
+        uvs.append(np.stack([col / (nc * size - 1), 1.0 - row / (nr * size - 1)], 1).astype(np.float32))
+        uv_idx.append(idx + uoff)
+        uoff += len(uv)
+    return Mesh(pos, pos_idx, np.concatenate(uvs), np.concatenate(uv_idx), texture=atlas, name=name)
 
 
 def _material_color(mat) -> Optional[np.ndarray]:

@@ -157,7 +157,8 @@ class TexturePipeline:
         timings["render"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        batch = ViewBatch(renderer, cams, cfg.render_size, reference_image, progress=cfg.progress)
+        batch = ViewBatch(renderer, cams, cfg.render_size, reference_image, progress=cfg.progress,
+                          workers=cfg.bake.workers)
         images = source(batch)
         if images is None or not hasattr(images, "__len__") or len(images) != len(cams):
             got = "None" if images is None else (len(images) if hasattr(images, "__len__") else type(images).__name__)

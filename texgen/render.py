@@ -267,17 +267,27 @@ def scatter_image(values: torch.Tensor, pix: torch.Tensor, H: int, W: int) -> to
     return out.view(H, W, values.shape[1])
 
 
+def _out_image(out: Optional[torch.Tensor], H: int, W: int, C: int, device) -> torch.Tensor:
+    if out is None:
+        return alloc((H, W, C), torch.float32, device)
+    if tuple(out.shape) != (H, W, C) or out.dtype != torch.float32 or not out.is_contiguous():
+        raise ValueError(f"out must be a contiguous float32 tensor of shape {[H, W, C]}, got "
+                         f"{out.dtype} {list(out.shape)}")
+    return out
+
+
 def interp_image(table: torch.Tensor, r: "Raster", normalize: bool = False,
-                 rotate: Optional[torch.Tensor] = None, fill: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 rotate: Optional[torch.Tensor] = None, fill: Optional[torch.Tensor] = None,
+                 out: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Interpolate a corner table over a raster's covered pixels straight into an [H, W, C] image
     (chunked; optionally unit-normalised and/or multiplied by ``rotate.T``); background 0 or
-    ``fill`` [C]."""
+    ``fill`` [C]; written into ``out`` when given."""
     H, W = r.resolution
     C = table.shape[1] // 3
+    out = _out_image(out, H, W, C, table.device).view(H * W, C)
     if fill is None:
-        out = alloc((H * W, C), torch.float32, table.device, zero=True)
+        out.zero_()
     else:
-        out = alloc((H * W, C), torch.float32, table.device)
         out.copy_(fill.to(out.dtype).expand(H * W, C))
     for s in range(0, r.pix.numel(), CHUNK):
         v = interp_faces(table, r.face[s:s + CHUNK], r.bary[s:s + CHUNK])
@@ -429,10 +439,10 @@ class Renderer:
             return r.depth
         return torch.where(r.mask, camera.linear_depth(r.depth), torch.zeros((), device=self.device))
 
-    def position_map(self, camera: Camera, resolution: Resolution) -> torch.Tensor:
+    def position_map(self, camera: Camera, resolution: Resolution, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """float32 [H, W, 3]: world position of the visible surface (mesh's normalised frame), 0 on
         the background. Unprojected from the depth map (exact up to float rounding: the depth is
-        linear in screen space on each triangle)."""
+        linear in screen space on each triangle). ``out``: write into this [H, W, 3] tensor."""
         r = self.rasterize(camera, resolution)
         H, W = r.resolution
         dev = self.device
@@ -440,7 +450,7 @@ class Renderer:
         X = torch.linspace(-1.0, 1.0, W, dtype=torch.float64)  # NDC at pixel centres (align_corners)
         Y = torch.linspace(-1.0, 1.0, H, dtype=torch.float64)
         aspect = W / H
-        out = alloc((H, W, 3), torch.float32, dev)
+        out = _out_image(out, H, W, 3, dev)
         if camera.is_ortho:
             hw = camera.ortho_half_width
             col = X[:, None] * torch.from_numpy(right * hw * aspect)[None]  # [W, 3]
@@ -458,18 +468,20 @@ class Renderer:
             out.mul_(dist).addcmul_(r.mask.unsqueeze(2).float(), torch.from_numpy(camera.position).float().to(dev))
         return out
 
-    def normal_map(self, camera: Camera, resolution: Resolution, space: str = "world") -> torch.Tensor:
+    def normal_map(self, camera: Camera, resolution: Resolution, space: str = "world",
+                   out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """float32 [H, W, 3]: unit interpolated vertex normals, 0 on the background.
 
         ``space="world"``: world axes (+Y up). ``space="camera"``: (right, up, towards viewer), so a
-        surface facing the camera is (0, 0, 1); encode as colours with ``(n + 1) / 2``."""
+        surface facing the camera is (0, 0, 1); encode as colours with ``(n + 1) / 2``. ``out``: write
+        into this [H, W, 3] tensor."""
         if space not in ("world", "camera"):
             raise ValueError(f"space must be 'world' or 'camera', got {space!r}")
         r = self.rasterize(camera, resolution)
         R = None
         if space == "camera":
             R = torch.from_numpy(np.stack(camera.basis())).to(self.device, torch.float32)
-        return interp_image(self._mesh_tensors().normal_table, r, normalize=True, rotate=R)
+        return interp_image(self._mesh_tensors().normal_table, r, normalize=True, rotate=R, out=out)
 
     def uv_map(self, camera: Camera, resolution: Resolution) -> torch.Tensor:
         """float32 [H, W, 2]: interpolated (u, v) of the visible surface, 0 on the background."""
@@ -481,8 +493,9 @@ class Renderer:
     def render_textured(self, camera: Camera, resolution: Resolution, texture=None,
                         background: Sequence[float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
         """float32 [H, W, 3] in [0, 1]: the mesh's colour (``texture`` or ``mesh.texture`` looked up
-        bilinearly, texel centres at ``u = col / (W-1)``, ``v = 1 - row / (H-1)``; else the mesh's
-        vertex colours), unlit, on ``background``. For previews, checks and texture transfer."""
+        bilinearly, texel centres at ``u = col / (W-1)``, ``v = 1 - row / (H-1)``, repeating when
+        the UVs leave [0, 1]; else the mesh's vertex colours), unlit, on ``background``. For
+        previews, checks and texture transfer."""
         mesh = self.mesh
         r = self.rasterize(camera, resolution)
         H, W = r.resolution
@@ -495,8 +508,12 @@ class Renderer:
         if tex is not None and mt.uv_table is not None:
             Ht, Wt = tex.shape[:2]
 
+            wrap = bool(mesh.uv.min() < -1e-6 or mesh.uv.max() > 1 + 1e-6)  # glTF's default sampler repeats
+
             def colour(face, bary):
                 uv = interp_faces(mt.uv_table, face, bary)
+                if wrap:
+                    uv = uv - uv.floor()
                 return bilinear_sample(tex, uv[:, 0].mul_(Wt - 1), uv[:, 1].neg_().add_(1).mul_(Ht - 1))
         elif mesh.vertex_colors is not None:
             vc = torch.from_numpy(np.array(mesh.vertex_colors)).to(self.device)

@@ -22,6 +22,7 @@ Shipped sources needing no weights: :class:`ImageSource` (the user's images) and
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, Callable, List, Optional, Sequence, Union
 
@@ -31,7 +32,7 @@ import torch
 from .camera import Camera, Resolution, as_hw
 from .images import to_float_image
 from .mesh import Mesh, MeshError, load_mesh, normalize
-from .render import Renderer
+from .render import Renderer, alloc
 
 __all__ = ["ViewBatch", "ViewSource", "ImageSource", "TransferSource", "as_view_source"]
 
@@ -47,6 +48,7 @@ class ViewBatch:
         reference_image: float32 [H, W, 3|4] or None (e.g. the image a shape was generated from).
         renderer: :class:`~texgen.render.Renderer` of the target mesh (normalised frame).
         mesh: the target :class:`~texgen.mesh.Mesh`.
+        workers: threads computing the maps of different views in parallel.
 
     Lazy properties (float32 torch tensors on the renderer's device, computed once):
         normal_maps: [N, H, W, 3] world-space unit normals, 0 on the background.
@@ -56,12 +58,13 @@ class ViewBatch:
     """
 
     def __init__(self, renderer: Renderer, cameras: Sequence[Camera], resolution: Resolution,
-                 reference_image: Any = None, progress: bool = False):
+                 reference_image: Any = None, progress: bool = False, workers: Optional[int] = None):
         self.renderer = renderer
         self.cameras = list(cameras)
         self.resolution = as_hw(resolution)
         self.reference_image = None if reference_image is None else to_float_image(reference_image, "reference image")
         self.progress = progress
+        self.workers = int(workers) if workers else min(len(self.cameras), os.cpu_count() or 1)
         self._lock = threading.Lock()
         self._maps: dict = {}
 
@@ -72,31 +75,49 @@ class ViewBatch:
     def __len__(self) -> int:
         return len(self.cameras)
 
-    def _stack(self, name: str, fn: Callable[[Camera], torch.Tensor]) -> torch.Tensor:
+    def _stack(self, name: str, fn: Callable[..., torch.Tensor], channels: int = 3) -> torch.Tensor:
+        """[N, H, W, C] maps of all cameras, computed once, views in parallel (``workers`` threads),
+        each written straight into its slice."""
         with self._lock:
             if name not in self._maps:
+                from concurrent.futures import ThreadPoolExecutor
+
                 from tqdm.auto import tqdm
 
-                cams = tqdm(self.cameras, desc=name.replace("_", " "), unit="view", disable=not self.progress,
-                            leave=False)
-                self._maps[name] = torch.stack([fn(c) for c in cams])
+                H, W = self.resolution
+                n = len(self.cameras)
+                if channels:
+                    out = alloc((n, H, W, channels), torch.float32, self.renderer.device)
+                    jobs = [lambda i=i: fn(self.cameras[i], out[i]) for i in range(n)]
+                else:
+                    out = None
+                    jobs = [lambda i=i: fn(self.cameras[i]) for i in range(n)]
+                bar = tqdm(total=n, desc=name.replace("_", " "), unit="view", disable=not self.progress, leave=False)
+                with ThreadPoolExecutor(max_workers=max(1, min(self.workers, n))) as ex:
+                    results = []
+                    for fut in [ex.submit(j) for j in jobs]:
+                        results.append(fut.result())
+                        bar.update(1)
+                bar.close()
+                self._maps[name] = out if out is not None else torch.stack(results)
             return self._maps[name]
 
     @property
     def normal_maps(self) -> torch.Tensor:
-        return self._stack("normal_maps", lambda c: self.renderer.normal_map(c, self.resolution))
+        return self._stack("normal_maps", lambda c, o: self.renderer.normal_map(c, self.resolution, out=o))
 
     @property
     def camera_normal_maps(self) -> torch.Tensor:
-        return self._stack("camera_normal_maps", lambda c: self.renderer.normal_map(c, self.resolution, "camera"))
+        return self._stack("camera_normal_maps",
+                           lambda c, o: self.renderer.normal_map(c, self.resolution, "camera", out=o))
 
     @property
     def position_maps(self) -> torch.Tensor:
-        return self._stack("position_maps", lambda c: self.renderer.position_map(c, self.resolution))
+        return self._stack("position_maps", lambda c, o: self.renderer.position_map(c, self.resolution, out=o))
 
     @property
     def masks(self) -> torch.Tensor:
-        return self._stack("masks", lambda c: self.renderer.mask(c, self.resolution))
+        return self._stack("masks", lambda c: self.renderer.mask(c, self.resolution), channels=0)
 
     def position_images(self, background: float = 1.0) -> List[np.ndarray]:
         """Position maps as colours ``p + 0.5`` (the normalised object spans about [-0.575, 0.575])."""

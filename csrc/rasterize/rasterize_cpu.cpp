@@ -29,11 +29,6 @@
 #include <system_error>
 #include <thread>
 #include <vector>
-#ifdef RNPU_PHASE_TIMING
-#include <time.h>
-
-#include <cstdio>
-#endif
 
 #include "rasterize/setup.h"
 #include "rasterize/tile.h"
@@ -49,7 +44,7 @@ using namespace raster;
 // make 8192 chunks, so entries stay below 2**29.
 constexpr int64_t kChunkFaces = 2048;
 constexpr int kMaxThreads = 256;
-constexpr size_t kMaxCachedWorkspaceBytes = size_t(512) << 20;
+constexpr size_t kMaxCachedWorkspaceBytes = size_t(256) << 20;
 
 // Grow-only uninitialised array (std::vector would zero-fill on every growth).
 template <class T>
@@ -124,7 +119,7 @@ class Barrier {
       return;
     }
     lock.unlock();
-    for (int i = 0; i < 4000; ++i) {
+    for (int i = 0; i < 2000; ++i) {
       if (gen_.load(std::memory_order_acquire) != gen) return;
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
@@ -164,6 +159,9 @@ class Rasterizer {
     num_tiles_ = int64_t(tiles_x_) * tiles_y_;
     num_ctiles_ = int64_t(ctiles_x_) * ctiles_y;
     num_chunks_ = (F_ + kChunkFaces - 1) / kChunkFaces;
+    // No more threads than work items (tiles or chunks): a thread costs tens of microseconds to
+    // start, and the result does not depend on the count.
+    requested_ = int(std::min<int64_t>(requested_, std::max<int64_t>(1, std::max(num_tiles_, num_chunks_))));
   }
 
   void run() {
@@ -219,44 +217,20 @@ class Rasterizer {
   // thread can be left waiting.
   void work(int tid) {
     const bool lead = tid == 0;
-#ifdef RNPU_PHASE_TIMING
-    auto now = [] {
-      timespec ts;
-      clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-      return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-    };
-    double t[8];
-#define RNPU_T(i) \
-  if (lead) t[i] = now()
-#else
-#define RNPU_T(i)
-#endif
     for (int64_t b = 0; b < batch_; ++b) {
-      RNPU_T(0);
       guarded([&] { setup_phase(b); });
       barrier_.wait();
-      RNPU_T(1);
       if (lead) guarded([&] { plan_parts(); });
       barrier_.wait();
       guarded([&] { count_phase(tid); });
       barrier_.wait();
-      RNPU_T(2);
       if (lead) guarded([&] { prefix_sums(); });
       barrier_.wait();
-      RNPU_T(3);
       guarded([&] { fill_phase(tid); });
       barrier_.wait();
-      RNPU_T(4);
       guarded([&] { raster_phase(b); });
       barrier_.wait();
-      RNPU_T(5);
-#ifdef RNPU_PHASE_TIMING
-      if (lead)
-        fprintf(stderr, "setup %.2f count %.2f prefix %.2f fill %.2f raster %.2f\n", t[1] - t[0], t[2] - t[1],
-                t[3] - t[2], t[4] - t[3], t[5] - t[4]);
-#endif
     }
-#undef RNPU_T
   }
 
   void allocate() {
@@ -281,7 +255,7 @@ class Rasterizer {
       const int64_t f0 = c * kChunkFaces, f1 = std::min(F_, f0 + kChunkFaces);
       out.pieces.reserve(f1 - f0);
       out.spans.reserve(f1 - f0);
-      if (!setup_faces(pos, V_, faces_, f0, f1, map_, out)) {
+      if (!setup_faces(pos, V_, faces_, f0, f1, map_, kernel_ == TileKernel::kAvx2, out)) {
         bad_face_.store(true);
         failed_.store(true);
       }
@@ -412,7 +386,7 @@ class Rasterizer {
   const RasterConfig cfg_;
   float* rast_;
   float* depth_;
-  const int requested_;
+  int requested_;
   int threads_ = 1;  // threads that really run; set before the gate opens
   Workspace& ws_;
   Barrier barrier_;

@@ -31,13 +31,18 @@ struct RasterConfig {
 // (the binding releases the GIL around it). Throws std::invalid_argument on bad arguments and
 // std::bad_alloc when memory runs out; nothing is left running after a throw.
 //
-// Memory, per call, on top of the outputs (batch items are processed one after another and reuse
-// it; one such scratch area, up to 512 MB, is kept for the next call -- fresh pages cost a page
-// fault each -- until rasterize_cpu_release_cache()): about 88 bytes per visible triangle piece (one piece per face unless the face is clipped)
-// for setup records, 4 bytes per (piece, tile) overlap for the bins (a piece spanning more than
-// 16 fine tiles goes to 128-pixel coarse bins instead, so a screen-filling triangle costs
-// ceil(W/128)*ceil(H/128) entries, not thousands), 8 bytes * num_threads * tiles for bin counts,
-// and 2 KiB of tile buffer per thread. E.g. 1M faces at 2048x2048: about 100 MB.
+// Memory on top of the outputs (batch items are processed one after another and reuse it):
+//   * 64 bytes per triangle piece (setup.h Piece; one piece per visible face unless the face is
+//     clipped, up to 26 then, plus 72 bytes of coefficients per clipped piece) + 8 bytes of tile
+//     span, for every face of one batch item;
+//   * 4 bytes per (piece, tile) overlap for the bins, tiles of 64 x 64 pixels; a piece
+//     overlapping more than 16 tiles is binned in 512 x 512 coarse tiles instead, so a
+//     screen-filling triangle costs ceil(W/512) * ceil(H/512) entries;
+//   * 8 bytes * (num_threads + 1) per tile for bin counts and starts; 32 KiB of tile buffer per
+//     thread.
+// Peak for 1M faces at 2048x2048: about 80 MB. This scratch memory is kept for the next call
+// (fresh pages cost a page fault each; at most one scratch area of up to 256 MB is kept) until
+// rasterize_cpu_release_cache().
 void rasterize_cpu(const float* pos, int64_t batch, int64_t num_vertices, const int32_t* faces,
                    int64_t num_faces, const RasterConfig& cfg, float* rast, float* depth);
 

@@ -7,6 +7,12 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RNPU_SETUP_AVX2 1
+#include <immintrin.h>
+#else
+#define RNPU_SETUP_AVX2 0
+#endif
 
 // Bit-exactness notes: every float expression below mirrors one numpy float32 operation of
 // reference.py; the build uses -ffp-contract=off (no FMA fusion) and never -ffast-math, and
@@ -113,8 +119,7 @@ inline void emit_piece(const int32_t* X, const int32_t* Y, const float* q, const
   const PixelRect r = piece_rect(X, Y, map.width, map.height);
   if (r.x0 > r.x1 || r.y0 > r.y1) return;
 
-  // Written in place (capacity is reserved): a copy of a freshly written stack record stalls on
-  // store forwarding.
+  // Written in place: copying a freshly written stack record would stall on store forwarding.
   out.pieces.emplace_back();
   Piece& pc = out.pieces.back();
   for (int k = 0; k < 3; ++k) {
@@ -170,7 +175,7 @@ inline bool project(const float* p, const ScreenMap& map, float& fx, float& fy, 
 
 enum class FaceKind { kSkip, kClip, kDone };
 
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(RNPU_NO_SSE_SETUP)  // (the define tests the plain version on x86)
 // The unclipped-face path with one SSE register per vertex (x, y, z, w). Lane by lane these
 // are the same IEEE float32 operations as the scalar code (a - b == a + (-b) exactly).
 inline FaceKind fast_face(const float* const* v, const ScreenMap& map, int32_t* X, int32_t* Y, float* q, float* w) {
@@ -225,6 +230,12 @@ inline FaceKind fast_face(const float* const* v, const ScreenMap& map, int32_t* 
   return good == 0x7 ? FaceKind::kDone : FaceKind::kSkip;
 }
 #else
+inline bool inside_all_planes(const float* v) {
+  const float gw = kGuardBand * v[3];
+  return (v[2] + v[3] >= 0.0f) & (v[3] - v[2] >= 0.0f) & (gw - v[0] >= 0.0f) & (gw + v[0] >= 0.0f) &
+         (gw - v[1] >= 0.0f) & (gw + v[1] >= 0.0f);
+}
+
 inline FaceKind fast_face(const float* const* v, const ScreenMap& map, int32_t* X, int32_t* Y, float* q, float* w) {
   bool all_finite = true;
   for (int k = 0; k < 3; ++k)
@@ -245,61 +256,310 @@ inline FaceKind fast_face(const float* const* v, const ScreenMap& map, int32_t* 
 
 }  // namespace
 
-bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, int64_t f0, int64_t f1,
-                 const ScreenMap& map, ChunkOut& out) {
+namespace {
+
+// The clip path of one face (some vertex outside some plane): clip, then the fan (0, i, i + 1).
+inline void clipped_face(const float* pos, const int32_t* tri, uint32_t f, const ScreenMap& map, ChunkOut& out) {
   ClipVertex poly[kMaxPoly];
   float fx[kMaxPoly], fy[kMaxPoly], q[kMaxPoly];
   bool ok[kMaxPoly];
-  // Two stages over batches of faces: projection of every face, then the integer setup of the
-  // unclipped ones. Separate loops give the CPU independent work to overlap (each face alone is
-  // a long chain of dependent divisions).
-  constexpr int kBatch = 64;
-  int32_t BX[kBatch][3], BY[kBatch][3];
-  float BQ[kBatch][3], BW[kBatch][3];
-  FaceKind kind[kBatch];
-  for (int64_t fb = f0; fb < f1; fb += kBatch) {
-    const int nb = int(std::min<int64_t>(kBatch, f1 - fb));
-    for (int j = 0; j < nb; ++j) {
-      const int32_t* tri = faces + 3 * (fb + j);
-      const int32_t i0 = tri[0], i1 = tri[1], i2 = tri[2];
-      if ((i0 < 0) | (i0 >= num_vertices) | (i1 < 0) | (i1 >= num_vertices) | (i2 < 0) | (i2 >= num_vertices))
-        return false;
-      const float* v[3] = {pos + 4 * int64_t(i0), pos + 4 * int64_t(i1), pos + 4 * int64_t(i2)};
-      kind[j] = fast_face(v, map, BX[j], BY[j], BQ[j], BW[j]);
+  for (int k = 0; k < 3; ++k) {
+    const float* v = pos + 4 * int64_t(tri[k]);
+    for (int j = 0; j < 4; ++j) poly[k].p[j] = v[j];
+    for (int j = 0; j < 3; ++j) poly[k].beta[j] = (j == k) ? 1.0f : 0.0f;
+  }
+  const int n = clip_polygon(poly, 3);
+  for (int i = 0; i < n; ++i) ok[i] = project(poly[i].p, map, fx[i], fy[i], q[i]);
+  const size_t first = out.pieces.size();
+  for (int i = 1; i + 1 < n; ++i) {
+    if (!(ok[0] && ok[i] && ok[i + 1])) continue;
+    const int idx[3] = {0, i, i + 1};
+    const ClipVertex* cv[3];
+    int32_t X[3], Y[3];
+    float qq[3];
+    for (int k = 0; k < 3; ++k) {
+      X[k] = int32_t(fx[idx[k]]);
+      Y[k] = int32_t(fy[idx[k]]);
+      qq[k] = q[idx[k]];
+      cv[k] = &poly[idx[k]];
     }
-    const size_t first_piece = out.pieces.size();
-    for (int j = 0; j < nb; ++j) {
-      const uint32_t f = uint32_t(fb + j);
-      if (kind[j] == FaceKind::kDone) emit_piece(BX[j], BY[j], BQ[j], BW[j], nullptr, f, map, out);
-      if (kind[j] != FaceKind::kClip) continue;
+    emit_piece(X, Y, qq, nullptr, cv, f, map, out);
+  }
+  finish_planes(out.pieces.data(), first, out.pieces.size());
+}
 
-      // Some vertex is outside some plane: clip, then the fan (0, i, i + 1).
-      const int32_t* tri = faces + 3 * int64_t(f);
-      for (int k = 0; k < 3; ++k) {
-        const float* v = pos + 4 * int64_t(tri[k]);
-        for (int jj = 0; jj < 4; ++jj) poly[k].p[jj] = v[jj];
-        for (int jj = 0; jj < 3; ++jj) poly[k].beta[jj] = (jj == k) ? 1.0f : 0.0f;
-      }
-      const int n = clip_polygon(poly, 3);
-      for (int i = 0; i < n; ++i) ok[i] = project(poly[i].p, map, fx[i], fy[i], q[i]);
-      for (int i = 1; i + 1 < n; ++i) {
-        if (!(ok[0] && ok[i] && ok[i + 1])) continue;
-        const int idx[3] = {0, i, i + 1};
-        const ClipVertex* cv[3];
-        int32_t X[3], Y[3];
-        float qq[3];
-        for (int k = 0; k < 3; ++k) {
-          X[k] = int32_t(fx[idx[k]]);
-          Y[k] = int32_t(fy[idx[k]]);
-          qq[k] = q[idx[k]];
-          cv[k] = &poly[idx[k]];
-        }
-        emit_piece(X, Y, qq, nullptr, cv, f, map, out);
-      }
+// Portable version: one face at a time (SSE2 per vertex where available).
+bool setup_faces_portable(const float* pos, int64_t num_vertices, const int32_t* faces, int64_t f0, int64_t f1,
+                          const ScreenMap& map, ChunkOut& out) {
+  for (int64_t f = f0; f < f1; ++f) {
+    const int32_t* tri = faces + 3 * f;
+    const int32_t i0 = tri[0], i1 = tri[1], i2 = tri[2];
+    if ((i0 < 0) | (i0 >= num_vertices) | (i1 < 0) | (i1 >= num_vertices) | (i2 < 0) | (i2 >= num_vertices))
+      return false;
+    const float* v[3] = {pos + 4 * int64_t(i0), pos + 4 * int64_t(i1), pos + 4 * int64_t(i2)};
+    int32_t X[3], Y[3];
+    float q[3], w[3];
+    const FaceKind kind = fast_face(v, map, X, Y, q, w);
+    if (kind == FaceKind::kDone) {
+      const size_t first = out.pieces.size();
+      emit_piece(X, Y, q, w, nullptr, uint32_t(f), map, out);
+      finish_planes(out.pieces.data(), first, out.pieces.size());
+    } else if (kind == FaceKind::kClip) {
+      clipped_face(pos, tri, uint32_t(f), map, out);
     }
-    finish_planes(out.pieces.data(), first_piece, out.pieces.size());
   }
   return true;
+}
+
+}  // namespace
+
+#if RNPU_SETUP_AVX2
+// AVX2 version: 8 faces per step in SIMD lanes (structure of arrays) for the projection, the
+// integer tests and the depth planes; the same IEEE operations lane by lane, so the same bits.
+// Only called after a run-time CPU check.
+#pragma GCC push_options
+#pragma GCC target("avx2")
+namespace {
+namespace avx2 {
+
+// Exact int64 -> float64 (round to nearest even, as cvtsi2sd): hi * 2**32 and lo convert
+// exactly, and the one addition rounds once.
+inline __m256d i64_to_f64(__m256i v) {
+  const __m256d lo = _mm256_sub_pd(
+      _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(v, _mm256_set1_epi64x(0xffffffff)),
+                                          _mm256_set1_epi64x(0x4330000000000000))),
+      _mm256_set1_pd(4503599627370496.0));
+  const __m256i hi32 = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7));
+  const __m256d hi = _mm256_mul_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(hi32)), _mm256_set1_pd(4294967296.0));
+  return _mm256_add_pd(hi, lo);
+}
+
+// Vertex k of 8 faces (idx[3 * j] for face j): rows (x, y, z, w) transposed into x, y, z, w
+// vectors (lane = face).
+inline void load_vertices(const float* pos, const int32_t* idx, __m256& x, __m256& y, __m256& z, __m256& w) {
+  __m256 t[4];
+  for (int i = 0; i < 4; ++i)
+    t[i] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(pos + 4 * int64_t(idx[3 * i]))),
+                                _mm_loadu_ps(pos + 4 * int64_t(idx[3 * (i + 4)])), 1);
+  const __m256 u0 = _mm256_unpacklo_ps(t[0], t[1]), u1 = _mm256_unpackhi_ps(t[0], t[1]);
+  const __m256 u2 = _mm256_unpacklo_ps(t[2], t[3]), u3 = _mm256_unpackhi_ps(t[2], t[3]);
+  x = _mm256_shuffle_ps(u0, u2, _MM_SHUFFLE(1, 0, 1, 0));
+  y = _mm256_shuffle_ps(u0, u2, _MM_SHUFFLE(3, 2, 3, 2));
+  z = _mm256_shuffle_ps(u1, u3, _MM_SHUFFLE(1, 0, 1, 0));
+  w = _mm256_shuffle_ps(u1, u3, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
+inline __m256 ge0(__m256 v) { return _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ); }
+
+// Signed 32 x 32 -> 64-bit products a * b of 8 lanes: the even lanes' products and the odd ones'.
+inline void mul_wide(__m256i a, __m256i b, __m256i& even, __m256i& odd) {
+  even = _mm256_mul_epi32(a, b);
+  odd = _mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(b, 32));
+}
+
+// Depth planes of 4 faces (one half of the 8 lanes): (sum_i coef_i q_i) * (1 / area) with
+// coef = a = -256 dy, b = 256 dx, c = dx (128 - Ya) - dy (128 - Xa) (reference.setup_piece).
+inline void planes4(const __m128i* dx, const __m128i* dy, const __m128i* Xa, const __m128i* Ya, const __m128* q,
+                    double* A, double* B, double* C) {
+  const __m256d sub = _mm256_set1_pd(double(kSubpixel));
+  const __m256i half = _mm256_set1_epi64x(kHalf);
+  __m256d a[3], b[3], c[3];
+  __m256i area = _mm256_setzero_si256();
+  for (int i = 0; i < 3; ++i) {
+    a[i] = _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_sub_epi32(_mm_setzero_si128(), dy[i])), sub);  // exact
+    b[i] = _mm256_mul_pd(_mm256_cvtepi32_pd(dx[i]), sub);
+    const __m256i ci = _mm256_sub_epi64(
+        _mm256_mul_epi32(_mm256_cvtepi32_epi64(dx[i]), _mm256_sub_epi64(half, _mm256_cvtepi32_epi64(Ya[i]))),
+        _mm256_mul_epi32(_mm256_cvtepi32_epi64(dy[i]), _mm256_sub_epi64(half, _mm256_cvtepi32_epi64(Xa[i]))));
+    area = _mm256_add_epi64(area, ci);
+    c[i] = i64_to_f64(ci);
+  }
+  const __m256d inv = _mm256_div_pd(_mm256_set1_pd(1.0), i64_to_f64(area));
+  const __m256d q0 = _mm256_cvtps_pd(q[0]), q1 = _mm256_cvtps_pd(q[1]), q2 = _mm256_cvtps_pd(q[2]);
+  auto plane = [&](const __m256d* k) {
+    return _mm256_mul_pd(
+        _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(k[0], q0), _mm256_mul_pd(k[1], q1)), _mm256_mul_pd(k[2], q2)), inv);
+  };
+  _mm256_storeu_pd(A, plane(a));
+  _mm256_storeu_pd(B, plane(b));
+  _mm256_storeu_pd(C, plane(c));
+}
+
+bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, int64_t f0, int64_t f1,
+                 const ScreenMap& map, ChunkOut& out) {
+  alignas(32) int32_t tail[24], SX[3][8], SY[3][8], R[4][8];
+  // Index check 8 faces at a time: 0 <= idx <= last (indices are int32, so a larger V admits all).
+  const __m256i last = _mm256_set1_epi32(int32_t(std::min<int64_t>(num_vertices, INT32_MAX + int64_t(1)) - 1));
+  alignas(32) float SW[3][8];
+  alignas(32) double PL[3][8];
+  const __m256i expo = _mm256_set1_epi32(0x7f800000);
+  const __m256 guard = _mm256_set1_ps(kGuardBand), sign = _mm256_set1_ps(-0.0f);
+  const __m256 ax = _mm256_set1_ps(map.ax), bx = _mm256_set1_ps(map.bx);
+  const __m256 ay = _mm256_set1_ps(map.ay), by = _mm256_set1_ps(map.by);
+  const __m256 sub = _mm256_set1_ps(float(kSubpixel)), magic = _mm256_set1_ps(8388608.0f);
+  const __m256 limit = _mm256_set1_ps(kMaxFixed), fmax = _mm256_set1_ps(std::numeric_limits<float>::max());
+  const __m256i one = _mm256_set1_epi32(1), half = _mm256_set1_epi32(kHalf);
+  const __m256i wmax = _mm256_set1_epi32(map.width - 1), hmax = _mm256_set1_epi32(map.height - 1);
+  const __m256i small_ext = _mm256_set1_epi32(kSmallExtent);
+  for (int64_t fb = f0; fb < f1; fb += 8) {
+    const int nb = int(std::min<int64_t>(8, f1 - fb));
+    const int32_t* I = faces + 3 * fb;
+    if (nb < 8) {  // last batch: spare lanes repeat the first face
+      for (int j = 0; j < 8; ++j)
+        for (int k = 0; k < 3; ++k) tail[3 * j + k] = I[3 * (j < nb ? j : 0) + k];
+      I = tail;
+    }
+    __m256i bad = _mm256_setzero_si256();
+    for (int i = 0; i < 3; ++i) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(I + 8 * i));
+      bad = _mm256_or_si256(bad, _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), v), _mm256_cmpgt_epi32(v, last)));
+    }
+    if (!_mm256_testz_si256(bad, bad)) return false;
+    __m256 x[3], y[3], z[3], w[3];
+    __m256i nonfinite = _mm256_setzero_si256();
+    __m256 inside = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    for (int k = 0; k < 3; ++k) {
+      load_vertices(pos, I + k, x[k], y[k], z[k], w[k]);
+      for (const __m256 v : {x[k], y[k], z[k], w[k]})
+        nonfinite = _mm256_or_si256(nonfinite, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), expo), expo));
+      const __m256 gw = _mm256_mul_ps(guard, w[k]);
+      inside = _mm256_and_ps(inside, _mm256_and_ps(_mm256_and_ps(ge0(_mm256_add_ps(z[k], w[k])), ge0(_mm256_sub_ps(w[k], z[k]))),
+                                                   _mm256_and_ps(ge0(_mm256_sub_ps(gw, x[k])), ge0(_mm256_add_ps(gw, x[k])))));
+      inside = _mm256_and_ps(inside, _mm256_and_ps(ge0(_mm256_sub_ps(gw, y[k])), ge0(_mm256_add_ps(gw, y[k]))));
+    }
+    const int finite_bits = ~_mm256_movemask_ps(_mm256_castsi256_ps(nonfinite)) & 0xff;
+    const int inside_bits = _mm256_movemask_ps(inside);
+    int clip_bits = finite_bits & ~inside_bits;
+    if (((finite_bits & inside_bits) | clip_bits) == 0) continue;  // nothing to draw here
+
+    // Projection and snapping (reference.triangle_pieces), np.rint as in rint_f32.
+    __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    __m256i Xi[3], Yi[3];
+    __m128 qh[2][3];
+    for (int k = 0; k < 3; ++k) {
+      const __m256 X = _mm256_div_ps(x[k], w[k]), Y = _mm256_div_ps(y[k], w[k]), q = _mm256_div_ps(z[k], w[k]);
+      __m256 f[2] = {_mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(X, ax), bx), sub),
+                     _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(Y, ay), by), sub)};
+      for (__m256& v : f) {
+        const __m256 a = _mm256_andnot_ps(sign, v);
+        const __m256 big = _mm256_cmp_ps(a, magic, _CMP_GE_OQ);
+        const __m256 r = _mm256_or_ps(_mm256_sub_ps(_mm256_add_ps(a, magic), magic), _mm256_and_ps(v, sign));
+        v = _mm256_blendv_ps(r, v, big);
+        ok = _mm256_and_ps(ok, _mm256_cmp_ps(_mm256_andnot_ps(sign, v), limit, _CMP_LE_OQ));
+      }
+      ok = _mm256_and_ps(ok, _mm256_cmp_ps(_mm256_andnot_ps(sign, q), fmax, _CMP_LE_OQ));
+      Xi[k] = _mm256_cvttps_epi32(f[0]);  // exact where ok: integral, |value| <= 2**29
+      Yi[k] = _mm256_cvttps_epi32(f[1]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(SX[k]), Xi[k]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(SY[k]), Yi[k]);
+      _mm256_store_ps(SW[k], w[k]);
+      qh[0][k] = _mm256_castps256_ps128(q);
+      qh[1][k] = _mm256_extractf128_ps(q, 1);
+    }
+    __m256i keep = _mm256_castps_si256(_mm256_and_ps(ok, inside));
+    keep = _mm256_andnot_si256(nonfinite, keep);
+
+    // Signed area (64-bit), culling, pixel rectangle, small flag.
+    __m256i e0, o0, e1, o1;
+    mul_wide(_mm256_sub_epi32(Xi[1], Xi[0]), _mm256_sub_epi32(Yi[2], Yi[0]), e0, o0);
+    mul_wide(_mm256_sub_epi32(Xi[2], Xi[0]), _mm256_sub_epi32(Yi[1], Yi[0]), e1, o1);
+    const __m256i ae = _mm256_sub_epi64(e0, e1), ao = _mm256_sub_epi64(o0, o1);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i neg = _mm256_blend_epi32(_mm256_cmpgt_epi64(zero, ae), _mm256_cmpgt_epi64(zero, ao), 0xAA);
+    const __m256i posv = _mm256_blend_epi32(_mm256_cmpgt_epi64(ae, zero), _mm256_cmpgt_epi64(ao, zero), 0xAA);
+    keep = _mm256_and_si256(keep, map.cull_backfaces ? posv : _mm256_or_si256(posv, neg));
+    const __m256i xlo = _mm256_min_epi32(_mm256_min_epi32(Xi[0], Xi[1]), Xi[2]);
+    const __m256i xhi = _mm256_max_epi32(_mm256_max_epi32(Xi[0], Xi[1]), Xi[2]);
+    const __m256i ylo = _mm256_min_epi32(_mm256_min_epi32(Yi[0], Yi[1]), Yi[2]);
+    const __m256i yhi = _mm256_max_epi32(_mm256_max_epi32(Yi[0], Yi[1]), Yi[2]);
+    const __m256i rx0 = _mm256_max_epi32(_mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, xlo), 8)), zero);
+    const __m256i rx1 = _mm256_min_epi32(_mm256_srai_epi32(_mm256_sub_epi32(xhi, half), 8), wmax);
+    const __m256i ry0 = _mm256_max_epi32(_mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, ylo), 8)), zero);
+    const __m256i ry1 = _mm256_min_epi32(_mm256_srai_epi32(_mm256_sub_epi32(yhi, half), 8), hmax);
+    keep = _mm256_andnot_si256(_mm256_or_si256(_mm256_cmpgt_epi32(rx0, rx1), _mm256_cmpgt_epi32(ry0, ry1)), keep);
+    const int keep_bits = _mm256_movemask_ps(_mm256_castsi256_ps(keep));
+    if ((keep_bits | clip_bits) == 0) continue;
+    const int neg_bits = _mm256_movemask_ps(_mm256_castsi256_ps(neg));
+    const int small_bits = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(
+        _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_sub_epi32(xhi, xlo), small_ext),
+                        _mm256_cmpgt_epi32(_mm256_sub_epi32(yhi, ylo), small_ext)),
+        _mm256_set1_epi32(-1))));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(R[0]), rx0);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(R[1]), rx1);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(R[2]), ry0);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(R[3]), ry1);
+
+    if (keep_bits) {
+      // Edges with the orientation normalised (s = sign of the area), then the depth planes.
+      const __m256i s = _mm256_or_si256(neg, one);  // -1 or 1
+      static constexpr int kA[3] = {1, 2, 0}, kB[3] = {2, 0, 1};
+      __m128i dx[2][3], dy[2][3], Xa[2][3], Ya[2][3];
+      for (int i = 0; i < 3; ++i) {
+        const __m256i dxi = _mm256_sign_epi32(_mm256_sub_epi32(Xi[kB[i]], Xi[kA[i]]), s);
+        const __m256i dyi = _mm256_sign_epi32(_mm256_sub_epi32(Yi[kB[i]], Yi[kA[i]]), s);
+        dx[0][i] = _mm256_castsi256_si128(dxi);
+        dx[1][i] = _mm256_extracti128_si256(dxi, 1);
+        dy[0][i] = _mm256_castsi256_si128(dyi);
+        dy[1][i] = _mm256_extracti128_si256(dyi, 1);
+        Xa[0][i] = _mm256_castsi256_si128(Xi[kA[i]]);
+        Xa[1][i] = _mm256_extracti128_si256(Xi[kA[i]], 1);
+        Ya[0][i] = _mm256_castsi256_si128(Yi[kA[i]]);
+        Ya[1][i] = _mm256_extracti128_si256(Yi[kA[i]], 1);
+      }
+      for (int h = 0; h < 2; ++h)
+        if ((keep_bits >> (4 * h)) & 0xf)
+          planes4(dx[h], dy[h], Xa[h], Ya[h], qh[h], PL[0] + 4 * h, PL[1] + 4 * h, PL[2] + 4 * h);
+    }
+
+    auto write = [&](int j, Piece& pc, TileSpan& sp) {
+      pc.X[0] = SX[0][j], pc.X[1] = SX[1][j], pc.X[2] = SX[2][j];
+      pc.Y[0] = SY[0][j], pc.Y[1] = SY[1][j], pc.Y[2] = SY[2][j];
+      pc.plane[0] = PL[0][j], pc.plane[1] = PL[1][j], pc.plane[2] = PL[2][j];
+      std::memcpy(&pc.aux[0], &SW[0][j], sizeof(float));  // unclipped: w_k, c_kk = 1 / w_k
+      std::memcpy(&pc.aux[1], &SW[1][j], sizeof(float));
+      std::memcpy(&pc.aux[2], &SW[2][j], sizeof(float));
+      pc.face = uint32_t(fb + j) | (((neg_bits >> j) & 1) ? Piece::kNegative : 0u) |
+                (((small_bits >> j) & 1) ? Piece::kSmall : 0u);
+      sp = TileSpan{uint16_t(R[0][j] >> kTileShift), uint16_t(R[1][j] >> kTileShift), uint16_t(R[2][j] >> kTileShift),
+                    uint16_t(R[3][j] >> kTileShift)};
+    };
+    const int lanes = (1 << nb) - 1;
+    clip_bits &= lanes;
+    if (clip_bits == 0) {  // the common case: append the kept faces in lane order
+      int bits = keep_bits & lanes;
+      const size_t n0 = out.pieces.size(), cnt = size_t(__builtin_popcount(unsigned(bits)));
+      out.pieces.resize(n0 + cnt);
+      out.spans.resize(n0 + cnt);
+      Piece* pc = out.pieces.data() + n0;
+      TileSpan* sp = out.spans.data() + n0;
+      for (; bits; bits &= bits - 1) write(__builtin_ctz(unsigned(bits)), *pc++, *sp++);
+    } else {
+      for (int j = 0; j < nb; ++j) {
+        if ((keep_bits >> j) & 1) {
+          out.pieces.emplace_back();
+          out.spans.emplace_back();
+          write(j, out.pieces.back(), out.spans.back());
+        } else if ((clip_bits >> j) & 1) {
+          clipped_face(pos, faces + 3 * (fb + j), uint32_t(fb + j), map, out);
+        }
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace avx2
+}  // namespace
+#pragma GCC pop_options
+#endif
+
+bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, int64_t f0, int64_t f1,
+                 const ScreenMap& map, bool simd, ChunkOut& out) {
+#if RNPU_SETUP_AVX2
+  if (simd) return avx2::setup_faces(pos, num_vertices, faces, f0, f1, map, out);
+#endif
+  (void)simd;
+  return setup_faces_portable(pos, num_vertices, faces, f0, f1, map, out);
 }
 
 }  // namespace raster

@@ -11,6 +11,12 @@
 #define RNPU_HAVE_AVX2_PATH 0
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define RNPU_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define RNPU_PREFETCH(p) ((void)(p))
+#endif
+
 namespace render_npu {
 namespace raster {
 
