@@ -11,10 +11,11 @@ Pipeline (all faces at once: no Python loop over faces, tiles or pixels):
 1. Setup, float32, bit-identical to :mod:`render_npu.reference` (the same operations in the same
    order): per-vertex projection and 1/256-pixel snapping; the few triangles that cross a clip
    plane are clipped by a vectorized Sutherland-Hodgman (six planes, polygons of up to
-   ``_CLIP_CAP`` vertices) and fanned into pieces that keep the parent's id. Each piece gets
-   exact integer edge equations (orientation normalised, top-left bias), a float32 depth
-   gradient and perspective barycentric coefficients, and a rank: its position in
-   (batch, face, fan) order, so that a lower rank means a lower triangle id.
+   ``_CLIP_CAP`` vertices) and fanned into pieces that keep the parent's id. Each piece, its
+   vertices in a canonical order (so coincident triangles get bitwise equal depths), gets exact
+   integer edge equations (orientation normalised, top-left bias), a float32 depth gradient and
+   perspective barycentric coefficients, and a rank: its position in (batch, face, fan) order,
+   so that a lower rank means a lower triangle id.
 2. Binning into tiles: each piece's pixel bounding box is cut into S x S pixel tiles anchored at
    the box's corner ("stamps"; S from ``_STAMP_SIZES`` per piece by a cost model, or fixed in
    static mode). Expanding (piece, stamp) pairs is one ``repeat_interleave``.
@@ -59,6 +60,9 @@ _STEEP = 4096.0  # |dz/dx| + |dz/dy| per pixel above which a piece's depth is ta
 _I64_MAX = (1 << 63) - 1
 _EMPTY_BELOW = (1 << _UNCOVERED_BIT) << 32  # keys below this are covered pixels
 _SPLIT = 14  # bits of the low part in the float32 edge arithmetic
+# As the reference: a piece with a snapped coordinate beyond 2**29 in magnitude (float32 clipping of
+# wildly scaled inputs broke down) or a non-finite depth covers nothing; this also bounds |dx|, |dy|.
+MAX_FIXED = float(2 ** 29)
 
 # Scratch bytes per unit of work (upper bounds over the live tensors of one chunk):
 _BYTES_PER_STAMP_PIXEL = {"int64": 32, "float32": 40}  # bools, depth, key, index (+ float temporaries)
@@ -92,7 +96,7 @@ _NR_RASTER = 6
 class _Pieces(NamedTuple):
     itab: torch.Tensor
     ftab: torch.Tensor
-    box: torch.Tensor  # int64 [4, N]: x0, y0 (first pixel), nx, ny (pixel counts; valid where ok)
+    box: torch.Tensor  # int64 [4, N]: x0, y0 (first pixel), nx, ny (pixel counts; valid where nst > 0)
     batch: torch.Tensor  # int64 [N]
     cls: torch.Tensor  # int64 [N]: stamp size class (index into the sizes)
     nst: torch.Tensor  # int64 [N]: number of stamps (0 for candidates that are not pieces)
@@ -240,19 +244,25 @@ def _clip(V: torch.Tensor):
     return P, Bt, n, overflow
 
 
-def _candidates(cand: torch.Tensor, ok: torch.Tensor, beta: Optional[torch.Tensor], H: int, W: int, cull: bool,
-                sizes, itab: torch.Tensor, ftab: torch.Tensor, box: torch.Tensor, cls: torch.Tensor,
+def _snapped_ok(v: torch.Tensor) -> torch.Tensor:
+    """bool [...]: snapped vertices v (float32 [4, ...]: fx, fy, q, w) usable by a piece, as the
+    reference decides: |fx|, |fy| <= 2**29 (NaN fails) and q finite."""
+    return (v[0].abs() <= MAX_FIXED) & (v[1].abs() <= MAX_FIXED) & torch.isfinite(v[2])
+
+
+def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[torch.Tensor], H: int, W: int,
+                cull: bool, sizes, itab: torch.Tensor, ftab: torch.Tensor, box: torch.Tensor, cls: torch.Tensor,
                 nst: torch.Tensor) -> torch.Tensor:
     """Set up n candidate pieces into table columns (``itab``, ``ftab``, ``box``, ``cls``, ``nst``
     are views of n columns, written in place). Returns the stamp count per size class (int64
     [len(sizes)]); candidates that are not pieces get nst = 0.
 
-    cand float32 [4, 3, n]: snapped fx, fy (fixed point, integral), NDC depth q and clip w of the
-    three vertices; ok bool [n]: the candidate exists; beta float32 [3, 3, n] (vertex i, parent
-    vertex k) or None for the identity (unclipped faces).
+    XY int64 [2, 3, n]: snapped fixed-point x, y of the three vertices (0 where not ok); ok bool
+    [n]: the candidate exists and its snapped values are finite; ``permuted(perm)`` with perm int64
+    [3, n] (piece vertex -> candidate vertex) returns cand float32 [4, 3, n] (fx, fy, NDC depth q,
+    clip w) in that vertex order; beta float32 [3, 3, n] (vertex i, parent vertex k) or None for
+    the identity (unclipped faces).
     """
-    ok = ok & torch.isfinite(cand[:3].abs().amax((0, 1)))  # amax propagates NaN
-    XY = torch.where(ok, cand[:2], 0.0).long()  # [2, 3, n]; exact: integral floats below 2**29
     X, Y = XY[0], XY[1]
     signed = (X[1] - X[0]) * (Y[2] - Y[0]) - (X[2] - X[0]) * (Y[1] - Y[0])  # twice the signed area
     ok = ok & ((signed > 0) if cull else (signed != 0))
@@ -264,19 +274,22 @@ def _candidates(cand: torch.Tensor, ok: torch.Tensor, beta: Optional[torch.Tenso
     r = torch.where(key[0] <= key[1], torch.where(key[0] <= key[2], 0, 2), torch.where(key[1] <= key[2], 1, 2))
     neg = (signed < 0).long()
     perm = torch.stack((r, (r + 1 + neg) % 3, (r + 2 - neg) % 3))  # [3, n]: piece vertex -> input vertex
-    cand = torch.gather(cand, 1, perm.expand(4, 3, -1))
-    XY = torch.gather(XY, 1, perm.expand(2, 3, -1))
+    cand = permuted(perm)
+    XY = torch.where(ok, cand[:2], 0.0).long()  # exact: integral floats below 2**29
     del key, r, neg, signed
-    # edge i runs from vertex a = (i + 1) % 3 to b = (i + 2) % 3 (slices: cheaper than index_select)
-    XYa = torch.cat((XY[:, 1:], XY[:, :1]), 1)
-    D = torch.cat((XYa[:, 1:], XYa[:, :1]), 1) - XYa  # [2, 3, n]: (dx, dy) of each edge
-    area = D[0, 1] * D[1, 2] - D[0, 2] * D[1, 1]  # > 0 for pieces
-    torch.mul(D[1], SUBPIXEL, out=itab[_I_NA])
-    torch.mul(D[0], SUBPIXEL, out=itab[_I_B])
-    H_XYa = HALF - XYa
-    Cc = torch.sub(D[0] * H_XYa[1], D[1] * H_XYa[0], out=itab[_I_C])
-    torch.sub(Cc, ((D[1] > 0) | ((D[1] == 0) & (D[0] >= 0))).long(), out=itab[_I_CB])  # top-left bias
-    del D, XYa, H_XYa, Cc
+    # edge i runs from vertex a = (i + 1) % 3 to b = (i + 2) % 3; row by row, straight into the
+    # table (cheaper than rolled [2, 3, n] intermediates)
+    X, Y = XY[0], XY[1]
+    for i in range(3):
+        a, b = (i + 1) % 3, (i + 2) % 3
+        dx, dy = X[b] - X[a], Y[b] - Y[a]
+        torch.mul(dy, SUBPIXEL, out=itab[i])  # NA
+        torch.mul(dx, SUBPIXEL, out=itab[3 + i])  # B
+        c = torch.sub(dx * (HALF - Y[a]), dy * (HALF - X[a]), out=itab[9 + i])  # C
+        torch.sub(c, ((dy > 0) | ((dy == 0) & (dx >= 0))).long(), out=itab[6 + i])  # Cb: top-left bias
+        if i == 2:
+            area = dx * (Y[2] - Y[0]) - dy * (X[2] - X[0])  # twice the area, > 0 for pieces
+    del dx, dy, c
 
     # pixel box: pixels whose centre 256 p + 128 lies within the vertices' range (the reference's);
     # ceil((v - 128) / 256) = (v + 127) >> 8 and floor((v - 128) / 256) = (v - 128) >> 8
@@ -353,6 +366,9 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     vt = torch.stack((_snap(x / w, ax, bx), _snap(y / w, ay, by), z / w, w))  # [4, B*V]
     vok = torch.isfinite(pt).all(0)
     vin = vok & ~_outside_any(x, y, z, w)
+    vfin = _snapped_ok(vt)  # w = 0 makes the snapped values NaN
+    # exact int64 fixed-point coordinates, once per vertex (0 where not finite: never used then)
+    vxy = torch.where(vfin, vt[:2], 0.0).long()  # integral floats below 2**29 where it matters
     del pt, x, y, z, w
 
     def vertex_ids(g0: int, g1: int) -> torch.Tensor:  # [3, n] vertex indices of faces g0..g1
@@ -375,19 +391,24 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     batch = torch.empty((N,), dtype=torch.int64, device=dev)
     ranges, counts = [], []
 
-    def block(c0, c1, cand, exists, beta):
+    def block(c0, c1, XY, exists, permuted, beta):
         sl = slice(c0, c1)
         ranges.append((c0, c1))
-        counts.append(_candidates(cand, exists, beta, H, W, cull, sizes, itab[:, sl], ftab[:, sl], box[:, sl],
-                                  cls[sl], nst[sl]))
+        counts.append(_candidates(XY, exists, permuted, beta, H, W, cull, sizes, itab[:, sl], ftab[:, sl],
+                                  box[:, sl], cls[sl], nst[sl]))
 
     # plain faces, in chunks
     for g0 in range(0, G, chunks.candidates):
         g1 = min(G, g0 + chunks.candidates)
         vid = vertex_ids(g0, g1) if B > 1 else fidx[:, g0:g1]
-        cand = _cols(vt, vid.reshape(-1)).view(4, 3, g1 - g0)
+        n = g1 - g0
         sl = slice(g0, g1)
-        block(g0, g1, cand, fplain[sl], None)
+        okf = fplain[sl] & vfin.index_select(0, vid.reshape(-1)).view(3, n).all(0)
+
+        def permuted(perm, vid=vid, n=n):  # gather in canonical order straight from the vertex table
+            return _cols(vt, torch.gather(vid, 0, perm).reshape(-1)).view(4, 3, n)
+
+        block(g0, g1, _cols(vxy, vid.reshape(-1)).view(2, 3, n), okf, permuted, None)
         g = torch.arange(g0, g1, device=dev)
         b = torch.div(g, F, rounding_mode="floor")
         ftab[_R_ID, sl] = (g - b * F).float()
@@ -410,9 +431,14 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
             n = (m1 - m0) * _FAN
             cand = pv[:, :, fan].permute(0, 3, 1, 2).reshape(4, 3, n)  # [4, 3 (vertex), m * _FAN]
             beta = Bc[:, fan].permute(2, 3, 0, 1).reshape(3, 3, n)  # [3 (vertex i), 3 (parent k), m * _FAN]
-            exists = ((i + 1)[None, :] < nc[:, None]).reshape(n)
+            exists = ((i + 1)[None, :] < nc[:, None]).reshape(n) & _snapped_ok(cand).all(0)
+            XY = torch.where(exists, cand[:2], 0.0).long()  # exact: integral floats below 2**29
+
+            def permuted(perm, cand=cand):
+                return torch.gather(cand, 1, perm.expand(4, 3, -1))
+
             sl = slice(G + m0 * _FAN, G + m1 * _FAN)
-            block(sl.start, sl.stop, cand, exists, beta)
+            block(sl.start, sl.stop, XY, exists, permuted, beta)
             ftab[_R_ID, sl] = fm.float().repeat_interleave(_FAN)
             batch[sl] = bm.repeat_interleave(_FAN)
 
@@ -505,10 +531,11 @@ def _coverage_float(e, NA, Bc, ar, S: int):
     integer k = -floor(e / 256). Clamping k to +-(R + 1), R = (|dx| + |dy|)(S - 1) >= |dx ly - dy lx|,
     keeps every sign and bounds |k| < 2**37. Each side is split, v = h 2**14 + l, 0 <= l < 2**14:
     dx ly - k - dy lx >= 0  <=>  2**14 (Rh - Ch) >= Cl - Rl with Rh = dxh ly - kh, Rl = dxl ly - kl,
-    Ch = dyh lx, Cl = dyl lx. For |dx|, |dy| < 2**30 (the guard band bounds fixed-point
-    coordinates by 2**29) and S <= 64 every term is an integer of magnitude below 2**23, so
-    2**14 (Rh - Ch), Cl - Rl and the comparison are exact in float32. int64 appears only in the
-    per-stamp tables (O(stamps * S)); the O(stamps * S * S) work is float32.
+    Ch = dyh lx, Cl = dyl lx. For |dx|, |dy| <= 2**30 (pieces with a fixed-point coordinate
+    beyond 2**29 are dropped, as by the reference) and S <= 64: |kh| < 2**23, |dxh ly|, |dyh lx| < 2**22, so Rh, Ch and
+    Rh - Ch are integers of magnitude below 2**24 and Rl, Cl, Cl - Rl below 2**21: all exact in
+    float32, as are 2**14 Rh, 2**14 Ch, their difference and the comparison. int64 appears only
+    in the per-stamp tables (O(stamps * S)); the O(stamps * S * S) work is float32.
     """
     dx = torch.div(Bc, SUBPIXEL, rounding_mode="floor")
     dy = torch.div(NA, SUBPIXEL, rounding_mode="floor")
@@ -772,13 +799,52 @@ def coverage_counts(inp, memory_budget: Optional[int] = None, *, edge_arith: str
     return cnt.view(B, run.Hp, run.Wp)[:, :H, :W].contiguous()
 
 
+def fine_raster_tables(inp):
+    """Stable hook for the AscendC backend (render_npu/ascendc_backend.py), which does its setup
+    here: this backend's pieces in (batch, face, fan) order as an ``ascendc_backend.PieceTables``
+    (``itab`` int64 [P, 12] = (A, B, C, bias) with E = A px + B py + C, covered iff E >= bias;
+    ``ftab`` float32 [P, 16] = (q[3], c[9], id, dz/dpx, dz/dpy, 1/area); ``box`` int64 [P, 5] =
+    (x0, y0, nx, ny, batch)). Same arithmetic as :func:`rasterize`, so the two agree exactly on
+    coverage. q1, q2 are rebuilt as q0 + (q_i - q0), exact when q_i and q0 are within a factor 2."""
+    from .ascendc_backend import PieceTables  # noqa: PLC0415  (ascendc_backend imports us lazily too)
+
+    dev = inp.pos.device
+    chunks = _chunks(DEFAULT_MEMORY_BUDGET, dev)
+    P = 0
+    pc = None
+    if inp.pos.shape[0] and inp.faces.shape[0]:
+        pc = _setup(inp.pos, inp.faces, inp.height, inp.width, inp.viewport, inp.cull_backfaces, chunks,
+                    _STAMP_SIZES)
+        P = pc.count
+    if P == 0:
+        return PieceTables(torch.zeros((0, 12), dtype=torch.int64, device=dev),
+                           torch.zeros((0, 16), dtype=torch.float32, device=dev),
+                           torch.zeros((0, 5), dtype=torch.int64, device=dev), 0)
+    cand = pc.cand[:P]
+    it = _cols(pc.itab, cand)
+    itab = torch.cat((-it[_I_NA], it[_I_B], it[_I_C], it[_I_C] - it[_I_CB])).t().contiguous()
+    f = _cols(pc.ftab, cand)
+    q0 = f[_R_Q0:_R_Q0 + 1]
+    ftab = torch.cat((q0, q0 + f[_R_DQ], f[_R_C], f[_R_ID:_R_ID + 1], f[_R_ZX:_R_ZY + 1],
+                      f[_R_INVAREA:_R_INVAREA + 1])).t().contiguous()
+    box = torch.cat((_cols(pc.box, cand), pc.batch.index_select(0, cand)[None])).t().contiguous()
+    return PieceTables(itab, ftab, box, P)
+
+
 # ----------------------------------------------------------------------------- instrumentation
 
 SYNC_OPS = ("_local_scalar_dense", "nonzero", "item", "is_nonzero", "equal", "allclose", "_assert_async")
 
 
+# aten ops that only make views or read metadata: no kernel launch on any device
+VIEW_OPS = frozenset({"view", "_unsafe_view", "reshape", "_reshape_alias", "slice", "select", "unsqueeze", "squeeze",
+                      "expand", "as_strided", "t", "transpose", "permute", "detach", "alias", "unbind", "split",
+                      "split_with_sizes", "narrow", "view_as", "expand_as", "lift_fresh"})
+
+
 class OpCounts(NamedTuple):
-    total: int  # torch ops dispatched (each is a kernel launch on an accelerator)
+    total: int  # aten ops dispatched, views included
+    kernels: int  # ops that do work (total minus views): kernel launches on an accelerator
     syncs: int  # ops that copy a value to the host (device -> host synchronisation)
     by_name: Counter
 
@@ -797,14 +863,15 @@ def _is_host_copy(name: str, args, kwargs) -> bool:
 def count_ops(fn, *args, **kwargs):
     """Run ``fn(*args, **kwargs)`` and count the aten ops it dispatches.
 
-    Returns ``(result, OpCounts)``. Views and metadata-only ops count too (cheap, but still
-    calls); ``syncs`` counts the ops that force a device -> host transfer: ``aten.nonzero``,
+    Returns ``(result, OpCounts)``: ``total`` counts every dispatched op, views included;
+    ``kernels`` leaves out views and metadata ops (what launches a kernel on an accelerator);
+    ``syncs`` counts the ops that force a device -> host transfer: ``aten.nonzero``,
     ``aten._local_scalar_dense`` (behind ``.item()``, ``int(t)``), explicit copies to the host.
     Usage from a benchmark::
 
         from render_npu import torch_backend
         (rast, depth), n = torch_backend.count_ops(render_npu.rasterize, res, faces, pos, backend="torch")
-        print(n.total, n.syncs)
+        print(n.total, n.kernels, n.syncs)
     """
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -822,7 +889,8 @@ def count_ops(fn, *args, **kwargs):
 
     with _Count():
         result = fn(*args, **kwargs)
-    return result, OpCounts(sum(names.values()), syncs[0], names)
+    total = sum(names.values())
+    return result, OpCounts(total, total - sum(v for k, v in names.items() if k in VIEW_OPS), syncs[0], names)
 
 
 def peak_tensor_bytes(fn, *args, **kwargs):

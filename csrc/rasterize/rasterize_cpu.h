@@ -38,8 +38,8 @@ struct RasterConfig {
 //   * 4 bytes per (piece, tile) overlap for the bins, tiles of 64 x 64 pixels; a piece
 //     overlapping more than 16 tiles is binned in 512 x 512 coarse tiles instead, so a
 //     screen-filling triangle costs ceil(W/512) * ceil(H/512) entries;
-//   * 8 bytes * (num_threads + 1) per tile for bin counts and starts; 32 KiB of tile buffer per
-//     thread.
+//   * 8 bytes * (num_threads + 1) per tile for bin counts and starts; per thread, 256 KiB of
+//     tile buffers and barycentric cache, plus 4 bytes per entry of the fullest tile.
 // Peak for 1M faces at 2048x2048: about 80 MB. This scratch memory is kept for the next call
 // (fresh pages cost a page fault each; at most one scratch area of up to 256 MB is kept) until
 // rasterize_cpu_release_cache().

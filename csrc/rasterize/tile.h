@@ -3,6 +3,7 @@
 // straight into the output. Steps 2-4 of render_npu/reference.py's docstring, bit-identical.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "rasterize/setup.h"
 
@@ -25,9 +26,30 @@ struct PieceStore {
   const double* const* coef;     // [num_chunks] -> their clipped pieces' coefficients c_ik
 };
 
+// What the barycentric resolve needs of one piece, computed on first use and cached.
+struct alignas(32) ResolveInfo {
+  int64_t a[4], b[4], c[4];     // edge coefficients a_i, b_i, c_i (lane 3 unused, 0)
+  double c0[4], c1[4], c2[4];   // clipped: rows c_0k, c_1k, c_2k; else c0 = (1/w_0, 1/w_1, 1/w_2)
+  float face_plus_one;
+  uint32_t clipped;             // 9 coefficients in use
+  uint32_t fast_convert;        // area < 2**52: winners' edge values convert to double exactly
+  uint32_t local;               // index in the tile's merged entry list
+  uint64_t tile;                // TileBuffers::serial when filled
+};
+// Cache slots, direct-mapped by the entry's index in its tile's list (so the first 1024 entries
+// of a tile never collide); 224 KiB.
+constexpr int kResolveSlots = 1024;
+
+// Per-thread scratch of the tile loop.
 struct TileBuffers {
   alignas(64) float z[kTile * kTile];    // float32 depth of the current winner, +inf if none
-  alignas(64) int32_t id[kTile * kTile]; // its entry, -1 if none
+  alignas(64) int32_t id[kTile * kTile]; // its index in `entries`, -1 if none
+  std::vector<uint32_t> entries;         // the tile's bin entries, merged, increasing
+  ResolveInfo info[kResolveSlots];
+  uint64_t serial = 0;                   // tiles started; slots of earlier tiles are stale
+  TileBuffers() {
+    for (ResolveInfo& r : info) r.tile = 0;
+  }
 };
 
 struct TileJob {
