@@ -107,7 +107,7 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "render_npu compiled CPU kernels (rasterizer, mesh inpaint)";
   m.def("rasterize", &rasterize_binding, py::arg("pos"), py::arg("faces"), py::arg("height"),
         py::arg("width"), py::arg("opengl"), py::arg("cull_backfaces"), py::arg("num_threads"),
-        py::arg("rast"), py::arg("depth"), py::arg("kernel") = "auto",
+        py::arg("rast").noconvert(), py::arg("depth").noconvert(), py::arg("kernel") = "auto",
         "Rasterize into preallocated rast [B,H,W,4] and depth [B,H,W] (float32). Releases the GIL.\n"
         "kernel: 'auto' (widest the CPU supports), 'scalar' or 'avx2'; all give identical results.");
   m.def("rasterize_auto_kernel", &render_npu::rasterize_cpu_auto_kernel,

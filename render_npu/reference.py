@@ -24,7 +24,8 @@ operation so that the compiled CPU backend reproduces it bit for bit:
    zero-area pieces cover nothing, ``cull_backfaces`` drops pieces of negative signed area.
 3. Depth and barycentrics, float64 rounded to float32:
    * ``depth = f32(Ad * px + (Bd * py + Cd))``, the plane ``sum_i q_i E_i / area`` in pixel
-     indices, coefficients ``(a0 q0 + a1 q1 + a2 q2) * (1 / area)``;
+     indices, coefficients ``sum(sorted(a_i q_i + 0)) * (1 / area)``: the three products (with
+     -0 made +0) added in increasing order, so vertex order never changes a depth;
    * ``u_k = E_0 c_0k + E_1 c_1k + E_2 c_2k`` with ``c_ik = beta_ik / w_i`` (perspective
      correction), ``b_k = f32(u_k / (u_0 + u_1 + u_2))``.
 4. Visibility: triangles in increasing id order, a fragment replaces the stored one only if its
@@ -133,9 +134,12 @@ def setup_piece(X, Y, q, w, beta, cull_backfaces: bool) -> Optional[Piece]:
     assert area == s * signed
     inv = 1.0 / float(area)
     qd = [float(t) for t in q]  # float32 -> float64, exact
-
+    # The three products are summed in increasing order (negative zeros made +0 first): the same
+    # triangle listed with its vertices in another order has the same products, hence bitwise the
+    # same plane, so coincident triangles tie exactly and the lowest id wins.
     def plane(coef):
-        return (float(coef[0]) * qd[0] + float(coef[1]) * qd[1] + float(coef[2]) * qd[2]) * inv
+        p = sorted(float(coef[i]) * qd[i] + 0.0 for i in range(3))
+        return ((p[0] + p[1]) + p[2]) * inv
 
     bary_coef = beta.astype(np.float64) / w.astype(np.float64)[:, None]
     return Piece(X, Y, tuple(a), tuple(b), tuple(c), tuple(bias), area, (plane(a), plane(b), plane(c)),

@@ -147,6 +147,16 @@ inline void emit_piece(const int32_t* X, const int32_t* Y, const float* q, const
                                uint16_t(r.y0 >> kTileShift), uint16_t(r.y1 >> kTileShift)});
 }
 
+// x + y + z added in increasing order after turning -0 into +0 (reference.setup_piece): the same
+// triangle with its vertices listed in another order has the same three products, so its depth
+// plane is bitwise the same and coincident triangles tie exactly (lowest id wins).
+inline double sorted_sum(double x, double y, double z) {
+  x += 0.0, y += 0.0, z += 0.0;
+  const double lo_xy = std::min(x, y), hi_xy = std::max(x, y);
+  const double lo = std::min(lo_xy, z), hi = std::max(hi_xy, z), mid = std::max(lo_xy, std::min(hi_xy, z));
+  return (lo + mid) + hi;
+}
+
 // Depth planes of pieces [begin, end): (sum_i coef_i q_i) * (1 / area), coef = a, b, c
 // (reference.setup_piece), with q parked in plane[] by emit_piece.
 inline void finish_planes(Piece* pieces, size_t begin, size_t end) {
@@ -156,10 +166,10 @@ inline void finish_planes(Piece* pieces, size_t begin, size_t end) {
     piece_edges(pc, e);
     const int64_t area = e.c[0] + e.c[1] + e.c[2];
     const double inv = 1.0 / double(area);
-    const double q0 = pc.plane[0], q1 = pc.plane[1], q2 = pc.plane[2];
-    pc.plane[0] = (double(e.a[0]) * q0 + double(e.a[1]) * q1 + double(e.a[2]) * q2) * inv;
-    pc.plane[1] = (double(e.b[0]) * q0 + double(e.b[1]) * q1 + double(e.b[2]) * q2) * inv;
-    pc.plane[2] = (double(e.c[0]) * q0 + double(e.c[1]) * q1 + double(e.c[2]) * q2) * inv;
+    const double q[3] = {pc.plane[0], pc.plane[1], pc.plane[2]};
+    pc.plane[0] = sorted_sum(double(e.a[0]) * q[0], double(e.a[1]) * q[1], double(e.a[2]) * q[2]) * inv;
+    pc.plane[1] = sorted_sum(double(e.b[0]) * q[0], double(e.b[1]) * q[1], double(e.b[2]) * q[2]) * inv;
+    pc.plane[2] = sorted_sum(double(e.c[0]) * q[0], double(e.c[1]) * q[1], double(e.c[2]) * q[2]) * inv;
   }
 }
 
@@ -376,9 +386,15 @@ inline void planes4(const __m128i* dx, const __m128i* dy, const __m128i* Xa, con
   }
   const __m256d inv = _mm256_div_pd(_mm256_set1_pd(1.0), i64_to_f64(area));
   const __m256d q0 = _mm256_cvtps_pd(q[0]), q1 = _mm256_cvtps_pd(q[1]), q2 = _mm256_cvtps_pd(q[2]);
-  auto plane = [&](const __m256d* k) {
-    return _mm256_mul_pd(
-        _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(k[0], q0), _mm256_mul_pd(k[1], q1)), _mm256_mul_pd(k[2], q2)), inv);
+  const __m256d zero = _mm256_setzero_pd();
+  auto plane = [&](const __m256d* k) {  // sorted_sum(k0 q0, k1 q1, k2 q2) * inv, lane by lane
+    const __m256d x = _mm256_add_pd(_mm256_mul_pd(k[0], q0), zero);
+    const __m256d y = _mm256_add_pd(_mm256_mul_pd(k[1], q1), zero);
+    const __m256d z = _mm256_add_pd(_mm256_mul_pd(k[2], q2), zero);
+    const __m256d lo_xy = _mm256_min_pd(x, y), hi_xy = _mm256_max_pd(x, y);
+    const __m256d lo = _mm256_min_pd(lo_xy, z), hi = _mm256_max_pd(hi_xy, z);
+    const __m256d mid = _mm256_max_pd(lo_xy, _mm256_min_pd(hi_xy, z));
+    return _mm256_mul_pd(_mm256_add_pd(_mm256_add_pd(lo, mid), hi), inv);
   };
   _mm256_storeu_pd(A, plane(a));
   _mm256_storeu_pd(B, plane(b));
