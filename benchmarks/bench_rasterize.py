@@ -4,6 +4,10 @@ peak extra memory, with Mesa llvmpipe (OpenGL via moderngl/EGL) timed in the sam
     python benchmarks/bench_rasterize.py [--faces 20000 200000 1000000] [--res 1024 2048]
                                          [--backends cpu torch] [--repeat 5] [--threads N]
 
+Rows: llvmpipe renders into its persistent framebuffer and reads the ids back; "cpu" returns
+fresh output tensors (rast + depth: 20 bytes per pixel, whose first-touch page faults are part of
+the cost); "cpu, out= reused" writes into preallocated buffers (``rasterize(..., out=...)``).
+
 Peak memory: CPU rows report the growth of the process' peak resident set during the call
 (VmHWM after resetting it through /proc/self/clear_refs); CUDA rows report
 torch.cuda.max_memory_allocated. The output is a markdown table.
@@ -131,6 +135,15 @@ def main(argv=None):
 
                 t, peak = measure(run, args.repeat, device)
                 rows.append((name, t * 1e3, peak))
+                if name == "cpu":  # into reused buffers, as a render loop (and llvmpipe's framebuffer) would
+                    out = (torch.empty((1, res, res, 4), device=device), torch.empty((1, res, res), device=device))
+
+                    def run_out():
+                        return render_npu.rasterize(res, faces, pos, viewport="opengl", backend="cpu", out=out)
+
+                    t, peak = measure(run_out, args.repeat, device)
+                    rows.append(("cpu, out= reused", t * 1e3, peak))
+                    del out
             for name, ms, peak in rows:
                 mpix = res * res / (ms * 1e-3) / 1e6
                 ratio = f"{gl_ms / ms:.2f}x" if gl_ms and not name.startswith("llvmpipe") else ""

@@ -81,8 +81,14 @@ def faces(tri: torch.Tensor, num_vertices: int, name: str = "faces") -> torch.Te
     if tri.numel() > 0:
         if tri.device.type == "meta":  # no values to range-check (aminmax().item() would raise RuntimeError)
             raise ValueError(f"{name} is on the 'meta' device, which holds no values; pass real tensors")
-        lo, hi = torch.aminmax(tri)
-        lo, hi = int(lo), int(hi)
+        if tri.device.type == "cpu":
+            # numpy, single-threaded: a parallel torch op here leaves torch's OpenMP workers
+            # spinning for milliseconds, stealing the cores from the compiled backend's threads.
+            t = tri.detach().numpy()
+            lo, hi = int(t.min()), int(t.max())
+        else:
+            lo, hi = torch.aminmax(tri)
+            lo, hi = int(lo), int(hi)
         if lo < 0 or hi >= num_vertices:
             raise ValueError(f"{name} must index vertices in [0, {num_vertices}), found values in [{lo}, {hi}]")
     return tri.to(torch.int32).contiguous()
@@ -106,3 +112,24 @@ def rasterize_inputs(resolution_, faces_, pos_clip_, viewport_, cull_backfaces) 
     if not isinstance(cull_backfaces, bool):
         raise TypeError(f"cull_backfaces must be a bool, got {type(cull_backfaces).__name__}")
     return RasterInputs(h, w, tri, pos, viewport(viewport_), cull_backfaces, squeeze)
+
+
+def out_buffers(out, batch: int, height: int, width: int, device: torch.device):
+    """``out=(rast, depth)`` for rasterize: contiguous float32 [B, H, W, 4] and [B, H, W] on ``device``."""
+    if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
+        raise TypeError("out must be a pair (rast, depth) of torch.Tensors")
+    for t, shape, name in ((out[0], (batch, height, width, 4), "out[0] (rast)"),
+                           (out[1], (batch, height, width), "out[1] (depth)")):
+        if t.dtype != torch.float32:
+            raise TypeError(f"{name} must be float32, got {t.dtype}")
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{name} must have shape {list(shape)}, got {list(t.shape)}")
+        if t.device != device:
+            raise ValueError(f"{name} must be on {device}, the input device, got {t.device}")
+        if not t.is_contiguous():
+            raise ValueError(f"{name} must be contiguous")
+        if t.requires_grad:
+            raise ValueError(f"{name} must not require grad")
+    if out[0].data_ptr() == out[1].data_ptr():
+        raise ValueError("out[0] and out[1] must be different tensors")
+    return tuple(out)

@@ -234,3 +234,39 @@ def test_meta_tensors_rejected():
     expect(ValueError, ["faces", "meta"], raster, pos=POS.to("meta"), faces=FACES.to("meta"))
     expect(ValueError, ["faces", "meta"], render_npu.interpolate, ATTR.to("meta"), torch.zeros(1, 2, 2, 4, device="meta"),
            FACES.to("meta"))
+
+
+# ---- out= buffers --------------------------------------------------------------------------------
+def _tri_scene():
+    pos = torch.tensor([[-0.8, -0.8, 0.1, 1.0], [0.8, -0.8, 0.2, 1.0], [0.0, 0.9, 0.3, 1.0]])
+    return pos, torch.tensor([[0, 1, 2]], dtype=torch.int32)
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu", "torch"])
+def test_out_buffers_receive_the_result(backend):
+    if not render_npu.backends()[backend][0]:
+        pytest.skip(f"backend {backend!r} unavailable")
+    pos, faces = _tri_scene()
+    want = render_npu.rasterize((9, 7), faces, pos, backend=backend)
+    out = (torch.full((1, 9, 7, 4), 7.0), torch.full((1, 9, 7), 7.0))
+    got = render_npu.rasterize((9, 7), faces, pos, backend=backend, out=out)
+    assert got.rast is out[0] and got.depth is out[1]
+    assert torch.equal(out[0], want.rast) and torch.equal(out[1], want.depth)
+    # zero faces clears the buffers
+    render_npu.rasterize((9, 7), faces[:0], pos, backend=backend, out=out)
+    assert not out[0].any() and not out[1].any()
+
+
+@pytest.mark.parametrize("bad, err, words", [
+    ("x", TypeError, "pair"),
+    ((torch.zeros(1, 9, 7, 4), torch.zeros(1, 9, 7, dtype=torch.float64)), TypeError, "out[1]"),
+    ((torch.zeros(1, 9, 8, 4), torch.zeros(1, 9, 7)), ValueError, "out[0]"),
+    ((torch.zeros(1, 9, 7, 4).transpose(1, 2).contiguous().transpose(1, 2), torch.zeros(1, 9, 7)), ValueError,
+     "contiguous"),
+    ((torch.zeros(1, 9, 7, 4), torch.zeros(1, 9, 7, device="meta")), ValueError, "out[1]"),
+])
+def test_bad_out_buffers(bad, err, words):
+    pos, faces = _tri_scene()
+    with pytest.raises(err) as info:
+        render_npu.rasterize((9, 7), faces, pos, out=bad)
+    assert words in str(info.value)
