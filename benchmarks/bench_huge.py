@@ -30,6 +30,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import render_npu  # noqa: E402
 from render_npu import cpu_backend  # noqa: E402
 from render_npu.meshes import look_at, orthographic  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_rasterize import _reset_peak, _status_kb  # noqa: E402  (one peak-memory probe for all benchmarks)
 
 MB = 2 ** 20
 
@@ -64,23 +66,6 @@ def clip_positions(verts: np.ndarray) -> np.ndarray:
     np.matmul(verts, mvp[:, :3].T, out=out)
     out += mvp[:, 3]
     return out
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def run_case(n_faces: int, res: int, threads: int, repeat: int):
