@@ -5,6 +5,7 @@ import os
 import resource
 from typing import Optional
 
+import numpy as np
 import torch
 
 from . import _ext
@@ -22,8 +23,10 @@ def rasterize(inp, num_threads: Optional[int] = None, out=None, **_options):
     B = inp.pos.shape[0]
     if out is None:
         check_memory(B, inp.faces.shape[0], inp.height, inp.width, num_threads)
-        rast = torch.empty((B, inp.height, inp.width, 4), dtype=torch.float32)
-        depth = torch.empty((B, inp.height, inp.width), dtype=torch.float32)
+        # numpy-backed outputs: numpy asks the kernel for transparent huge pages on large arrays,
+        # so first touch costs ~2x less than torch.empty's 4 KiB page faults (80 MB at 2048^2)
+        rast = torch.from_numpy(np.empty((B, inp.height, inp.width, 4), np.float32))
+        depth = torch.from_numpy(np.empty((B, inp.height, inp.width), np.float32))
     else:
         check_memory(0, inp.faces.shape[0], inp.height, inp.width, num_threads)
         rast, depth = out
