@@ -29,7 +29,7 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
         viewport: ``"align_corners"`` (NDC +-1 on the centres of the edge pixels; Hunyuan3D) or
             ``"opengl"`` (NDC +-1 on the image borders; nvdiffrast). Row index grows with NDC y.
         cull_backfaces: drop triangles with negative signed area in screen space (y up).
-        backend: ``"auto"``, ``"reference"``, ``"cpu"``, ``"torch"`` or ``"ascendc"``; see
+        backend: ``"auto"``, ``"reference"``, ``"cpu"``, ``"torch"``, ``"ascendc"`` or ``"ascendc_host"``; see
             :func:`render_npu.backends`.
         num_threads: CPU backend threads (default ``torch.get_num_threads()``); never changes results.
         memory_budget: torch backend's bound on extra working memory, bytes.

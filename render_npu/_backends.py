@@ -37,24 +37,24 @@ def _torch() -> BackendStatus:
     return BackendStatus(True, "portable torch-ops tile rasterizer (NPU via torch_npu, CUDA, CPU)", mod.rasterize)
 
 
-def _ascendc() -> BackendStatus:
+def _ascendc_probe(status_name: str, fn_name: str) -> BackendStatus:
     try:
         mod = importlib.import_module("render_npu.ascendc_backend")
     except Exception as exc:
         return BackendStatus(False, f"render_npu.ascendc_backend failed to import: {exc}")
-    ok, why = mod.status()
-    return BackendStatus(ok, why, mod.rasterize if ok else None)
+    ok, why = getattr(mod, status_name)()
+    return BackendStatus(ok, why, getattr(mod, fn_name) if ok else None)
+
+
+def _ascendc() -> BackendStatus:
+    """The AscendC kernel as a torch_npu custom op (only where CANN built it and torch_npu imports)."""
+    return _ascendc_probe("status", "rasterize")
 
 
 def _ascendc_host() -> BackendStatus:
     """The AscendC kernel source compiled against the host emulation (ascendc_kernels/host/), with the
     torch backend's setup: the way the device kernel is tested without CANN. CPU tensors only."""
-    try:
-        mod = importlib.import_module("render_npu.ascendc_backend")
-    except Exception as exc:
-        return BackendStatus(False, f"render_npu.ascendc_backend failed to import: {exc}")
-    ok, why = mod.host_status()
-    return BackendStatus(ok, why, mod.rasterize_host if ok else None)
+    return _ascendc_probe("host_status", "rasterize_host")
 
 
 _PROBES: Dict[str, Callable[[], BackendStatus]] = {
