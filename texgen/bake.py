@@ -34,7 +34,7 @@ import torch
 
 from .camera import Camera, Resolution, as_hw
 from .images import to_float_image
-from .render import Raster, Renderer, TexelData, alloc, bilinear_sample
+from .render import CHUNK, Raster, Renderer, TexelData, _split_intra_op_threads, alloc, bilinear_sample
 
 __all__ = ["BakeSettings", "BakeResult", "ViewContribution", "bake", "back_project", "reliable_mask",
            "prepare_images"]
@@ -55,6 +55,8 @@ class BakeSettings:
         border: pixels masked around discontinuities and silhouettes; None = ``max(2, round(R/512))``
             for render size R.
         workers: threads for the per-view work; None = ``min(views, os.cpu_count())``; 1 = inline.
+            While bake's own pool runs, torch's intra-op threads are divided among the workers
+            (restored afterwards; the results do not depend on it).
     """
     bake_exp: float = 4.0
     max_angle: float = 75.0
@@ -197,26 +199,52 @@ def back_project(renderer: Renderer, camera: Camera, image: Any, texels: TexelDa
     raster = renderer.rasterize(camera, (H, W))
     reliable = reliable_mask(raster, camera, settings).reshape(-1)
     img = _as_image_tensor(image, dev)
-    Hi, Wi, C = (int(t) for t in img.shape)
+    parts = list(_project_chunks(camera, img, texels, (H, W), raster.depth, reliable, settings, view_weight))
+    if not parts:
+        return empty
+    if len(parts) == 1:
+        return parts[0]
+    return ViewContribution(*(torch.cat(list(t)) for t in zip(*parts)))
 
+
+def _project_chunks(camera: Camera, img: torch.Tensor, texels: TexelData, hw, depth: torch.Tensor,
+                    reliable: torch.Tensor, settings: BakeSettings, view_weight: float):
+    """Steps 1-4 of :func:`back_project` over the texels in chunks of ``CHUNK`` (every step is per
+    texel, so chunking changes no bit): the temporaries stay small enough for glibc to recycle
+    instead of mapping fresh pages (page faults cost as much as the arithmetic). Yields the
+    non-empty chunks' contributions in texel order."""
+    N = int(texels.pos_t.shape[1])
+    for s in range(0, N, CHUNK):
+        e = min(N, s + CHUNK)
+        vc = _project(camera, img, texels.pos_t[:, s:e], texels.normal_t[:, s:e], hw, depth, reliable, settings,
+                      view_weight)
+        if vc is not None:
+            yield vc if s == 0 else ViewContribution(vc.texel.add_(s), vc.weight, vc.color)
+
+
+def _project(camera: Camera, img: torch.Tensor, pos_t: torch.Tensor, normal_t: torch.Tensor, hw, depth: torch.Tensor,
+             reliable: torch.Tensor, settings: BakeSettings, view_weight: float) -> Optional[ViewContribution]:
+    H, W = hw
+    Hi, Wi, C = (int(t) for t in img.shape)
+    dev = pos_t.device
     right, up, back = camera.basis()
     cam = camera.position
     cos_min = math.cos(math.radians(settings.max_angle))
     # 1. facing the camera, not grazing
     if camera.is_ortho:
-        cos = _affine(texels.normal_t, back)
+        cos = _affine(normal_t, back)
         cand = torch.nonzero(cos > cos_min).squeeze(1)
-        p = texels.pos_t.index_select(1, cand)
+        p = pos_t.index_select(1, cand)
         c = cos.index_select(0, cand)
     else:
-        to_cam = torch.tensor(cam, dtype=torch.float32, device=dev).unsqueeze(1) - texels.pos_t
-        cos = (texels.normal_t * to_cam).sum(0) / torch.linalg.vector_norm(to_cam, dim=0).clamp_min(1e-12)
+        to_cam = torch.tensor(cam, dtype=torch.float32, device=dev).unsqueeze(1) - pos_t
+        cos = (normal_t * to_cam).sum(0) / torch.linalg.vector_norm(to_cam, dim=0).clamp_min(1e-12)
         del to_cam
         cand = torch.nonzero(cos > cos_min).squeeze(1)
-        p = texels.pos_t.index_select(1, cand)
+        p = pos_t.index_select(1, cand)
         c = cos.index_select(0, cand)
     if cand.numel() == 0:
-        return empty
+        return None
     # 2. project: pixel coordinates (column px, row py, pixel centres at integers) and depth
     aspect = W / H
     sx, sy = 0.5 * (W - 1), 0.5 * (H - 1)
@@ -235,7 +263,7 @@ def back_project(renderer: Renderer, camera: Camera, image: Any, texels: TexelDa
     del p
     # 3. visible (depth test at the nearest pixel) and reliable (away from edges)
     flat = py.round().clamp_(0, H - 1).mul_(W).add_(px.round().clamp_(0, W - 1)).long()
-    map_dist = camera.linear_depth(raster.depth.reshape(-1).index_select(0, flat))
+    map_dist = camera.linear_depth(depth.reshape(-1).index_select(0, flat))
     tol = settings.depth_tolerance * (camera.pixel_size((H, W)) if camera.is_ortho else camera.pixel_size((H, W), dist))
     ok = reliable.index_select(0, flat)
     ok &= map_dist.sub_(dist).abs_() <= tol
@@ -245,7 +273,7 @@ def back_project(renderer: Renderer, camera: Camera, image: Any, texels: TexelDa
         ok &= (dist > camera.near) & (dist < camera.far)
     keep = torch.nonzero(ok).squeeze(1)
     if keep.numel() == 0:
-        return empty
+        return None
     # 4. colour (bilinear, the image in normalised coordinates) and weight
     px = px.index_select(0, keep)
     py = py.index_select(0, keep)
@@ -320,10 +348,11 @@ def bake(renderer: Renderer, cameras: Sequence[Camera], images: Sequence[Any], t
             own = executor is None
             ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="texgen-bake") if own else executor
             try:
-                futures = [ex.submit(task, i) for i in range(n)]
-                for fut in futures:  # view order, not completion order
-                    merge(fut.result())
-                    bar.update(1)
+                with _split_intra_op_threads(workers if own else 1, dev):
+                    futures = [ex.submit(task, i) for i in range(n)]
+                    for fut in futures:  # view order, not completion order
+                        merge(fut.result())
+                        bar.update(1)
             finally:
                 if own:
                     ex.shutdown(wait=True, cancel_futures=True)

@@ -17,6 +17,7 @@ import math
 import threading
 import warnings
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Hashable, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -226,8 +227,13 @@ def _make_raster(rast: torch.Tensor, depth: torch.Tensor) -> Raster:
     flat = rast.view(H * W, 4)
     mask_flat = flat[:, 3] > 0
     pix = torch.nonzero(mask_flat).squeeze(1)
-    sel = flat.index_select(0, pix)
-    return Raster(rast, depth, mask_flat.view(H, W), pix, sel[:, 3].long() - 1, sel[:, :3].contiguous())
+    # the cached per-pixel arrays live in huge-page-backed buffers (see alloc): page faults on
+    # fresh torch buffers cost more than the gathers themselves
+    M = pix.numel()
+    sel = torch.index_select(flat, 0, pix, out=alloc((M, 4), rast.dtype, rast.device))
+    face = alloc((M,), torch.int64, rast.device).copy_(sel[:, 3]).sub_(1)
+    bary = alloc((M, 3), rast.dtype, rast.device).copy_(sel[:, :3])
+    return Raster(rast, depth, mask_flat.view(H, W), pix, face, bary)
 
 
 def alloc(shape, dtype=torch.float32, device="cpu", zero: bool = False) -> torch.Tensor:
@@ -239,6 +245,38 @@ def alloc(shape, dtype=torch.float32, device="cpu", zero: bool = False) -> torch
         arr = np.zeros(shape, np_dtype) if zero else np.empty(shape, np_dtype)
         return torch.from_numpy(arr)
     return (torch.zeros if zero else torch.empty)(shape, dtype=dtype, device=device)
+
+
+@contextmanager
+def _split_intra_op_threads(workers: int, device):
+    """While ``workers`` CPU view threads run, give torch ``max(1, threads // workers)`` intra-op
+    threads (restored afterwards): the view pool already fills the cores, and nested OpenMP teams
+    (workers x threads on the same cores, spinning between ops) made the threaded back-projection
+    slower than the single-threaded one. Elementwise ops, index_copy_ and index_add_ give the
+    same bits for any thread count, so no result changes. Process-wide while it lasts (torch has
+    no per-thread setting). Used by :func:`~texgen.bake.bake`; ``ViewBatch``'s map pool measured
+    the same either way, so it leaves the threads alone."""
+    global _split_depth, _split_saved
+    if torch.device(device).type != "cpu" or workers <= 1:
+        yield
+        return
+    with _split_lock:  # nested/concurrent bakes: the first in saves the setting, the last out restores it
+        if _split_depth == 0:
+            _split_saved = torch.get_num_threads()
+            torch.set_num_threads(max(1, _split_saved // workers))
+        _split_depth += 1
+    try:
+        yield
+    finally:
+        with _split_lock:
+            _split_depth -= 1
+            if _split_depth == 0:
+                torch.set_num_threads(_split_saved)
+
+
+_split_lock = threading.Lock()
+_split_depth = 0
+_split_saved = 0
 
 
 CHUNK = 1 << 19  # rows per step of the per-pixel work: temporaries stay well under glibc's mmap threshold
@@ -308,8 +346,10 @@ def bilinear_sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> to
     y = y.clamp(0, H - 1)
     x0f = x.floor()
     y0f = y.floor()
-    fx = (x - x0f).unsqueeze(1)
-    fy = (y - y0f).unsqueeze(1)
+    # weights materialised per channel: torch.lerp with a broadcast [M, 1] weight is several times
+    # slower than with a contiguous [M, C] one (same values, same results)
+    fx = (x - x0f).unsqueeze(1).expand(-1, C).contiguous()
+    fy = (y - y0f).unsqueeze(1).expand(-1, C).contiguous()
     x0 = x0f.long()
     y0 = y0f.long()
     x1 = (x0 + 1).clamp_max(W - 1)
@@ -415,8 +455,8 @@ class Renderer:
             r = self.uv_raster(hw)
             mt = self._mesh_tensors()
             N = r.pix.numel()
-            pos = torch.empty((3, N), dtype=torch.float32, device=self.device)
-            nrm = torch.empty((3, N), dtype=torch.float32, device=self.device)
+            pos = alloc((3, N), torch.float32, self.device)
+            nrm = alloc((3, N), torch.float32, self.device)
             for s in range(0, N, CHUNK):
                 f, b = r.face[s:s + CHUNK], r.bary[s:s + CHUNK]
                 pos[:, s:s + CHUNK] = interp_faces(mt.pos_table, f, b).T
