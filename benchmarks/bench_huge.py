@@ -31,7 +31,7 @@ import render_npu  # noqa: E402
 from render_npu import cpu_backend  # noqa: E402
 from render_npu.meshes import look_at, orthographic  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_rasterize import _reset_peak, _status_kb  # noqa: E402  (one peak-memory probe for all benchmarks)
+from bench_rasterize import _reset_peak, _status_kb, cpu_name  # noqa: E402  (one peak-memory probe for all benchmarks)
 
 MB = 2 ** 20
 
@@ -112,13 +112,7 @@ def main(argv=None):
     if not ok:
         sys.exit(f"the compiled cpu backend is unavailable: {why}")
     have = cpu_backend.available_memory()
-    cpu_name = "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu_name = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    print(f"machine: {cpu_name}, {os.cpu_count()} cores, threads {args.threads}, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, threads {args.threads}, "
           f"available memory {have / 2**30:.1f} GiB" if have else "available memory unknown")
     print()
     print("| faces | resolution | threads | time s | Mfaces/s | Mpix/s | peak extra MB | guard estimate MB "

@@ -73,6 +73,15 @@ def measure(fn, repeat: int, device: torch.device):
     return statistics.median(times), peak
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (or platform's guess), for the benchmark tables' header."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def scene(n_faces: int, device: torch.device):
     verts, faces = sphere_with_faces(n_faces)
     mvp = orthographic(1.2, 0.1, 10.0) @ look_at((0.3, 0.4, 3.0))
@@ -104,13 +113,7 @@ def main(argv=None):
         except Exception as exc:  # no EGL here: say so and go on
             print(f"(llvmpipe unavailable: {exc})", file=sys.stderr)
 
-    cpu_name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu_name = next(l.split(":", 1)[1].strip() for l in fh if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    print(f"machine: {cpu_name}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, device {device}"
           + (f", GL: {gl.renderer}" if gl else ""))
     print()

@@ -643,15 +643,20 @@ def test_mesh_vertice_inpaint_fuzz(args):
                 np.testing.assert_array_equal(other[2], first[2], err_msg=other[0])
 
 
-@pytest.mark.parametrize("bad", ["index -1", "index V", "uv_idx V", "mask shape", "texture 2d"])
-def test_mesh_vertice_inpaint_bad_input(bad):
-    mp = _front("mesh_processor")
+def _tiny_inpaint_inputs():
+    """A valid one-triangle meshVerticeInpaint input on an 8x8 RGB texture, for the bad-input tests to spoil."""
     texture = np.random.rand(8, 8, 3).astype(np.float32)
     mask = np.zeros((8, 8), np.uint8)
     vtx_pos = np.random.rand(3, 3).astype(np.float32)
     vtx_uv = np.random.rand(3, 2).astype(np.float32)
     pos_idx = np.array([[0, 1, 2]], np.int32)
-    uv_idx = pos_idx.copy()
+    return texture, mask, vtx_pos, vtx_uv, pos_idx, pos_idx.copy()
+
+
+@pytest.mark.parametrize("bad", ["index -1", "index V", "uv_idx V", "mask shape", "texture 2d"])
+def test_mesh_vertice_inpaint_bad_input(bad):
+    mp = _front("mesh_processor")
+    texture, mask, vtx_pos, vtx_uv, pos_idx, uv_idx = _tiny_inpaint_inputs()
     if bad == "index -1":
         pos_idx = np.array([[0, 1, -1]], np.int32)
     elif bad == "index V":
@@ -720,12 +725,7 @@ def test_compiled_rasterize_any_thread_count(threads):
 @pytest.mark.parametrize("bad", ["pos_idx V", "pos_idx -1", "uv_idx T", "uv outside", "uv nan"])
 def test_compiled_inpaint_rejects_bad_indices(bad):
     fn = _compiled("mesh_vertex_inpaint")
-    texture = np.random.rand(8, 8, 3).astype(np.float32)
-    mask = np.zeros((8, 8), np.uint8)
-    vtx_pos = np.random.rand(3, 3).astype(np.float32)
-    vtx_uv = np.random.rand(3, 2).astype(np.float32)
-    pos_idx = np.array([[0, 1, 2]], np.int32)
-    uv_idx = pos_idx.copy()
+    texture, mask, vtx_pos, vtx_uv, pos_idx, uv_idx = _tiny_inpaint_inputs()
     if bad == "pos_idx V":
         pos_idx[0, 2] = 3
     elif bad == "pos_idx -1":
