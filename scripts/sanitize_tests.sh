@@ -63,6 +63,7 @@ grep -q libubsan <<<"$LDD" || die "$SO is not linked against libubsan: RENDER_NP
 # ---- run environment
 export RENDER_NPU_EXT_DIR="$BUILD_DIR"
 export RENDER_NPU_EXPECT_EXT_DIR="$BUILD_DIR"
+export RENDER_NPU_TEST_STRICT=1  # a missing compiled part fails (tests/conftest.py)
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 # CPython and torch are not instrumented: no leak checking (CPython's arenas look like leaks),
 # and no container-overflow reports from uninstrumented code. Everything else aborts the process.

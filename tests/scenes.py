@@ -16,6 +16,8 @@ space; projection matrices are OpenGL's ``glFrustum``/``gluPerspective`` form.
 """
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List
 
@@ -417,3 +419,20 @@ NAMES: List[str] = list(_BUILDERS)
 def build(name: str) -> Scene:
     """The scene called ``name`` (one of :data:`NAMES`), freshly built."""
     return _BUILDERS[name]()
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository (for its source files)
+GOLDEN_DIR = os.path.join(ROOT, "tests", "golden")
+
+
+@functools.lru_cache(maxsize=None)
+def load_golden(name: str) -> dict:
+    """The stored golden ``tests/golden/<name>.npz`` as a dict of numpy arrays (``pos`` always
+    ``[B, V, 4]``), with ``H``, ``W`` (int), ``viewport`` (str) and ``cull_backfaces`` (bool).
+    The goldens run from these stored inputs only; ``build`` is checked against them within a few
+    ULPs (tests/test_golden.py::test_inputs_unchanged). Cached: callers must not modify it."""
+    with np.load(os.path.join(GOLDEN_DIR, f"{name}.npz")) as z:
+        g = {k: z[k] for k in z.files}
+    g["H"], g["W"] = int(g["H"]), int(g["W"])
+    g["viewport"], g["cull_backfaces"] = str(g["viewport"]), bool(g["cull_backfaces"])
+    return g

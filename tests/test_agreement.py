@@ -2,17 +2,13 @@
 excuse only what the rule excuses, or every golden test built on it could not fail."""
 from __future__ import annotations
 
-import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import scenes  # noqa: E402
-from agreement import agreement_report, assert_agree  # noqa: E402
-from render_npu import reference  # noqa: E402
+import scenes
+from agreement import agreement_report, assert_agree
+from render_npu import reference
 
 
 @pytest.fixture(scope="module")

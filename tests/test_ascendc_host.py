@@ -18,32 +18,25 @@ CANN or runs on a device (ascendc_kernels/README.md, "What was verified").
 """
 from __future__ import annotations
 
-import glob
 import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scenes
+from agreement import assert_agree
+from render_npu import _validate
+from render_npu import ascendc_backend as ab
 
-from agreement import assert_agree  # noqa: E402
-from render_npu import _ext, _validate  # noqa: E402
-from render_npu import ascendc_backend as ab  # noqa: E402
+pytestmark = pytest.mark.compiled("ascendc_host_fine_raster")
 
-_EXT = _ext.get()
-pytestmark = pytest.mark.skipif(_EXT is None or not hasattr(_EXT, "ascendc_host_fine_raster"),
-                                reason="render_npu._C without the AscendC host build: " + (_ext.reason() or "old build"))
-
-GOLDEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
-GOLDENS = sorted(os.path.basename(p)[:-4] for p in glob.glob(os.path.join(GOLDEN_DIR, "*.npz")))
+GOLDENS = scenes.NAMES
 
 
 def load_golden(name):
-    with np.load(os.path.join(GOLDEN_DIR, f"{name}.npz")) as z:
-        g = {k: z[k] for k in z.files}
-    return g, int(g["H"]), int(g["W"]), str(g["viewport"]), bool(g["cull_backfaces"])
+    g = scenes.load_golden(name)
+    return g, g["H"], g["W"], g["viewport"], g["cull_backfaces"]
 
 
 def inputs(g, H, W, viewport, cull):
@@ -52,19 +45,7 @@ def inputs(g, H, W, viewport, cull):
 
 # ---------------------------------------------------------------------------------- golden scenes
 
-def _torch_setup_available():
-    try:
-        from render_npu import torch_backend
-    except Exception as exc:  # noqa: BLE001
-        return f"render_npu.torch_backend not importable: {exc}"
-    if not (hasattr(torch_backend, "setup") or hasattr(torch_backend, "_setup")):
-        return "render_npu.torch_backend has no setup function"
-    return ""
-
-
-SETUPS = [pytest.param("torch", marks=pytest.mark.skipif(bool(_torch_setup_available()),
-                                                         reason=_torch_setup_available() or "n/a")),
-          pytest.param("reference")]
+SETUPS = ["torch", "reference"]
 
 
 @pytest.mark.parametrize("device_rounding", [False, True], ids=["ieee", "device_bounds"])
@@ -333,7 +314,7 @@ def test_rejects_bad_inputs():
 def test_device_path_wiring():
     """The NPU path's Python side (schema, argument order, packing, unpacking) with a CPU stand-in op
     of the same schema that runs the host-emulated kernel; the schema matches torch_npu_op.cpp."""
-    src = open(os.path.join(os.path.dirname(GOLDEN_DIR), "..", "ascendc_kernels", "torch_npu_op.cpp")).read()
+    src = open(os.path.join(scenes.ROOT, "ascendc_kernels", "torch_npu_op.cpp")).read()
     assert f'm.def("{ab.OP_SCHEMA}")' in src
     lib = torch.library.Library("render_npu_ascendc_hosttest", "DEF")
     lib.define(ab.OP_SCHEMA)
@@ -345,8 +326,7 @@ def test_device_path_wiring():
     op = torch.ops.render_npu_ascendc_hosttest.fine_raster
     for name in ("batch3", "nonsquare_37x1000"):
         g, H, W, viewport, cull = load_golden(name)
-        setup = "reference" if _torch_setup_available() else "torch"  # (a reason string when unavailable)
-        rast, depth = ab.rasterize_with_op(inputs(g, H, W, viewport, cull), op, block_dim=3, setup=setup)
+        rast, depth = ab.rasterize_with_op(inputs(g, H, W, viewport, cull), op, block_dim=3, setup="torch")
         assert_agree((g["rast"], g["depth"]), (rast, depth), g["pos"], g["faces"], H, W, viewport,
                      tag=f"{name}-ascendc-opwiring")
 

@@ -9,24 +9,19 @@ in one tile and screen-sized faces in the coarse bins.
 from __future__ import annotations
 
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, note, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import render_npu
+from render_npu import _ext
 
-import render_npu  # noqa: E402
-from render_npu import _ext  # noqa: E402
-
-CPU_OK, CPU_WHY = render_npu.backends()["cpu"]
-pytestmark = pytest.mark.skipif(not CPU_OK, reason=f"compiled cpu backend unavailable: {CPU_WHY}")
+pytestmark = pytest.mark.compiled("rasterize")
 
 EXAMPLES = int(os.environ.get("RENDER_NPU_CPU_EXAMPLES", "60"))
 PROPS = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,

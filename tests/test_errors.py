@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import render_npu
+from agreement import backend_params
 
 POS = torch.tensor([[-0.5, -0.5, 0.0, 1.0], [0.5, -0.5, 0.0, 1.0], [0.0, 0.5, 0.0, 1.0], [0.9, 0.9, 0.0, 1.0]])
 FACES = torch.tensor([[0, 1, 2], [1, 3, 2]], dtype=torch.int32)
@@ -131,10 +132,8 @@ def test_faces_and_pos_on_different_devices():
     expect(ValueError, ["faces", "pos_clip", "device"], raster, faces=FACES.to("meta"))
 
 
+@pytest.mark.compiled("rasterize")
 def test_cpu_backend_needs_cpu_tensors():
-    ok, why = render_npu.backends()["cpu"]
-    if not ok:
-        pytest.skip(f"backend 'cpu' unavailable: {why}")
     from render_npu import _backends  # no second real device here: ask the dispatcher directly
 
     expect(ValueError, ["cpu", "npu"], _backends.choose, "cpu", "npu")
@@ -157,19 +156,16 @@ def test_bad_cull_backfaces(bad):
     expect(TypeError, ["cull_backfaces", "bool"], raster, cull_backfaces=bad)
 
 
-def test_unavailable_backend_says_why():
-    for name, (ok, why) in render_npu.backends().items():
-        if not ok:
-            expect(RuntimeError, [name, "not available"], raster, backend=name)
-            return
-    pytest.skip("every backend is available here")
+def test_unavailable_backend_says_why(monkeypatch):
+    from render_npu import _backends
+
+    monkeypatch.setitem(_backends._cache, "torch", _backends.BackendStatus(False, "pretend: no torch ops here"))
+    expect(RuntimeError, ["torch", "not available", "pretend: no torch ops here"], raster, backend="torch")
 
 
+@pytest.mark.compiled("rasterize")
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True])
 def test_bad_num_threads(bad):
-    ok, why = render_npu.backends()["cpu"]
-    if not ok:
-        pytest.skip(f"backend 'cpu' unavailable: {why}")
     expect(ValueError, ["num_threads"], raster, backend="cpu", num_threads=bad)
 
 
@@ -242,10 +238,8 @@ def _tri_scene():
     return pos, torch.tensor([[0, 1, 2]], dtype=torch.int32)
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu", "torch"])
+@pytest.mark.parametrize("backend", backend_params(["reference", "cpu", "torch"]))
 def test_out_buffers_receive_the_result(backend):
-    if not render_npu.backends()[backend][0]:
-        pytest.skip(f"backend {backend!r} unavailable")
     pos, faces = _tri_scene()
     want = render_npu.rasterize((9, 7), faces, pos, backend=backend)
     out = (torch.full((1, 9, 7, 4), 7.0), torch.full((1, 9, 7), 7.0))

@@ -13,19 +13,15 @@ Layout facts checked here, from the libraries' own documentation / wrapper code:
 """
 from __future__ import annotations
 
-import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import render_npu  # noqa: E402
-import render_npu.custom_rasterizer as cr  # noqa: E402
-import render_npu.nvdiffrast as dr  # noqa: E402
-import scenes  # noqa: E402
+import render_npu
+import render_npu.custom_rasterizer as cr
+import render_npu.nvdiffrast as dr
+import scenes
 
 
 def _scene(name):

@@ -20,7 +20,6 @@ import contextlib
 import faulthandler
 import math
 import os
-import sys
 from datetime import timedelta
 
 import numpy as np
@@ -29,15 +28,12 @@ import torch
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import render_npu  # noqa: E402
-from render_npu import _ext, _validate  # noqa: E402
-
-try:
-    from agreement import assert_agree  # noqa: E402
-except ImportError:  # pragma: no cover - written by another change
-    assert_agree = None
+import render_npu
+import render_npu.custom_rasterizer as cr
+import render_npu.nvdiffrast as dr
+from agreement import assert_agree
+from render_npu import _ext, _validate
+from render_npu import mesh_processor as mp
 
 EXAMPLES = int(os.environ.get("RENDER_NPU_FUZZ_EXAMPLES", "40"))
 WATCHDOG_S = 120.0
@@ -63,15 +59,6 @@ def watchdog(seconds: float = WATCHDOG_S):
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
-
-
-def _optional(module: str):
-    try:
-        return __import__(f"render_npu.{module}", fromlist=["_"])
-    except ImportError as exc:
-        if f"render_npu.{module}" in str(exc) or module in str(exc):
-            return None
-        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,12 +221,11 @@ def test_rasterize_agrees_with_reference(scene):
     assert torch.equal(tri, tri_before)
 
 
+@pytest.mark.compiled("rasterize")
 @FUZZ
 @given(scene=scenes(max_batch=2), threads=st.sampled_from([1, 2, 3, 8]))
 def test_rasterize_cpu_threads_fuzz(scene, threads):
     """The compiled backend's result does not depend on the thread count, whatever the input."""
-    if "cpu" not in BACKENDS:
-        pytest.skip(f"cpu backend unavailable: {render_npu.backends()['cpu'][1]}")
     kw = dict(viewport=scene["viewport"], cull_backfaces=scene["cull"], backend="cpu")
     with watchdog():
         a = render_npu.rasterize(scene["resolution"], scene["faces"], scene["pos"], num_threads=1, **kw)
@@ -319,8 +305,6 @@ BAD_RASTERIZE = {
 @pytest.mark.parametrize("case", sorted(BAD_RASTERIZE))
 def test_rasterize_bad_input_is_a_named_error(case):
     change, exc, name = BAD_RASTERIZE[case]
-    if change.get("backend") == "cpu" and "cpu" not in BACKENDS:
-        pytest.skip("cpu backend unavailable")
     kw = _valid_call()
     kw.update(change)
     with watchdog(), pytest.raises((ValueError, TypeError)) as info:
@@ -473,11 +457,11 @@ def test_interpolate_empty_faces_and_empty_rast():
 # compatibility fronts (present once their modules land)
 
 
+FRONTS = {"nvdiffrast": dr, "custom_rasterizer": cr, "mesh_processor": mp}
+
+
 def _front(module):
-    mod = _optional(module)
-    if mod is None:
-        pytest.skip(f"render_npu.{module} not present yet")
-    return mod
+    return FRONTS[module]
 
 
 @FUZZ
@@ -594,23 +578,12 @@ def inpaint_inputs(draw):
 def _inpaint_impls(mp):
     """(name, fn) pairs that must give the same bits: compiled and Python fallback, per method."""
     import functools
-    import inspect
 
-    params = inspect.signature(mp.meshVerticeInpaint).parameters
-    methods = ["smooth", "forward"] if "method" in params else [None]
-    backends = ["cpp", "python"] if "backend" in params else [None]
-    if "cpp" in backends and getattr(_ext.get(), "mesh_vertex_inpaint", None) is None:
-        backends.remove("cpp")
-    impls = []
-    for m in methods:
-        group = []
-        for b in backends:
-            kw = {k: v for k, v in (("method", m), ("backend", b)) if v is not None}
-            group.append((f"{m}/{b}", functools.partial(mp.meshVerticeInpaint, **kw)))
-        impls.append(group)
-    return impls
+    return [[(f"{m}/{b}", functools.partial(mp.meshVerticeInpaint, method=m, backend=b)) for b in ("cpp", "python")]
+            for m in ("smooth", "forward")]
 
 
+@pytest.mark.compiled("mesh_vertex_inpaint")
 @FUZZ
 @given(args=inpaint_inputs())
 def test_mesh_vertice_inpaint_fuzz(args):
@@ -677,10 +650,7 @@ def test_mesh_vertice_inpaint_bad_input(bad):
 
 
 def _compiled(name: str):
-    module = _ext.get()
-    if module is None or not hasattr(module, name):
-        pytest.skip(f"compiled {name} unavailable: {_ext.reason() or 'not built'}")
-    return getattr(module, name)
+    return getattr(_ext.get(), name)  # the calling test is marked @pytest.mark.compiled(name)
 
 
 def _direct_rasterize_args(**change):
@@ -691,6 +661,7 @@ def _direct_rasterize_args(**change):
     return args
 
 
+@pytest.mark.compiled("rasterize")
 @pytest.mark.parametrize("change", [
     {"faces": np.array([[0, 1, 3]], np.int32)},
     {"faces": np.array([[0, 1, -1]], np.int32)},
@@ -712,6 +683,7 @@ def test_compiled_rasterize_rejects_bad_arguments(change):
         fn(**_direct_rasterize_args(**change))
 
 
+@pytest.mark.compiled("rasterize")
 @pytest.mark.parametrize("threads", [-5, 0, 1, 3, 257, 10**6])
 def test_compiled_rasterize_any_thread_count(threads):
     """Out-of-range thread counts are clamped (1..256), never a crash or a hang."""
@@ -722,6 +694,7 @@ def test_compiled_rasterize_any_thread_count(threads):
     assert args["rast"][..., 3].sum() > 0
 
 
+@pytest.mark.compiled("mesh_vertex_inpaint")
 @pytest.mark.parametrize("bad", ["pos_idx V", "pos_idx -1", "uv_idx T", "uv outside", "uv nan"])
 def test_compiled_inpaint_rejects_bad_indices(bad):
     fn = _compiled("mesh_vertex_inpaint")
@@ -763,8 +736,6 @@ def test_agreement_excuses_coincident_triangles_crossing_the_near_plane():
     depth tie, which the agreement rule excuses. The reference keeps the lower id; a float32 backend
     may pick either. tests/agreement.py must recognise the tie (its candidate depth for clipped
     triangles was off by ~3e-5 > DEPTH_TIE)."""
-    if assert_agree is None:
-        pytest.skip("tests/agreement.py not present")
     pos = torch.tensor([[1.3633, -0.8599, 0.5698, -1.0], [1.0742, 0.5552, -0.8374, 0.9692],
                         [0.2610, -0.3215, 0.5908, 0.8403], [-0.3088, -0.1270, 0.7300, 1.0293],
                         [0.7827, -0.7695, -0.3806, -1.0]], dtype=torch.float16)

@@ -9,7 +9,6 @@ import torch
 import render_npu
 from render_npu import _ext, cpu_backend
 
-CPU_OK, CPU_WHY = render_npu.backends()["cpu"]
 
 
 def test_estimate_counts_outputs_and_faces():
@@ -41,7 +40,7 @@ def test_check_memory_raises_with_numbers(monkeypatch):
     assert cpu_backend.check_memory(64, 2 ** 24, 16384, 16384, 8) > 2 ** 38
 
 
-@pytest.mark.skipif(not CPU_OK, reason=f"compiled cpu backend unavailable: {CPU_WHY}")
+@pytest.mark.compiled("rasterize")
 def test_rasterize_refuses_before_allocating(monkeypatch):
     """Through the public API: MemoryError, and neither the outputs nor the compiled call happen."""
     monkeypatch.setattr(cpu_backend, "available_memory", lambda: 64 * 2 ** 20)

@@ -12,8 +12,8 @@ import pytest
 
 from render_npu import mesh_processor as mp
 
-HAVE_CPP = mp._compiled() is not None
-needs_cpp = pytest.mark.skipif(not HAVE_CPP, reason="compiled render_npu._C with mesh_vertex_inpaint not available")
+needs_cpp = pytest.mark.compiled("mesh_vertex_inpaint")  # conftest: skip, or fail when strict
+IMPLS = ("python", "cpp")
 f32 = np.float32
 
 
@@ -215,12 +215,13 @@ def test_cpp_matches_python_on_larger_meshes(method):
         assert a[2][:4] == b[2][:4]
 
 
+@needs_cpp
 @pytest.mark.parametrize("C", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("method", ["smooth", "forward"])
 def test_channel_counts(C, method):
     """Any channel count; channels are independent, so C channels == C single-channel runs."""
     mesh = chart_grid(7, C=C, cover=0.4)
-    backends = ["python"] + (["cpp"] if HAVE_CPP else [])
+    backends = IMPLS
     results = {be: run(mesh, method, be) for be in backends}
     for be, (tex, msk, _) in results.items():
         assert tex.shape == mesh["texture"].shape and tex.dtype == np.float32 and msk.dtype == np.uint8
@@ -229,10 +230,10 @@ def test_channel_counts(C, method):
             t1, m1, _ = run(one, method, be)
             np.testing.assert_array_equal(tex[..., c:c + 1], t1)
             np.testing.assert_array_equal(msk, m1)
-    if HAVE_CPP:
-        assert_same(results["cpp"], results["python"])
+    assert_same(results["cpp"], results["python"])
 
 
+@needs_cpp
 @pytest.mark.parametrize("method", ["smooth", "forward"])
 def test_non_finite_positions_and_zero_weights(method):
     """NaN positions give NaN weights; coordinates ~1e20 give weights that underflow to 0 (which
@@ -246,8 +247,7 @@ def test_non_finite_positions_and_zero_weights(method):
     ref = literal_inpaint(*mesh.values(), method=method)
     py = run(mesh, method, "python")
     _nan_equal(py, ref)
-    if HAVE_CPP:
-        _nan_equal(run(mesh, method, "cpp"), py)
+    _nan_equal(run(mesh, method, "cpp"), py)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,11 +269,9 @@ def fan_mesh():
     return dict(texture=texture, mask=mask, vtx_pos=vtx_pos, vtx_uv=vtx_uv, pos_idx=faces, uv_idx=faces.copy())
 
 
-@pytest.mark.parametrize("backend", ["python", "cpp"])
+@pytest.mark.parametrize("backend", ["python", pytest.param("cpp", marks=needs_cpp)])
 @pytest.mark.parametrize("method", ["smooth", "forward"])
 def test_fan_by_hand(method, backend):
-    if backend == "cpp" and not HAVE_CPP:
-        pytest.skip("no compiled module")
     mesh = fan_mesh()
     tex, msk, st = run(mesh, method, backend)
     # G[0] = [1, 2, 3, 4], weights 1/d^2 = 1, 1/4, 1, 1/4; colours 1, 0, 0, 1
@@ -290,6 +288,7 @@ def test_fan_by_hand(method, backend):
         assert (st.iterations, st.colored_vertices) == (2, 5)  # layer 1 reaches 0, layer 2 is empty
 
 
+@needs_cpp
 def test_directed_neighbours_quirk():
     """Neighbours come from directed corner edges p -> next(p) only. Square 0-1-2 / 1-3-2:
     G[3] = [2], so vertex 3 copies vertex 2 and ignores vertex 1, although 1-3 is an edge."""
@@ -299,7 +298,7 @@ def test_directed_neighbours_quirk():
     texture = np.zeros((2, 2, 1), np.float32)
     texture[1, 0], texture[1, 1], texture[0, 0] = 1.0, 10.0, 100.0
     mask = np.array([[255, 0], [255, 255]], np.uint8)
-    for backend in ["python"] + (["cpp"] if HAVE_CPP else []):
+    for backend in IMPLS:
         for method in ("smooth", "forward"):
             tex, msk, _ = mp.mesh_vertex_inpaint(texture, mask, vtx_pos, vtx_uv, faces, faces, method=method,
                                                  backend=backend, return_stats=True)
@@ -308,6 +307,7 @@ def test_directed_neighbours_quirk():
             assert msk[0, 1] == 255
 
 
+@needs_cpp
 def test_painted_vertex_in_list_is_resmoothed_and_last_corner_wins():
     """A vertex with one painted and one unpainted corner (a UV seam) is coloured in step 1 but
     is also in the list, so the smooth method overwrites its colour with the neighbour average
@@ -319,7 +319,7 @@ def test_painted_vertex_in_list_is_resmoothed_and_last_corner_wins():
     mesh["uv_idx"][3, 2] = 5
     mesh["mask"] = mesh["mask"].copy()
     mesh["mask"][0, 0] = 0
-    for backend in ["python"] + (["cpp"] if HAVE_CPP else []):
+    for backend in IMPLS:
         tex, msk, st = run(mesh, "smooth", backend)
         # list = [0, 0, 0, 0, 1] (face 3's corners are 0, 4, 1): pass 1 gives vertex 0 the fan's 0.5,
         # then vertex 1 (G[1] = [2, 0]) (0 * 1/5 + 0.5 * 1) / 1.2; later passes keep smoothing both.
@@ -332,6 +332,7 @@ def test_painted_vertex_in_list_is_resmoothed_and_last_corner_wins():
         assert tex_f[1, 2, 0] == 1.0 and tex_f[0, 0, 0] == 1.0  # painted colour kept, copied to seam
 
 
+@needs_cpp
 def test_later_corner_overrides():
     """Step 1: a vertex painted at two corners keeps the colour of the later corner (in face
     order), and write-back then puts that colour into both texels."""
@@ -341,7 +342,7 @@ def test_later_corner_overrides():
     uv_idx = np.array([[0, 1, 2], [3, 2, 1]], np.int32)  # vertex 0: texel (1,0) then (0,1)
     texture = np.arange(4, dtype=np.float32).reshape(2, 2, 1)
     mask = np.full((2, 2), 255, np.uint8)
-    for backend in ["python"] + (["cpp"] if HAVE_CPP else []):
+    for backend in IMPLS:
         for method in ("smooth", "forward"):
             tex, msk = mp.meshVerticeInpaint(texture, mask, vtx_pos, vtx_uv, pos_idx, uv_idx, method, backend)
             # texels: uv0 (1,0) = 2, uv1 (1,1) = 3, uv2 (0,0) = 0, uv3 (0,1) = 1. Vertex 0 is painted
@@ -353,7 +354,7 @@ def test_later_corner_overrides():
 # ---------------------------------------------------------------------------------------------
 # Termination and degenerate inputs
 # ---------------------------------------------------------------------------------------------
-BACKENDS = ["python"] + (["cpp"] if HAVE_CPP else [])
+BACKENDS = ["python", pytest.param("cpp", marks=needs_cpp)]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -413,6 +414,7 @@ def test_component_without_colour_stays_uncoloured(method, backend):
     assert st.colored_vertices == V
 
 
+@needs_cpp
 def test_adverse_order_needs_many_passes():
     """A strip listed away from its only painted vertex colours one step per pass; with k steps
     the loop makes 2k + 2 passes (k passes that change the count, then as many that do not)."""
@@ -424,7 +426,7 @@ def test_adverse_order_needs_many_passes():
     mask = np.zeros((1, n), np.uint8)
     mask[0, n - 1] = 255
     results = [mp.mesh_vertex_inpaint(texture, mask, pos, uv, faces, faces, backend=be, return_stats=True)
-               for be in BACKENDS]
+               for be in IMPLS]
     ref = literal_inpaint(texture, mask, pos, uv, faces, faces)
     for tex, msk, st in results:
         np.testing.assert_array_equal(tex, ref[0])
@@ -458,10 +460,11 @@ def test_torch_inputs_and_dtype_conversion():
     np.testing.assert_array_equal(m3 > 0, ref_m > 0)
 
 
+@needs_cpp
 def test_inputs_not_modified():
     mesh = chart_grid(11, cover=0.3)
     before = {k: v.copy() for k, v in mesh.items()}
-    for be in BACKENDS:
+    for be in IMPLS:
         for method in ("smooth", "forward"):
             mp.meshVerticeInpaint(**mesh, method=method, backend=be)
             for k in mesh:
@@ -520,9 +523,14 @@ def test_bad_inputs_raise_clear_errors(change, exc, match):
 
 
 def test_unreferenced_bad_uv_rows_are_fine():
+    """A UV row that no face uses may hold anything: it is not validated and changes nothing."""
     args = fan_mesh()
+    want = mp.meshVerticeInpaint(**args)
     args["vtx_uv"] = np.concatenate([args["vtx_uv"], [[5.0, np.nan]]]).astype(np.float32)
-    mp.meshVerticeInpaint(**args)
+    got = mp.meshVerticeInpaint(**args)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert got[0][1, 1, 0] == 0.5  # the fan's hand-computed value (test_fan_by_hand)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -24,17 +24,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import render_npu  # noqa: E402
-import scenes  # noqa: E402
-from agreement import ARTIFACTS, agreement_report, backend_params, write_diff_png  # noqa: E402
+import render_npu
+import scenes
+from agreement import ARTIFACTS, agreement_report, backend_params, write_diff_png
 
 EDGE_TOL_GL = 1.0 / 128  # px
 DEPTH_SLACK_PX = 1.0 / 256  # px

@@ -1,6 +1,5 @@
 """texgen back-projection and merge: view weights, cosine weighting, occlusion and border masks,
 and a threaded merge that is bitwise identical to the single-threaded one in any completion order."""
-import os
 import random
 import threading
 import time
@@ -14,8 +13,8 @@ from texgen import bake as tbake
 from texgen.bake import bake
 from texgen.demo import demo_mesh, solid_color
 from texgen.mesh import unwrap
+from conftest import TEXGEN_BACKEND as BACKEND
 
-BACKEND = os.environ.get("TEXGEN_TEST_BACKEND", "auto")
 RED = np.array([1.0, 0.0, 0.0], np.float32)
 BLUE = np.array([0.0, 0.0, 1.0], np.float32)
 

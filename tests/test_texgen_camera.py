@@ -1,6 +1,5 @@
 """texgen cameras: Hunyuan3D-2's views, well-defined poles, image orientation and pixel mapping."""
 import math
-import os
 
 import numpy as np
 import pytest
@@ -8,8 +7,8 @@ import pytest
 from texgen import Mesh, Renderer
 from texgen.camera import (HUNYUAN_AZIMUTHS, HUNYUAN_ELEVATIONS, HUNYUAN_WEIGHTS, Camera, hunyuan_cameras,
                            parse_cameras)
+from conftest import TEXGEN_BACKEND as BACKEND
 
-BACKEND = os.environ.get("TEXGEN_TEST_BACKEND", "auto")
 
 
 def test_hunyuan_default_views():

@@ -1,5 +1,5 @@
 """texgen command line: demo, bake, transfer, and clear errors for bad inputs."""
-import os
+import re
 
 import numpy as np
 import pytest
@@ -10,8 +10,8 @@ from texgen import load_mesh
 from texgen.cli import main
 from texgen.demo import demo_mesh, ground_truth
 from texgen.export import export_glb
+from conftest import TEXGEN_BACKEND as BACKEND
 
-BACKEND = os.environ.get("TEXGEN_TEST_BACKEND", "auto")
 SMALL = ["--texture-size", "64", "--no-progress", "--backend", BACKEND]
 
 
@@ -43,8 +43,16 @@ def test_bake(files, capsys):
     # the original placement is kept: bounding-box centre (1, 2, 3), radius 3
     c = (m.pos.min(0) + m.pos.max(0)) / 2
     np.testing.assert_allclose(c, [1, 2, 3], atol=1e-3)
-    # the front view's colour dominates where the front is
-    assert np.abs(m.texture.reshape(-1, 3).mean(0)).sum() > 0
+    # Each view is one solid colour: seen from each of the six cameras, the middle of the baked
+    # sphere shows that camera's own colour (its cosine weight dominates there).
+    from texgen import Renderer, hunyuan_cameras, normalize
+
+    r = Renderer(normalize(m), backend=BACKEND)
+    for i, cam in enumerate(hunyuan_cameras()):
+        img = r.render_textured(cam, 64).numpy()
+        centre = img[24:40, 24:40].reshape(-1, 3)
+        want = np.array([40 * i, 255 - 40 * i, 128]) / 255.0
+        assert np.abs(centre - want).max() < 6 / 255, f"view {i}: {centre.mean(0) * 255} != {want * 255}"
 
 
 def test_bake_obj_and_custom_cameras(files):
@@ -93,7 +101,11 @@ def test_demo(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path), "--render-size", "96", "--texture-size", "96", "--subdivisions", "1",
                  "--no-progress", "--backend", BACKEND]) == 0
     out = capsys.readouterr().out
-    assert "round-trip PSNR on held-out views" in out
+    line = next(ln for ln in out.splitlines() if "round-trip PSNR on held-out views" in ln)
+    value = float(re.search(r"([0-9.]+) dB", line).group(1))
+    # a coarse demo (80-face body, 96² renders and atlas): measured 28.1 dB against a mean-colour
+    # baseline of 12.0 dB; a broken bake (wrong views, flipped UVs, no inpaint) falls far below 24
+    assert value > 24.0, line
     for name in ("result.glb", "texture.png", "preview.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert load_mesh(tmp_path / "result.glb").texture is not None

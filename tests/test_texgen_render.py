@@ -1,6 +1,5 @@
 """texgen Renderer and RasterCache: one rasterization per view, never stale, bounded, thread-safe;
 maps agree with render_npu.interpolate; texel-space conventions."""
-import os
 import threading
 import time
 
@@ -15,8 +14,8 @@ from texgen import Camera, Mesh, RasterCache, Renderer, TexturePipeline, hunyuan
 from texgen.demo import demo_mesh
 from texgen.mesh import vertex_normals
 from texgen.render import bilinear_sample
+from conftest import TEXGEN_BACKEND as BACKEND
 
-BACKEND = os.environ.get("TEXGEN_TEST_BACKEND", "auto")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ sit every failure we could make: flipped texture rows (v convention) 9.5 dB, a m
 texture 11.9 dB, no inpainting 14.8 dB, cameras mirrored in azimuth 20.3 dB, and weaker hole
 filling: push-pull 33.4 dB, OpenCV Navier-Stokes (Hunyuan3D-2's) 37.0 dB.
 """
-import os
 
 import numpy as np
 import pytest
@@ -19,8 +18,8 @@ import pytest
 from texgen import Camera, Mesh, TexturePipeline, TransferSource, load_mesh, normalize
 from texgen.demo import demo_mesh, ground_truth, held_out_psnr
 from texgen.inpaint import harmonic_fill, inpaint_texture, push_pull
+from conftest import TEXGEN_BACKEND as BACKEND
 
-BACKEND = os.environ.get("TEXGEN_TEST_BACKEND", "auto")
 PSNR_THRESHOLD_DB = 38.0
 HELD_OUT = [Camera(30, 45), Camera(30, 225), Camera(-30, 135), Camera(-30, 315)]
 

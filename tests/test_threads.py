@@ -3,22 +3,17 @@ for any ``num_threads``, and concurrent calls from several Python threads -- on 
 different meshes -- give exactly what sequential calls give. Same for ``meshVerticeInpaint``."""
 from __future__ import annotations
 
-import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import render_npu
+from render_npu import mesh_processor as mp
+from render_npu.meshes import look_at, perspective, sphere_with_faces, to_clip
 
-import render_npu  # noqa: E402
-from render_npu import _ext  # noqa: E402
-from render_npu.meshes import look_at, perspective, sphere_with_faces, to_clip  # noqa: E402
-
-CPU_OK, CPU_WHY = render_npu.backends()["cpu"]
-needs_cpu = pytest.mark.skipif(not CPU_OK, reason=f"compiled cpu backend unavailable: {CPU_WHY}")
+needs_cpu = pytest.mark.compiled("rasterize")
 
 
 def _scene(n_faces: int, seed: int, batch: int = 2):
@@ -140,16 +135,6 @@ def test_concurrent_calls_with_errors_mixed_in():
 # meshVerticeInpaint
 
 
-def _inpaint_module():
-    try:
-        from render_npu import mesh_processor
-    except ImportError as exc:
-        pytest.skip(f"render_npu.mesh_processor not present: {exc}")
-    if getattr(_ext.get(), "mesh_vertex_inpaint", None) is None:
-        pytest.skip("compiled mesh_vertex_inpaint unavailable")
-    return mesh_processor
-
-
 def _inpaint_case(seed: int, n_faces: int = 4000, size: int = 128):
     rng = np.random.default_rng(seed)
     verts, faces = sphere_with_faces(n_faces)
@@ -159,9 +144,9 @@ def _inpaint_case(seed: int, n_faces: int = 4000, size: int = 128):
     return texture, mask, verts, uv, faces, faces.copy()
 
 
+@pytest.mark.compiled("mesh_vertex_inpaint")
 @pytest.mark.parametrize("method", ["smooth", "forward"])
 def test_inpaint_concurrent_calls(method):
-    mp = _inpaint_module()
     cases = [_inpaint_case(s) for s in (1, 2, 3)]
 
     def run(i):

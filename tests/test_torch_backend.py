@@ -26,13 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import render_npu  # noqa: E402
-from agreement import assert_agree  # noqa: E402
-from render_npu import _validate, reference  # noqa: E402
-from render_npu import torch_backend as tb  # noqa: E402
-from render_npu.meshes import look_at, orthographic, perspective, sphere_with_faces, to_clip  # noqa: E402
+import render_npu
+from agreement import assert_agree
+from render_npu import _validate, reference
+from render_npu import torch_backend as tb
+from render_npu.meshes import look_at, orthographic, perspective, sphere_with_faces, to_clip
 
 
 # ----------------------------------------------------------------------------- scenes
