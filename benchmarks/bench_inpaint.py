@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from render_npu import mesh_processor as mp
+from render_npu import inpaint
 
 
 def sphere_atlas_mesh(faces_target: int, res: int = 2048, chart: int = 16, seed: int = 0):
@@ -48,7 +48,6 @@ def sphere_atlas_mesh(faces_target: int, res: int = 2048, chart: int = 16, seed:
     gutter = 2.0 / res
     k1 = chart + 1
     cid = (np.arange(nci)[:, None] * ncj + np.arange(ncj)[None, :]).reshape(-1)
-    ci, cj = cid // ncj, cid % ncj
     cu, cv = (cid % m) * cell, (cid // m) * cell
     li, lj = np.meshgrid(np.arange(k1), np.arange(k1), indexing="ij")
     span = cell - 2 * gutter
@@ -102,7 +101,7 @@ def main():
     ap.add_argument("--py-max-passes", type=int, default=3, help="cap for the Python run at >= 1M faces")
     ap.add_argument("--py-full-below", type=int, default=500000, help="run Python uncapped below this face count")
     args = ap.parse_args()
-    if mp._compiled() is None:
+    if inpaint._compiled() is None:
         raise SystemExit("compiled module missing: build it (see README) or set RENDER_NPU_EXT_DIR")
 
     rows = []
@@ -110,18 +109,18 @@ def main():
         mesh, coverage = sphere_atlas_mesh(size, args.res)
         F = mesh["pos_idx"].shape[0]
         t_cpp, (tex_c, msk_c, st) = best_of(
-            lambda: mp.mesh_vertex_inpaint(**mesh, backend="cpp", return_stats=True), args.repeat)
-        t_fwd, _ = best_of(lambda: mp.mesh_vertex_inpaint(**mesh, method="forward", backend="cpp"), args.repeat)
-        inp = mp._validate(**mesh)
+            lambda: inpaint.mesh_vertex_inpaint(**mesh, backend="cpp", return_stats=True), args.repeat)
+        t_fwd, _ = best_of(lambda: inpaint.mesh_vertex_inpaint(**mesh, method="forward", backend="cpp"), args.repeat)
+        inp = inpaint._validate(**mesh)
         if F < args.py_full_below:
-            t_py, (tex_p, msk_p, st_p) = best_of(lambda: mp._run_python(inp, "smooth"), 1)
+            t_py, (tex_p, msk_p, st_p) = best_of(lambda: inpaint._run_python(inp, "smooth"), 1)
             assert np.array_equal(tex_p, tex_c) and np.array_equal(msk_p, msk_c), "python != cpp"
             py_note = ""
         else:
             # setup (everything but the passes) + per-pass cost, extrapolated to the full pass count
-            t0, _ = best_of(lambda: mp._run_python(inp, "smooth", max_passes=0), 1)
+            t0, _ = best_of(lambda: inpaint._run_python(inp, "smooth", max_passes=0), 1)
             cap = min(args.py_max_passes, st.iterations)
-            t1, _ = best_of(lambda: mp._run_python(inp, "smooth", max_passes=cap), 1)
+            t1, _ = best_of(lambda: inpaint._run_python(inp, "smooth", max_passes=cap), 1)
             t_py = t0 + (t1 - t0) * st.iterations / cap
             py_note = f" (est.: {cap} of {st.iterations} passes timed)"
         rows.append((F, mesh["vtx_pos"].shape[0], coverage, st, t_cpp, t_fwd, t_py, py_note))

@@ -6,7 +6,7 @@ custom_rasterizer and mesh_processor.
     normals = render_npu.interpolate(vertex_normals, rast, faces)
 """
 from ._api import RasterOutput, interpolate, rasterize
-from ._backends import backends
+from ._backends import backends, resolve_backend
 
 __version__ = "0.1.0"
-__all__ = ["rasterize", "interpolate", "backends", "RasterOutput", "__version__"]
+__all__ = ["rasterize", "interpolate", "backends", "resolve_backend", "RasterOutput", "__version__"]

@@ -78,6 +78,16 @@ def backends() -> Dict[str, Tuple[bool, str]]:
     return {name: (status(name).available, status(name).reason) for name in _PROBES}
 
 
+def resolve_backend(backend: str = "auto", device="cpu") -> str:
+    """The backend :func:`render_npu.rasterize` uses for ``backend`` on tensors on ``device`` (a
+    ``torch.device``, or a string such as ``"cpu"``, ``"npu:0"``, ``"cuda"``): ``"auto"`` picks
+    ``cpu`` for CPU tensors, ``ascendc`` for NPU tensors when its op is built, else ``torch``;
+    explicit names are checked. Raises ``ValueError``/``RuntimeError`` saying why."""
+    import torch
+
+    return choose(backend, torch.device(device).type)
+
+
 def choose(name: str, device_type: str) -> str:
     """Resolve ``backend="auto"`` for tensors on ``device_type`` (and check explicit names)."""
     if name == "auto":

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from render_npu import inpaint
 from render_npu import mesh_processor as mp
 
 needs_cpp = pytest.mark.compiled("mesh_vertex_inpaint")  # conftest: skip, or fail when strict
@@ -483,7 +484,7 @@ def test_hunyuan_named_entry_points():
 
 def test_auto_falls_back_to_python(monkeypatch):
     mesh = chart_grid(13, cover=0.5)
-    monkeypatch.setattr(mp, "_compiled", lambda: None)
+    monkeypatch.setattr(inpaint, "_compiled", lambda: None)
     _, _, st = run(mesh)
     assert st.backend == "python"
     with pytest.raises(RuntimeError, match="backend='cpp'"):
@@ -551,7 +552,7 @@ def test_uv_rounding_is_half_away_from_zero(backend):
 @needs_cpp
 def test_compiled_binding_checks_indices_itself():
     """The C++ entry point re-checks what Python validates (last line of defence)."""
-    ext = mp._compiled()
+    ext = inpaint._compiled()
     mesh = fan_mesh()
     out_t, out_m = np.empty_like(mesh["texture"]), np.empty_like(mesh["mask"])
     bad = mesh["pos_idx"].copy()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import threading
-import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,29 +33,8 @@ __all__ = ["RasterCache", "RasterKey", "Raster", "TexelData", "Renderer", "resol
 VIEWPORT = "align_corners"
 
 
-# -- backend selection ------------------------------------------------------------------------------
-_PREFERENCE = {"cpu": ("cpu", "torch", "reference"), "npu": ("ascendc", "torch", "reference")}
-_warned_reference = False
-
-
-def resolve_backend(backend: str, device: Union[str, torch.device]) -> str:
-    """Resolve ``"auto"`` to the first available render_npu backend for the device type (CPU:
-    cpu > torch > reference; NPU: ascendc > torch > reference; others: torch > reference).
-    Explicit names are returned unchanged (render_npu validates them)."""
-    global _warned_reference
-    if backend != "auto":
-        return backend
-    dev = torch.device(device).type
-    avail = render_npu.backends()
-    for name in _PREFERENCE.get(dev, ("torch", "reference")):
-        if avail.get(name, (False, ""))[0]:
-            if name == "reference" and not _warned_reference:
-                _warned_reference = True
-                warnings.warn("texgen: no fast render_npu backend is available; using the slow numpy "
-                              "reference rasterizer (fine for small meshes and resolutions)", RuntimeWarning,
-                              stacklevel=3)
-            return name
-    raise RuntimeError(f"no render_npu backend can rasterize on {dev!r}: {avail}")
+# texgen resolves "auto" exactly as render_npu.rasterize does: one rule, render_npu's.
+resolve_backend = render_npu.resolve_backend
 
 
 # -- cache ------------------------------------------------------------------------------------------
@@ -377,7 +355,7 @@ class Renderer:
     Args:
         mesh: the mesh (world frame of :mod:`texgen.camera`); may be replaced later via ``.mesh``.
         device: torch device for all tensors ("cpu", "npu:0", "cuda", ...).
-        backend: render_npu backend, "auto" resolved by :func:`resolve_backend`.
+        backend: render_npu backend, "auto" resolved by :func:`render_npu.resolve_backend`.
         cache: a :class:`RasterCache` to share (default: a new one).
     """
 
