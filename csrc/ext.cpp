@@ -9,7 +9,8 @@
 
 #include "inpaint/inpaint.h"
 #include "rasterize/rasterize_cpu.h"
-#include "../ascendc_kernels/host/fine_raster_host.h"  // ascendc host emulation
+#include "../ascendc_kernels/fine_raster_format.h"     // AscendC kernel buffer layout
+#include "../ascendc_kernels/host/fine_raster_host.h"  // AscendC kernel, host emulation
 
 namespace py = pybind11;
 
@@ -101,6 +102,44 @@ py::tuple mesh_vertex_inpaint_binding(CArray<float> texture, CArray<uint8_t> mas
   return py::make_tuple(st.iterations, st.list_entries, st.last_uncolored, st.colored_vertices);
 }
 
+// ---- AscendC kernel, host emulation -------------------------------------------------------------
+// Buffers in the kernel's format (ascendc_kernels/fine_raster_format.h); returns the emulator's
+// instruction statistics as a dict.
+py::dict ascendc_host_fine_raster_binding(CArray<float> coords, CArray<int32_t> tiles, CArray<int32_t> lists,
+                                          CArray<int64_t> rec_i, CArray<float> rec_f, CArray<float> out,
+                                          int block_dim, int num_threads, bool device_rounding) {
+  namespace fmt = render_npu_ascendc;
+  require_shape(coords, {fmt::kCoordsWords}, "coords");
+  require_shape(tiles, {-1, fmt::kTileDescWords}, "tiles");
+  require_shape(lists, {-1}, "lists");
+  require_shape(rec_i, {-1, fmt::kRecIWords}, "rec_i");
+  const auto num_pieces = rec_i.shape(0), num_tiles = tiles.shape(0);
+  require_shape(rec_f, {num_pieces, fmt::kRecFWords}, "rec_f");
+  require_shape(out, {num_tiles, fmt::kOutPerTile}, "out");
+  const float* c = coords.data();
+  const int32_t* t = tiles.data();
+  const int32_t* l = lists.data();
+  const int64_t* ri = rec_i.data();
+  const float* rf = rec_f.data();
+  float* o = out.mutable_data();
+  const auto list_len = lists.shape(0);
+  fmt::HostRunStats st;
+  {
+    py::gil_scoped_release release;
+    st = fmt::fine_raster_host(c, t, num_tiles, l, list_len, ri, rf, num_pieces, o, block_dim, num_threads,
+                               device_rounding);
+  }
+  py::dict d;
+  d["vector_instructions"] = st.vector_instructions;
+  d["vector_repeats"] = st.vector_repeats;
+  d["vector_elements"] = st.vector_elements;
+  d["dma_copies"] = st.dma_copies;
+  d["dma_bytes"] = st.dma_bytes;
+  d["scalar_gm_reads"] = st.scalar_gm_reads;
+  d["ub_bytes_peak"] = st.ub_bytes_peak;
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -114,49 +153,14 @@ PYBIND11_MODULE(_C, m) {
         "The tile kernel 'auto' picks on this CPU ('avx2' or 'scalar').");
   m.def("rasterize_release_cache", &render_npu::rasterize_cpu_release_cache,
         "Free the rasterizer's scratch memory kept between calls.");
-  // ---- inpaint section (owned by the inpaint work) ----
   m.def("mesh_vertex_inpaint", &mesh_vertex_inpaint_binding, py::arg("texture"), py::arg("mask"),
         py::arg("vtx_pos"), py::arg("vtx_uv"), py::arg("pos_idx"), py::arg("uv_idx"), py::arg("method"),
         py::arg("out_texture"), py::arg("out_mask"),
         "Hunyuan3D-compatible meshVerticeInpaint (method 0 = smooth, 1 = forward) into preallocated "
         "out_texture [H,W,C] float32 / out_mask [H,W] uint8. Returns (iterations, list_entries, "
         "last_uncolored, colored_vertices). Releases the GIL. Validate inputs in Python first "
-        "(render_npu.mesh_processor).");
-  // ---- ascendc host emulation section (owned by the AscendC work: ascendc_kernels/) ----
-  m.def(
-      "ascendc_host_fine_raster",
-      [](CArray<float> coords, CArray<int32_t> tiles, CArray<int32_t> lists, CArray<int64_t> rec_i,
-         CArray<float> rec_f, CArray<float> out, int block_dim, int num_threads, bool device_rounding) {
-        require_shape(coords, {512}, "coords");
-        require_shape(tiles, {-1, 8}, "tiles");
-        require_shape(lists, {-1}, "lists");
-        require_shape(rec_i, {-1, 12}, "rec_i");
-        const auto num_pieces = rec_i.shape(0), num_tiles = tiles.shape(0);
-        require_shape(rec_f, {num_pieces, 16}, "rec_f");
-        require_shape(out, {num_tiles, 1280}, "out");
-        const float* c = coords.data();
-        const int32_t* t = tiles.data();
-        const int32_t* l = lists.data();
-        const int64_t* ri = rec_i.data();
-        const float* rf = rec_f.data();
-        float* o = out.mutable_data();
-        const auto list_len = lists.shape(0);
-        render_npu_ascendc::HostRunStats st;
-        {
-          py::gil_scoped_release release;
-          st = render_npu_ascendc::fine_raster_host(c, t, num_tiles, l, list_len, ri, rf, num_pieces, o, block_dim,
-                                                    num_threads, device_rounding);
-        }
-        py::dict d;
-        d["vector_instructions"] = st.vector_instructions;
-        d["vector_repeats"] = st.vector_repeats;
-        d["vector_elements"] = st.vector_elements;
-        d["dma_copies"] = st.dma_copies;
-        d["dma_bytes"] = st.dma_bytes;
-        d["scalar_gm_reads"] = st.scalar_gm_reads;
-        d["ub_bytes_peak"] = st.ub_bytes_peak;
-        return d;
-      },
+        "(render_npu.inpaint).");
+  m.def("ascendc_host_fine_raster", &ascendc_host_fine_raster_binding,
       py::arg("coords"), py::arg("tiles"), py::arg("lists"), py::arg("rec_i"), py::arg("rec_f"), py::arg("out"),
       py::arg("block_dim") = 8, py::arg("num_threads") = 1, py::arg("device_rounding") = false,
       "Run the AscendC fine-raster kernel (ascendc_kernels/fine_raster_kernel.h) on the host against the "
