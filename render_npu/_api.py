@@ -34,7 +34,8 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
         num_threads: CPU backend threads (default ``torch.get_num_threads()``); never changes results.
         memory_budget: torch backend's bound on extra working memory, bytes.
         out: optional ``(rast, depth)`` to write into: contiguous float32 ``[B, H, W, 4]`` and
-            ``[B, H, W]`` on the input device. For render loops: a fresh 2048² frame is 80 MB of
+            ``[B, H, W]`` on the input device, sharing no memory with each other or with the inputs
+            (ValueError otherwise). For render loops: a fresh 2048² frame is 80 MB of
             untouched pages whose first-touch faults can cost more than rasterizing it. The CPU
             backend writes into them directly; other backends copy their result in.
 
@@ -51,7 +52,8 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
     fn = _backends.status(name).fn
     B = inp.pos.shape[0]
     if out is not None:
-        out = _validate.out_buffers(out, B, inp.height, inp.width, inp.pos.device)
+        out = _validate.out_buffers(out, B, inp.height, inp.width, inp.pos.device,
+                                    (("pos_clip", pos_clip), ("faces", faces)))
     if B == 0 or inp.faces.shape[0] == 0:
         if out is not None:
             out[0].zero_(), out[1].zero_()
@@ -97,6 +99,7 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> 
     if attr.device != rast.device or tri.device != rast.device:
         raise ValueError(f"attr, rast and faces must be on one device, got {attr.device}, {rast.device}, "
                          f"{tri.device}")
+    _validate.not_meta(attr, "attr")
     B = rast.shape[0]
     if attr.dim() == 3 and attr.shape[0] not in (1, B):
         raise ValueError(f"attr has batch {attr.shape[0]} but rast has batch {B}")

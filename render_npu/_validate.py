@@ -53,6 +53,35 @@ def resolution(value: Union[int, Sequence[int]], name: str = "resolution") -> Tu
     return h, w
 
 
+def not_meta(t: torch.Tensor, name: str) -> None:
+    """Refuse tensors on the data-less 'meta' device, whatever their size: they hold no values to
+    check or rasterize, and all their data pointers are 0 (so overlap checks would be meaningless)."""
+    if t.device.type == "meta":
+        raise ValueError(f"{name} is on the 'meta' device, which holds no values; pass real tensors")
+
+
+def byte_span(t: torch.Tensor) -> Tuple[int, int]:
+    """``[lo, hi)``: the address range a strided tensor can touch (empty tensors: an empty range)."""
+    if t.numel() == 0:
+        return 0, 0
+    esize = t.element_size()
+    lo = hi = t.data_ptr()
+    for size, stride in zip(t.shape, t.stride()):
+        if stride < 0:
+            lo += stride * (size - 1) * esize
+        else:
+            hi += stride * (size - 1) * esize
+    return lo, hi + esize
+
+
+def overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors on one device may share memory (conservative for strided views)."""
+    if a.device != b.device:
+        return False
+    (alo, ahi), (blo, bhi) = byte_span(a), byte_span(b)
+    return alo < bhi and blo < ahi
+
+
 def pos_clip(pos: torch.Tensor, name: str = "pos_clip") -> Tuple[torch.Tensor, bool]:
     """[V, 4] or [B, V, 4], any float dtype -> float32 contiguous [B, V, 4], and whether B was implicit."""
     if not isinstance(pos, torch.Tensor):
@@ -78,9 +107,8 @@ def faces(tri: torch.Tensor, num_vertices: int, name: str = "faces") -> torch.Te
     if tri.shape[0] > MAX_FACES:
         raise ValueError(f"{name}: {tri.shape[0]} faces is more than 2**24 = {MAX_FACES}; triangle ids "
                          "are stored in float32 and would no longer be exact")
+    not_meta(tri, name)  # even with no faces: no values to range-check, and no results to return
     if tri.numel() > 0:
-        if tri.device.type == "meta":  # no values to range-check (aminmax().item() would raise RuntimeError)
-            raise ValueError(f"{name} is on the 'meta' device, which holds no values; pass real tensors")
         if tri.device.type == "cpu":
             # numpy, single-threaded: a parallel torch op here leaves torch's OpenMP workers
             # spinning for milliseconds, stealing the cores from the compiled backend's threads.
@@ -109,17 +137,21 @@ def rasterize_inputs(resolution_, faces_, pos_clip_, viewport_, cull_backfaces) 
         raise ValueError(f"faces and pos_clip must be on one device, got faces on {faces_.device} "
                          f"and pos_clip on {pos.device}")
     tri = faces(faces_, pos.shape[1])
+    not_meta(pos, "pos_clip")
     if not isinstance(cull_backfaces, bool):
         raise TypeError(f"cull_backfaces must be a bool, got {type(cull_backfaces).__name__}")
     return RasterInputs(h, w, tri, pos, viewport(viewport_), cull_backfaces, squeeze)
 
 
-def out_buffers(out, batch: int, height: int, width: int, device: torch.device):
-    """``out=(rast, depth)`` for rasterize: contiguous float32 [B, H, W, 4] and [B, H, W] on ``device``."""
+def out_buffers(out, batch: int, height: int, width: int, device: torch.device, inputs=()):
+    """``out=(rast, depth)`` for rasterize: contiguous float32 [B, H, W, 4] and [B, H, W] on ``device``,
+    sharing no memory with each other nor with ``inputs`` (``(name, tensor)`` pairs: the caller's
+    own tensors, which a backend reads while it writes ``out``)."""
     if not (isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out)):
         raise TypeError("out must be a pair (rast, depth) of torch.Tensors")
     for t, shape, name in ((out[0], (batch, height, width, 4), "out[0] (rast)"),
                            (out[1], (batch, height, width), "out[1] (depth)")):
+        not_meta(t, name)
         if t.dtype != torch.float32:
             raise TypeError(f"{name} must be float32, got {t.dtype}")
         if tuple(t.shape) != shape:
@@ -130,6 +162,10 @@ def out_buffers(out, batch: int, height: int, width: int, device: torch.device):
             raise ValueError(f"{name} must be contiguous")
         if t.requires_grad:
             raise ValueError(f"{name} must not require grad")
-    if out[0].data_ptr() == out[1].data_ptr():
-        raise ValueError("out[0] and out[1] must be different tensors")
+    if overlaps(out[0], out[1]):
+        raise ValueError("out[0] (rast) and out[1] (depth) share memory; pass two separate buffers")
+    for name, t in inputs:
+        for o, oname in ((out[0], "out[0] (rast)"), (out[1], "out[1] (depth)")):
+            if isinstance(t, torch.Tensor) and overlaps(o, t):
+                raise ValueError(f"{oname} shares memory with the input {name}; the output must not alias an input")
     return tuple(out)

@@ -264,3 +264,55 @@ def test_bad_out_buffers(bad, err, words):
     with pytest.raises(err) as info:
         render_npu.rasterize((9, 7), faces, pos, out=bad)
     assert words in str(info.value)
+
+
+def test_meta_tensors_with_zero_faces_rejected():
+    """No faces is no excuse: meta tensors hold no values and have no memory to write into."""
+    none = FACES[:0]
+    expect(ValueError, ["faces", "meta"], raster, pos=POS.to("meta"), faces=none.to("meta"))
+    expect(ValueError, ["faces", "meta"], raster, pos=torch.zeros(0, 3, 4, device="meta"), faces=none.to("meta"))
+    pos, faces = _tri_scene()
+    meta_out = (torch.zeros(1, 9, 7, 4, device="meta"), torch.zeros(1, 9, 7, device="meta"))
+    expect(ValueError, [r"out\[0\]", "meta"], render_npu.rasterize, (9, 7), faces[:0], pos, out=meta_out)
+    expect(ValueError, ["faces", "meta"], render_npu.interpolate, torch.zeros(3, 2, device="meta"),
+           torch.zeros(1, 2, 2, 4, device="meta"), none.to("meta"))
+
+
+def _overlapping_out():
+    """rast and depth carved out of one storage so that depth starts inside rast's last row."""
+    store = torch.zeros(9 * 7 * 4 + 9 * 7)
+    rast = store[:9 * 7 * 4].view(1, 9, 7, 4)
+    depth = store[9 * 7 * 4 - 7:9 * 7 * 4 - 7 + 9 * 7].view(1, 9, 7)
+    return rast, depth
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu", "torch"])
+def test_out_buffers_must_not_overlap(backend):
+    """Two buffers at different addresses that share bytes (or an output aliasing an input) would
+    corrupt the result: refused before anything is written."""
+    pos, faces = _tri_scene()
+    rast, depth = _overlapping_out()
+    assert rast.data_ptr() != depth.data_ptr()  # the old check (same address) let this through
+    msg = expect(ValueError, [r"out\[0\] \(rast\)", r"out\[1\] \(depth\)", "share memory"], render_npu.rasterize,
+                 (9, 7), faces, pos, backend=backend, out=(rast, depth))
+    assert msg == "out[0] (rast) and out[1] (depth) share memory; pass two separate buffers"
+    assert not rast.any()  # nothing written
+    # an output aliasing the caller's pos_clip (float32 contiguous: the backend would read it in place)
+    big = torch.zeros(1 * 9 * 7 * 4 + 64)
+    p = big[:12].view(3, 4)
+    p.copy_(pos)
+    alias = (big[:9 * 7 * 4].view(1, 9, 7, 4), torch.zeros(1, 9, 7))
+    msg = expect(ValueError, ["pos_clip"], render_npu.rasterize, (9, 7), faces, p, backend=backend, out=alias)
+    assert msg == "out[0] (rast) shares memory with the input pos_clip; the output must not alias an input"
+    # faces stored inside the depth buffer's memory (int32 viewed from the same bytes)
+    dstore = torch.zeros(1, 9, 7)
+    f = dstore.view(-1)[:3].view(torch.int32).view(1, 3)
+    f.copy_(faces)
+    msg = expect(ValueError, ["faces"], render_npu.rasterize, (9, 7), f, pos, backend=backend,
+                 out=(torch.zeros(1, 9, 7, 4), dstore))
+    assert msg == "out[1] (depth) shares memory with the input faces; the output must not alias an input"
+    # disjoint views of one storage are fine
+    store = torch.zeros(9 * 7 * 4 + 9 * 7)
+    ok = (store[:9 * 7 * 4].view(1, 9, 7, 4), store[9 * 7 * 4:].view(1, 9, 7))
+    got = render_npu.rasterize((9, 7), faces, pos, backend=backend, out=ok)
+    assert torch.equal(got.rast, render_npu.rasterize((9, 7), faces, pos, backend=backend).rast)
