@@ -205,6 +205,8 @@ def parse_cameras(spec: str, distance: float = DEFAULT_DISTANCE, projection: str
             vals = [float(p) for p in parts]
         except ValueError:
             raise ValueError(f"camera spec {item!r}: not numbers") from None
+        if not all(math.isfinite(v) for v in vals) or (len(vals) == 3 and vals[2] < 0):
+            raise ValueError(f"camera spec {item!r}: angles must be finite and the weight finite and >= 0")
         cams.append(Camera(vals[0], vals[1], distance, projection, **kwargs))
         weights.append(vals[2] if len(vals) == 3 else 1.0)
     return cams, weights

@@ -1,15 +1,21 @@
 """Command line: ``texgen demo``, ``texgen bake MESH --views IMG...``, ``texgen transfer SOURCE TARGET``.
 
-Run ``texgen COMMAND --help`` for the options. Errors in the inputs (unreadable meshes or images,
-meshes without faces, a wrong number of images, images of different sizes) print one line
-``texgen: error: ...`` and exit with status 2.
+Run ``texgen COMMAND --help`` for the options. Every error (unreadable meshes or images, meshes
+without faces, a wrong number of images, images of different sizes, out-of-range options, an
+unusable device or backend, an output that cannot or must not be written) prints one line
+``texgen: error: ...`` and exits with status 2; warnings print ``texgen: warning: ...``. Options and
+outputs are checked before any work starts. Outputs are written atomically (a failed run leaves
+older files as they were); an output that is one of the inputs is refused, and an OBJ's
+``NAME.mtl``/``NAME.png`` are never replaced without ``--overwrite``.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
+import warnings
 from typing import Optional, Sequence
 
 __all__ = ["main", "build_parser"]
@@ -41,6 +47,15 @@ def _common(p: argparse.ArgumentParser, render_default: Optional[int], texture_d
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def _outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help="let an .obj output replace existing NAME.mtl / NAME.png files")
+    p.add_argument("--unwrap", default="auto", choices=["auto", "always", "never"],
+                   help="auto (default): keep the mesh's own UVs if they are valid (finite, inside [0, 1], no "
+                        "overlapping triangles), else unwrap again and say why; always: unwrap; never: keep the "
+                        "UVs, refuse invalid or missing ones")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="texgen", description="Texture a mesh from per-view images on "
                                      "render_npu (Hunyuan3D-style geometry stage).")
@@ -61,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     bk.add_argument("--views", nargs="+", required=True, metavar="IMG", help="one image per camera, in order")
     bk.add_argument("-o", "--out", default=None, help="output .glb or .obj (default: MESH_textured.glb)")
     _common(bk, None, 2048)
+    _outputs(bk)
 
     tr = sub.add_parser("transfer", help="re-bake a textured/vertex-coloured mesh's appearance onto another mesh",
                         description="Render SOURCE (texture or vertex colours) from the cameras and bake the "
@@ -70,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("target")
     tr.add_argument("-o", "--out", required=True, help="output .glb or .obj")
     _common(tr, 2048, 2048)
+    _outputs(tr)
     return parser
 
 
@@ -84,15 +101,72 @@ def _pipeline(args, render_size: int):
                          view_weights=weights,
                          bake=BakeSettings(bake_exp=args.bake_exp, max_angle=args.max_angle, workers=args.workers),
                          inpaint=args.inpaint, vertex_inpaint=not args.no_vertex_inpaint, device=args.device,
-                         backend=args.backend, progress=not args.no_progress)
+                         backend=args.backend, progress=not args.no_progress, unwrap=args.unwrap)
     return TexturePipeline(cfg)
 
 
-def _check_sizes(args) -> None:
-    for name in ("render_size", "texture_size"):
-        val = getattr(args, name, None)
-        if val is not None and not 2 <= val <= 16384:
-            raise ValueError(f"--{name.replace('_', '-')} must be in [2, 16384], got {val}")
+# (dest, low, high, low_open, high_open): every numeric option, checked before any work
+_RANGES = (("render_size", 2, 16384, False, False), ("texture_size", 2, 16384, False, False),
+           ("distance", 0, 1e6, True, False), ("ortho_half_width", 0, 1e6, True, False),
+           ("fov", 0, 180, True, True), ("bake_exp", 0, 64, False, False), ("max_angle", 0, 90, True, False),
+           ("workers", 1, 1024, False, False), ("subdivisions", 0, 7, False, False))
+
+
+def _check_options(args) -> None:
+    for dest, lo, hi, lo_open, hi_open in _RANGES:
+        val = getattr(args, dest, None)
+        if val is None:
+            continue
+        ok = math.isfinite(val) and (lo < val if lo_open else lo <= val) and (val < hi if hi_open else val <= hi)
+        if not ok:
+            interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+            kind = "an integer" if isinstance(val, int) else "a finite number"
+            raise ValueError(f"--{dest.replace('_', '-')} must be {kind} in {interval}, got {val}")
+
+
+def _check_device(args) -> None:
+    """The torch device exists and can hold a tensor, and the render_npu backend can run here."""
+    import torch
+
+    from .render import resolve_backend
+
+    if str(args.device).startswith("npu"):
+        try:
+            import torch_npu  # noqa: F401  (registers the 'npu' device with torch)
+        except ImportError:
+            pass
+    try:
+        dev = torch.device(args.device)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"--device {args.device!r} is not a torch device ({_first_line(exc)})") from None
+    try:
+        torch.empty(1, device=dev)
+    except (RuntimeError, AssertionError, ValueError, AttributeError) as exc:
+        raise ValueError(f"--device {args.device} is not usable with this torch ({_first_line(exc)})") from None
+    import render_npu
+
+    if args.backend != "auto":
+        ok, why = render_npu.backends().get(args.backend, (False, "unknown backend"))
+        if not ok:
+            raise ValueError(f"--backend {args.backend} is not available here: {_first_line(why)}")
+    else:
+        try:
+            resolve_backend("auto", dev)
+        except RuntimeError as exc:
+            raise ValueError(f"--device {args.device}: {_first_line(exc)}") from None
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_demo_folder(out: str) -> None:
+    from .files import OutputError, check_folder
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise OutputError(f"-o/--out {out} is a file; the demo writes into a folder")
+    check_folder(out if os.path.isdir(out) else (os.path.dirname(os.path.abspath(out))))
 
 
 def _report(result, out: str, t0: float) -> None:
@@ -105,17 +179,21 @@ def _report(result, out: str, t0: float) -> None:
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
+    _check_demo_folder(args.out)
     run_demo(args.out, args.render_size, args.texture_size, args.subdivisions, args.device, args.backend,
              args.workers, args.inpaint, progress=not args.no_progress)
     return 0
 
 
 def _cmd_bake(args) -> int:
+    from .files import plan_outputs, with_companions
     from .images import load_image
     from .mesh import load_mesh
     from .sources import ImageSource
 
     t0 = time.perf_counter()
+    out = args.out or os.path.splitext(args.mesh)[0] + "_textured.glb"
+    plan_outputs(out, with_companions([args.mesh, *args.views]), args.overwrite)
     mesh = load_mesh(args.mesh)
     images = [load_image(p) for p in args.views]
     sizes = {img.shape[:2] for img in images}
@@ -126,23 +204,24 @@ def _cmd_bake(args) -> int:
     if len(images) != len(pipe.config.cameras):
         raise ValueError(f"{len(images)} images given for {len(pipe.config.cameras)} cameras "
                          f"(--cameras {args.cameras}): give exactly one image per camera, in camera order")
-    out = args.out or os.path.splitext(args.mesh)[0] + "_textured.glb"
     result = pipe(mesh, ImageSource(images))
-    result.export(out)
+    result.export(out, overwrite=args.overwrite)
     _report(result, out, t0)
     return 0
 
 
 def _cmd_transfer(args) -> int:
+    from .files import plan_outputs, with_companions
     from .mesh import load_mesh
     from .sources import TransferSource
 
     t0 = time.perf_counter()
+    plan_outputs(args.out, with_companions([args.source, args.target]), args.overwrite)
     source = TransferSource(args.source)
     target = load_mesh(args.target)
     pipe = _pipeline(args, args.render_size)
     result = pipe(target, source)
-    result.export(args.out)
+    result.export(args.out, overwrite=args.overwrite)
     _report(result, args.out, t0)
     return 0
 
@@ -151,19 +230,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from .mesh import MeshError
 
     args = build_parser().parse_args(argv)
+    old_show = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
-        _check_sizes(args)
-        if getattr(args, "out", None) and args.command != "demo":
-            ext = os.path.splitext(args.out)[1].lower()
-            if ext not in (".glb", ".obj"):
-                raise ValueError(f"-o/--out must end in .glb or .obj, got {args.out!r}")
+        _check_options(args)
+        _check_device(args)
         return {"demo": _cmd_demo, "bake": _cmd_bake, "transfer": _cmd_transfer}[args.command](args)
-    except (MeshError, ValueError, FileNotFoundError) as exc:
-        print(f"texgen: error: {exc}", file=sys.stderr)
+    except (MeshError, ValueError, OSError, MemoryError) as exc:
+        # one line, whatever the message: the user's shell shows nothing else
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"texgen: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("texgen: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = old_show
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    if text.startswith("texgen: "):
+        text = text[len("texgen: "):]
+    print(f"texgen: warning: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .camera import Camera
-from .images import encode_normals, save_image
+from .images import encode_normals, save_image, save_pil
 from .inpaint import push_pull
 from .mesh import Mesh, normalize, unwrap
 from .render import Renderer
@@ -138,7 +138,7 @@ def contact_sheet(rows: Sequence[Sequence[np.ndarray]], labels: Sequence[str], p
         draw.text((4, y + 2), label, fill=(230, 230, 230))
         for j, img in enumerate(row):
             sheet.paste(Image.fromarray(_tile(img, tile)), (j * tile, y + label_h))
-    sheet.save(path)
+    save_pil(sheet, path)
 
 
 def run_demo(out_dir: str = "texgen_demo", render_size: int = 1024, texture_size: int = 1024,

@@ -4,6 +4,9 @@ embedded) or OBJ + MTL + PNG.
 Vertices are split where a position has several UVs (one output vertex per distinct
 (position, uv) pair). By default positions are written in the frame the mesh was loaded in
 (:attr:`Mesh.normalization` undone); pass ``normalized=True`` to keep the cameras' frame.
+Files are written atomically (:mod:`texgen.files`): a failed export leaves any older file as it
+was. An OBJ ``NAME.obj`` comes with ``NAME.mtl`` (material ``NAME``) and ``NAME.png``; existing
+files of those two names are refused unless ``overwrite=True``.
 Viewers sample textures with texel centres at ``(col + 0.5) / W``, texgen bakes with texel centres
 at ``col / (W - 1)`` (Hunyuan3D's convention): the two differ by under half a texel.
 """
@@ -14,15 +17,18 @@ from typing import Optional, Union
 
 import numpy as np
 
+from .files import plan_outputs, write_files
 from .images import to_uint8
 from .mesh import Mesh
 
 __all__ = ["to_trimesh", "export_mesh", "export_glb", "export_obj"]
 
 
-def to_trimesh(mesh: Mesh, texture: Optional[np.ndarray] = None, normalized: bool = False):
-    """A ``trimesh.Trimesh`` with a PBR material whose base colour texture is ``texture`` (default
-    ``mesh.texture``); vertex colours are kept when there is no texture."""
+def to_trimesh(mesh: Mesh, texture: Optional[np.ndarray] = None, normalized: bool = False,
+               material_name: str = "texgen"):
+    """A ``trimesh.Trimesh`` with a PBR material (named ``material_name``) whose base colour
+    texture is ``texture`` (default ``mesh.texture``); vertex colours are kept when there is no
+    texture."""
     import trimesh
     from PIL import Image
 
@@ -36,7 +42,7 @@ def to_trimesh(mesh: Mesh, texture: Optional[np.ndarray] = None, normalized: boo
         verts = pos[uniq[:, 0]]
         uv = mesh.uv[uniq[:, 1]]
         image = Image.fromarray(to_uint8(np.asarray(tex)[..., :3]))
-        material = trimesh.visual.material.PBRMaterial(name="texgen", baseColorTexture=image,
+        material = trimesh.visual.material.PBRMaterial(name=material_name, baseColorTexture=image,
                                                        baseColorFactor=[255, 255, 255, 255],
                                                        metallicFactor=0.0, roughnessFactor=1.0)
         visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
@@ -51,38 +57,42 @@ def export_glb(mesh: Mesh, path: Union[str, os.PathLike], texture: Optional[np.n
                normalized: bool = False) -> str:
     """Write a binary glTF with the texture embedded; returns the path."""
     path = os.fspath(path)
+    plan_outputs(path, option="path")
     data = to_trimesh(mesh, texture, normalized).export(file_type="glb")
-    with open(path, "wb") as f:
-        f.write(data)
+    write_files({path: data})
     return path
 
 
 def export_obj(mesh: Mesh, path: Union[str, os.PathLike], texture: Optional[np.ndarray] = None,
-               normalized: bool = False) -> str:
-    """Write ``NAME.obj``, ``NAME.mtl`` and the texture PNG next to it; returns the OBJ path."""
+               normalized: bool = False, overwrite: bool = False) -> str:
+    """Write ``NAME.obj``, ``NAME.mtl`` (material ``NAME``) and ``NAME.png`` next to it; returns
+    the OBJ path. Raises :class:`~texgen.files.OutputError` if ``NAME.mtl`` or ``NAME.png``
+    exist and ``overwrite`` is False."""
     from trimesh.exchange.obj import export_obj as _export_obj
 
     path = os.fspath(path)
+    plan_outputs(path, overwrite=overwrite, option="path")
     folder = os.path.dirname(os.path.abspath(path))
     stem = os.path.splitext(os.path.basename(path))[0]
-    tm = to_trimesh(mesh, texture, normalized)
+    tm = to_trimesh(mesh, texture, normalized, material_name=stem)
     result = _export_obj(tm, include_normals=False, include_texture=True, return_texture=True,
                          mtl_name=f"{stem}.mtl")
     text, files = result if isinstance(result, tuple) else (result, {})
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    for name, data in files.items():
-        with open(os.path.join(folder, name), "wb") as f:
-            f.write(data)
+    expected = {f"{stem}.mtl", f"{stem}.png"}
+    if not set(files) <= expected:  # trimesh names the files after the material: guard that contract
+        raise RuntimeError(f"trimesh wrote {sorted(files)}, expected {sorted(expected)}")
+    out = {os.path.join(folder, name): data for name, data in files.items()}
+    out[path] = text
+    write_files(out)
     return path
 
 
 def export_mesh(mesh: Mesh, path: Union[str, os.PathLike], texture: Optional[np.ndarray] = None,
-                normalized: bool = False) -> str:
-    """GLB or OBJ by the file extension."""
+                normalized: bool = False, overwrite: bool = False) -> str:
+    """GLB or OBJ by the file extension (``overwrite``: see :func:`export_obj`)."""
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext == ".glb":
         return export_glb(mesh, path, texture, normalized)
     if ext == ".obj":
-        return export_obj(mesh, path, texture, normalized)
+        return export_obj(mesh, path, texture, normalized, overwrite)
     raise ValueError(f"unsupported output format {ext!r}: use .glb or .obj")

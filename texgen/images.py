@@ -66,13 +66,31 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 
 def save_image(img: Any, path: Union[str, os.PathLike]) -> None:
-    """Write float [H, W, 3|4] in [0, 1] (or uint8) as PNG (format from the extension)."""
+    """Write float [H, W, 3|4] in [0, 1] (or uint8) as PNG (format from the extension),
+    atomically (see :mod:`texgen.files`)."""
     from PIL import Image
 
     arr = img if (isinstance(img, np.ndarray) and img.dtype == np.uint8) else to_uint8(img)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
-    Image.fromarray(arr).save(os.fspath(path))
+    save_pil(Image.fromarray(arr), path)
+
+
+def save_pil(im, path: Union[str, os.PathLike]) -> None:
+    """Encode a PIL image in memory (format from the extension), then write it atomically."""
+    import io
+
+    from PIL import Image
+
+    from .files import write_file
+
+    path = os.fspath(path)
+    fmt = Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+    if fmt is None:
+        raise ValueError(f"cannot tell the image format of {path!r} from its extension")
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    write_file(path, buf.getvalue())
 
 
 def encode_normals(normals: Any, mask: Any = None, background: float = 1.0) -> np.ndarray:

@@ -107,9 +107,10 @@ class TextureResult:
         """Fraction of the used UV area that was baked from some view (before inpainting)."""
         return float((self.baked & self.used).sum()) / max(int(self.used.sum()), 1)
 
-    def export(self, path, normalized: bool = False) -> str:
-        """Write ``.glb`` or ``.obj`` (+ ``.mtl`` + ``.png``); original frame unless ``normalized``."""
-        return export_mesh(self.mesh, path, normalized=normalized)
+    def export(self, path, normalized: bool = False, overwrite: bool = False) -> str:
+        """Write ``.glb`` or ``.obj`` (+ ``.mtl`` + ``.png``, refused if they exist unless
+        ``overwrite``), atomically; original frame unless ``normalized``."""
+        return export_mesh(self.mesh, path, normalized=normalized, overwrite=overwrite)
 
 
 class TexturePipeline:
