@@ -29,7 +29,7 @@ from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 
-__all__ = ["Mesh", "Normalization", "MeshError", "load_mesh", "from_trimesh", "merge_meshes", "normalize", "unwrap",
+__all__ = ["Mesh", "Normalization", "MeshError", "TexgenWarning", "load_mesh", "from_trimesh", "merge_meshes", "normalize", "unwrap",
            "prepare_mesh", "vertex_normals", "face_normals"]
 
 DEFAULT_RADIUS = 0.575  # Hunyuan3D-2: scale_factor 1.15 over the bounding sphere's diameter
@@ -45,6 +45,11 @@ def _next_uid() -> int:
 
 class MeshError(ValueError):
     """A mesh that cannot be used: unreadable file, no faces, bad shapes or indices."""
+
+
+class TexgenWarning(UserWarning):
+    """Something texgen did differently from what the input asked, or an input that looks wrong
+    (the message says what, with numbers); the CLI prints ``texgen: warning: ...``."""
 
 
 @dataclass(frozen=True)
@@ -204,8 +209,10 @@ def _texture_array(tex) -> np.ndarray:
     """PIL image / uint8 or float array / tensor -> read-only float32 [H, W, 3] in [0, 1]."""
     if hasattr(tex, "detach"):
         tex = tex.detach().cpu().numpy()
-    if hasattr(tex, "convert"):  # PIL
-        tex = np.asarray(tex.convert("RGB"))
+    if hasattr(tex, "convert"):  # PIL: every bit depth scaled to [0, 1] (16-bit, float, palette)
+        from .images import pil_to_float
+
+        tex = pil_to_float(tex, "texture")
     arr = np.asarray(tex)
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
@@ -458,17 +465,28 @@ def prepare_mesh(mesh, texture_size: int = 2048, radius: Optional[float] = DEFAU
                  unwrap_mode: str = "auto", like: Optional[Mesh] = None) -> Mesh:
     """Load (if a path), normalise (unless ``radius`` is None; or into ``like``'s frame) and unwrap.
 
-    ``unwrap_mode``: "auto" (only when the mesh has no UVs), "always" or "never" (a mesh without
-    UVs then raises)."""
+    ``unwrap_mode`` (see :func:`texgen.uvcheck.decide_unwrap`): "auto" unwraps when the mesh has
+    no UVs or its UVs cannot hold a bake (NaN, outside [0, 1], overlapping triangles; a
+    :class:`TexgenWarning` says which, with numbers), "always" unwraps, "never" keeps the UVs and
+    raises :class:`MeshError` (saying why) when they are missing or unusable."""
+    from .uvcheck import decide_unwrap
+
+    if unwrap_mode not in ("auto", "always", "never"):
+        raise ValueError(f"unwrap_mode must be 'auto', 'always' or 'never', got {unwrap_mode!r}")
     m = load_mesh(mesh)
     if like is not None:
         m = normalize(m, like=like)
     elif radius is not None:
         m = normalize(m, radius)
-    if unwrap_mode not in ("auto", "always", "never"):
-        raise ValueError(f"unwrap_mode must be 'auto', 'always' or 'never', got {unwrap_mode!r}")
-    if unwrap_mode == "always" or (unwrap_mode == "auto" and not m.has_uv):
+    again, why = decide_unwrap(m, unwrap_mode, texture_size)
+    if unwrap_mode == "never" and why:
+        raise MeshError(f"{m.name}: {why}; --unwrap never (unwrap_mode='never') keeps a mesh's UVs, so texgen "
+                        f"refuses: use --unwrap auto to unwrap again")
+    if again:
+        if why:
+            import warnings
+
+            warnings.warn(f"texgen: {m.name}: {why}; unwrapping it again with xatlas "
+                          f"(--unwrap never would refuse instead)", TexgenWarning, stacklevel=2)
         m = unwrap(m, texture_size)
-    elif not m.has_uv:
-        raise MeshError(f"{m.name}: the mesh has no UVs and unwrap_mode='never'")
     return m
