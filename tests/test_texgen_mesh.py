@@ -26,7 +26,7 @@ def test_load_formats(tmp_path, ext):
     sphere.export(path)
     m = load_mesh(path)
     assert m.num_faces == 80 and m.num_vertices == 42  # welded back to the shared vertices
-    assert m.pos.dtype == np.float32 and m.pos_idx.dtype == np.int32
+    assert m.pos.dtype == np.float64 and m.pos_idx.dtype == np.int32
 
 
 def test_textured_round_trip_keeps_separate_index_buffers(tmp_path):

@@ -59,10 +59,12 @@ class Normalization:
     scale: float
 
     def apply(self, pos: np.ndarray) -> np.ndarray:
-        return ((np.asarray(pos, np.float64) - np.asarray(self.center)) * self.scale).astype(np.float32)
+        """float64 [N, 3] (geometry stays float64 until export)."""
+        return (np.asarray(pos, np.float64) - np.asarray(self.center)) * self.scale
 
     def invert(self, pos: np.ndarray) -> np.ndarray:
-        return (np.asarray(pos, np.float64) / self.scale + np.asarray(self.center)).astype(np.float32)
+        """float64 [N, 3]."""
+        return np.asarray(pos, np.float64) / self.scale + np.asarray(self.center)
 
     def then(self, other: "Normalization") -> "Normalization":
         """The composition ``other(self(x))``."""
@@ -90,7 +92,7 @@ class Mesh:
     """A triangle mesh with separate position and UV index buffers.
 
     Attributes (numpy arrays, stored as read-only copies: assign a new array to change one):
-        pos: float32 ``[V, 3]`` welded vertex positions (world units, see module docstring).
+        pos: float64 ``[V, 3]`` welded vertex positions (world units, see module docstring).
         pos_idx: int32 ``[F, 3]`` indices into ``pos``.
         uv: float32 ``[T, 2]`` texture coordinates or None.
         uv_idx: int32 ``[F, 3]`` indices into ``uv`` or None (present iff ``uv`` is).
@@ -124,8 +126,8 @@ class Mesh:
     def __setattr__(self, key: str, value: Any) -> None:
         if key in ("uid", "version", "appearance_version"):
             raise AttributeError(f"Mesh.{key} is maintained automatically")
-        if key == "pos":
-            value = _readonly(value, np.float32, (3,), "pos")
+        if key == "pos":  # float64: a mesh 1e6 from the origin keeps its shape (float32: 0.06 steps)
+            value = _readonly(value, np.float64, (3,), "pos")
         elif key == "pos_idx":
             value = _readonly(value, np.int32, (3,), "pos_idx")
         elif key == "uv":
@@ -252,12 +254,18 @@ def vertex_normals(pos: np.ndarray, pos_idx: np.ndarray) -> np.ndarray:
 
 
 def weld(positions: np.ndarray, faces: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Merge vertices with bit-identical positions: (pos [V', 3], pos_idx [F, 3], first [V'])
-    where ``first[i]`` is one original vertex of welded vertex ``i``."""
-    positions = np.ascontiguousarray(positions, dtype=np.float32)
-    uniq, first, inverse = np.unique(positions, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    return uniq, inverse[faces].astype(np.int32), first
+    """Merge vertices with bit-identical positions: (pos float64 [V', 3], pos_idx [F, 3], first [V'])
+    where ``first[i]`` is the first original vertex of welded vertex ``i``. Welded vertices keep
+    the order of their first occurrence, so a file without duplicate positions keeps its vertices
+    exactly (same order, same count)."""
+    positions = np.ascontiguousarray(positions, dtype=np.float64)  # float32 would merge distinct far vertices
+    _, first, inverse = np.unique(positions, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # unique-sorted -> first-occurrence order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    inverse = rank[inverse.reshape(-1)]
+    first = first[order]
+    return positions[first], inverse[faces].astype(np.int32), first
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -304,7 +312,7 @@ def from_trimesh(tm, name: str = "mesh") -> Mesh:
     verts = np.asarray(tm.vertices, dtype=np.float64).reshape(-1, 3)
     if faces.shape[0] == 0:
         raise MeshError(f"{name}: the mesh has no faces")
-    pos, pos_idx, first = weld(verts.astype(np.float32), faces)
+    pos, pos_idx, first = weld(verts, faces)
     uv = uv_idx = texture = vcol = None
     visual = getattr(tm, "visual", None)
     kind = getattr(visual, "kind", None)
@@ -444,7 +452,7 @@ def unwrap(mesh: Mesh, texture_size: int = 2048, padding: Optional[int] = None) 
     if padding is None:
         padding = max(2, texture_size // 512)
     atlas = xatlas.Atlas()
-    atlas.add_mesh(np.ascontiguousarray(mesh.pos), np.ascontiguousarray(mesh.pos_idx.astype(np.uint32)))
+    atlas.add_mesh(np.ascontiguousarray(mesh.pos, np.float32), np.ascontiguousarray(mesh.pos_idx.astype(np.uint32)))
     chart = xatlas.ChartOptions()
     pack = xatlas.PackOptions()
     pack.resolution = int(texture_size)

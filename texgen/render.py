@@ -376,7 +376,7 @@ class Renderer:
             if self._tensors is not None and self._tensors[0] == ident:
                 return self._tensors[1]
             dev = self.device
-            pos = torch.from_numpy(np.array(mesh.pos)).to(dev)
+            pos = torch.from_numpy(np.array(mesh.pos, np.float32)).to(dev)  # normalised frame: float32 is exact enough
             pos_idx = torch.from_numpy(np.array(mesh.pos_idx)).to(dev)
             vn = torch.from_numpy(vertex_normals(mesh.pos, mesh.pos_idx)).to(dev)
             pl = pos_idx.long()
