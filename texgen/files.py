@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Dict, Iterable, List, Union
+from typing import Dict, Iterable, List, Tuple, Union
 
 __all__ = ["OutputError", "write_files", "write_file", "plan_outputs", "obj_companions", "check_folder",
            "same_file"]
@@ -144,24 +144,31 @@ def plan_outputs(path: PathLike, inputs: Iterable[PathLike] = (), overwrite: boo
 
 
 def with_companions(paths: Iterable[PathLike]) -> List[str]:
-    """``paths`` plus, for each OBJ among them, the material libraries it names (``mtllib``) and
-    the texture files those name (``map_*``): all of them are inputs that no output may replace."""
+    """``paths`` plus, for each OBJ among them, the existing material libraries and texture files
+    it names (see :func:`obj_material_files`): all of them are inputs that no output may replace."""
     out: List[str] = []
     for p in paths:
         p = os.fspath(p)
         out.append(p)
-        if not p.lower().endswith(".obj") or not os.path.isfile(p):
-            continue
-        folder = os.path.dirname(os.path.abspath(p))
-        for mtl in _referenced(p, ("mtllib",), folder):
-            out.append(mtl)
-            out.extend(_referenced(mtl, ("map_",), os.path.dirname(mtl)))
+        if p.lower().endswith(".obj"):
+            mtls, textures = obj_material_files(p)
+            out.extend(f for f in mtls + textures if os.path.isfile(f))
     return out
 
 
-def _referenced(path: str, keys, folder: str) -> List[str]:
-    """File names after ``keys`` at the start of lines of a small text file (OBJ/MTL), resolved in
-    ``folder``; only the last word counts (options such as ``-s 1 1 1`` come before the name)."""
+def obj_material_files(path: PathLike) -> Tuple[List[str], List[str]]:
+    """(material libraries named by ``mtllib``, texture files named by ``map_*`` in those that
+    exist), resolved next to the file that names them, whether or not they exist."""
+    path = os.fspath(path)
+    mtls = _referenced(path, ("mtllib",))
+    textures = [t for m in mtls if os.path.isfile(m) for t in _referenced(m, ("map_",))]
+    return mtls, textures
+
+
+def _referenced(path: str, keys) -> List[str]:
+    """File names after ``keys`` at the start of lines of a text file (OBJ/MTL), resolved in its
+    folder; only the last word counts (options such as ``-s 1 1 1`` come before the name)."""
+    folder = os.path.dirname(os.path.abspath(path))
     found = []
     try:
         with open(path, "r", encoding="utf-8", errors="replace") as f:
@@ -171,4 +178,4 @@ def _referenced(path: str, keys, folder: str) -> List[str]:
                     found.append(os.path.join(folder, word[1].split()[-1]))
     except OSError:
         pass
-    return [p for p in found if os.path.isfile(p)]
+    return found

@@ -289,6 +289,8 @@ def load_mesh(source: Union[str, os.PathLike, Any], name: Optional[str] = None) 
         except Exception as exc:  # trimesh raises many types
             raise MeshError(f"cannot read mesh {path!r}: {type(exc).__name__}: {exc}") from exc
         name = name or os.path.basename(path)
+        if path.lower().endswith(".obj"):
+            _warn_missing_material_files(path, name)
     else:
         loaded = source
         name = name or "mesh"
@@ -304,6 +306,20 @@ def load_mesh(source: Union[str, os.PathLike, Any], name: Optional[str] = None) 
         raise MeshError(f"{name}: expected a triangle mesh, got {type(loaded).__name__} "
                         f"(point clouds and paths have no faces)")
     return from_trimesh(loaded, name=name)
+
+
+def _warn_missing_material_files(path: str, name: str) -> None:
+    """trimesh quietly falls back to a material's flat colour when its texture file is missing."""
+    import warnings
+
+    from .files import obj_material_files
+
+    mtls, textures = obj_material_files(path)
+    missing = [f for f in mtls + textures if not os.path.isfile(f)]
+    if missing:
+        warnings.warn(f"texgen: {name}: {len(missing)} of the {len(mtls) + len(textures)} material/texture files "
+                      f"it names are missing ({', '.join(missing)}); its appearance falls back to flat material "
+                      f"colours", TexgenWarning, stacklevel=3)
 
 
 def from_trimesh(tm, name: str = "mesh") -> Mesh:

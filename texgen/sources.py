@@ -38,6 +38,8 @@ __all__ = ["ViewBatch", "ViewSource", "ImageSource", "TransferSource", "as_view_
 
 ViewSource = Callable[["ViewBatch"], Sequence[Any]]
 
+MIN_TRANSFER_OVERLAP = 0.5  # share of the target's view pixels the source must cover, else a warning
+
 
 class ViewBatch:
     """The request handed to a view source.
@@ -178,7 +180,25 @@ class TransferSource:
         src = self._placed_source(batch.mesh)
         r = Renderer(src, batch.renderer.device, batch.renderer.backend, cache=batch.renderer.cache)
         cams = tqdm(batch.cameras, desc="render source", unit="view", disable=not batch.progress, leave=False)
-        return [r.render_textured(cam, batch.resolution, background=self.background) for cam in cams]
+        images = [r.render_textured(cam, batch.resolution, background=self.background) for cam in cams]
+        self._check_overlap(batch, r)
+        return images
+
+    def _check_overlap(self, batch: ViewBatch, r: Renderer) -> None:
+        """Warn when the source covers little of the target in the views: the texels it misses get
+        the background colour, or are inpainted from far away."""
+        import warnings
+
+        from .mesh import TexgenWarning
+
+        target = batch.masks
+        seen = int(target.sum())
+        both = sum(int((r.mask(cam, batch.resolution) & target[i]).sum()) for i, cam in enumerate(batch.cameras))
+        if seen and both < MIN_TRANSFER_OVERLAP * seen:
+            warnings.warn(f"texgen: the transfer source {self.source.name} covers only {100.0 * both / seen:.1f}% of "
+                          f"the target's pixels in the {len(batch.cameras)} views ({both} of {seen}): source and "
+                          f"target barely overlap (both are placed with the target's normalisation, so they must "
+                          f"overlap in their files' frames)", TexgenWarning, stacklevel=2)
 
 
 def as_view_source(source: Any) -> ViewSource:

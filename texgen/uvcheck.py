@@ -32,7 +32,7 @@ def uv_overlap(uv: np.ndarray, uv_idx: np.ndarray, size: int = MAX_CHECK_SIZE) -
     import render_npu
 
     uv = np.asarray(uv, np.float64)
-    F = idx.shape[0]
+    F = int(np.asarray(uv_idx).shape[0])
     # one vertex per face corner, so each face can carry its own depth
     corners = uv[np.asarray(uv_idx).reshape(-1)]
     clip = np.zeros((2, 3 * F, 4), np.float32)
