@@ -144,7 +144,7 @@ def test_maps_agree_with_render_npu_interpolate(sphere):
     cam = Camera(20, 30)
     ras = r.rasterize(cam, 40)
     faces = torch.from_numpy(np.array(sphere.pos_idx))
-    ref = render_npu.interpolate(torch.from_numpy(np.array(sphere.pos)), ras.rast[None], faces)[0]
+    ref = render_npu.interpolate(torch.from_numpy(np.array(sphere.pos, np.float32)), ras.rast[None], faces)[0]
     # positions are unprojected from the depth map: equal up to float rounding of z/w
     torch.testing.assert_close(r.position_map(cam, 40), ref, atol=2e-4, rtol=0)
     vn = torch.from_numpy(vertex_normals(sphere.pos, sphere.pos_idx))

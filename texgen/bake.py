@@ -68,14 +68,14 @@ class BakeSettings:
     def __post_init__(self):
         # a NaN or negative exponent silently gives a grey texture: refuse it here, naming the field
         checks = (("bake_exp", self.bake_exp, 0.0, 64.0), ("max_angle", self.max_angle, 0.0, 90.0),
-                  ("depth_tolerance", self.depth_tolerance, 0.0, 1e6), ("edge_jump", self.edge_jump, 0.0, 1e6))
+                  ("depth_tolerance", self.depth_tolerance, 0.0, math.inf), ("edge_jump", self.edge_jump, 0.0, math.inf))
         for name, val, lo, hi in checks:
             if val is None:
                 continue
             if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val) \
                     or not lo <= val <= hi or (name == "max_angle" and val == 0):
-                bracket = "(" if name == "max_angle" else "["
-                raise ValueError(f"BakeSettings.{name} must be a finite number in {bracket}{lo:g}, {hi:g}], got {val!r}")
+                where = "in (0, 90]" if name == "max_angle" else (f"in [0, {hi:g}]" if hi < math.inf else ">= 0")
+                raise ValueError(f"BakeSettings.{name} must be a finite number {where}, got {val!r}")
         for name, val in (("border", self.border), ("workers", self.workers)):
             if val is not None and (isinstance(val, bool) or not isinstance(val, int)
                                     or val < (1 if name == "workers" else 0)):
