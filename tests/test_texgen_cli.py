@@ -10,6 +10,7 @@ from texgen import load_mesh
 from texgen.cli import main
 from texgen.demo import demo_mesh, ground_truth
 from texgen.export import export_glb
+from texgen_inputs import write_bake_inputs
 from conftest import TEXGEN_BACKEND as BACKEND
 
 SMALL = ["--texture-size", "64", "--no-progress", "--backend", BACKEND]
@@ -18,15 +19,7 @@ SMALL = ["--texture-size", "64", "--no-progress", "--backend", BACKEND]
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("cli")
-    sphere = trimesh.creation.icosphere(subdivisions=2, radius=3.0)
-    sphere.apply_translation((1, 2, 3))
-    sphere.export(d / "sphere.ply")
-    views = []
-    for i in range(6):
-        img = np.zeros((64, 64, 3), np.uint8)
-        img[...] = (40 * i, 255 - 40 * i, 128)
-        Image.fromarray(img).save(d / f"v{i}.png")
-        views.append(str(d / f"v{i}.png"))
+    views = [str(v) for v in write_bake_inputs(d, 64)]
     Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(d / "wide.png")
     (d / "bad.obj").write_text("this is not an obj file\n v v v\n")
     trimesh.PointCloud(np.random.default_rng(0).random((20, 3))).export(d / "cloud.ply")

@@ -18,6 +18,7 @@ from texgen import load_image, load_mesh
 from texgen.cli import main
 from texgen.demo import demo_mesh, ground_truth, held_out_cameras, held_out_psnr
 from texgen.export import VERTEX_MAP_KEY, export_glb, export_obj
+from texgen_inputs import write_bake_inputs
 from texgen.mesh import Mesh, MeshError, TexgenWarning, prepare_mesh, unwrap, vertex_normals
 
 BACKEND = os.environ.get("TEXGEN_TEST_BACKEND", "auto")
@@ -44,16 +45,8 @@ def one_error(capsys, args, message):
 
 @pytest.fixture()
 def work(tmp_path):
-    """A mesh far from the origin, six small views and a user's own files to protect."""
-    sphere = trimesh.creation.icosphere(subdivisions=2, radius=3.0)
-    sphere.apply_translation((1, 2, 3))
-    sphere.export(tmp_path / "sphere.ply")
-    views = []
-    for i in range(6):
-        img = np.zeros((32, 32, 3), np.uint8)
-        img[...] = (40 * i, 255 - 40 * i, 128)
-        Image.fromarray(img).save(tmp_path / f"v{i}.png")
-        views.append(tmp_path / f"v{i}.png")
+    """A mesh away from the origin, six small views and a user's own file to protect."""
+    views = write_bake_inputs(tmp_path, 32)
     (tmp_path / "texgen.png").write_bytes(b"the user's own texgen.png")
     return tmp_path, views
 
