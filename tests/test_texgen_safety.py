@@ -443,8 +443,9 @@ def test_cli_errors_before_any_work(work, capsys, no_work, monkeypatch):
     import render_npu
     if not render_npu.backends()["ascendc"][0]:
         rc, err = run(capsys, bake_args(d, views, d / "o.glb", "--backend", "ascendc"))
-        assert err == f"texgen: error: --backend ascendc is not available here: " \
-                      f"{render_npu.backends()['ascendc'][1].splitlines()[0]}\n"
+        why = render_npu.backends()["ascendc"][1]
+        assert err == f"texgen: error: --backend ascendc with --device cpu: backend 'ascendc' is not available " \
+                      f"here: {why.splitlines()[0]}\n"
     # a folder that cannot be written (simulated: root ignores permission bits)
     def denied(*a, **k):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
@@ -548,6 +549,32 @@ def test_sigint_stops_the_cli_within_a_second(tmp_path):
     assert not out.exists()
     assert (proc.returncode, err) == (130, "texgen: interrupted\n")
     assert waited < 1.0, f"exited {waited:.1f} s after Ctrl-C"
+
+
+def test_ctrl_c_swallowed_by_a_loader_still_stops(work, capsys, monkeypatch):
+    """trimesh's loaders catch BaseException: a Ctrl-C inside them must still stop the run (status
+    130) and nothing may be written."""
+    import texgen.mesh
+
+    d, views = work
+    before = snapshot(d)
+    real = texgen.mesh.load_mesh
+
+    def swallowing_loader(*a, **k):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # the handler runs here
+        except BaseException:  # as trimesh does
+            pass
+        return real(*a, **k)
+    monkeypatch.setattr(texgen.mesh, "load_mesh", swallowing_loader)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)  # background shells start with it ignored
+    try:
+        rc, err = run(capsys, bake_args(d, views, d / "o.glb"))
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert (rc, err) == (130, "texgen: interrupted\n")
+    assert snapshot(d) == before
 
 
 # -- row 12: transfer keeps the target's vertices --------------------------------------------------------

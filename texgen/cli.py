@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from typing import Optional, Sequence
@@ -128,8 +130,6 @@ def _check_device(args) -> None:
     """The torch device exists and can hold a tensor, and the render_npu backend can run here."""
     import torch
 
-    from .render import resolve_backend
-
     if str(args.device).startswith("npu"):
         try:
             import torch_npu  # noqa: F401  (registers the 'npu' device with torch)
@@ -145,15 +145,27 @@ def _check_device(args) -> None:
         raise ValueError(f"--device {args.device} is not usable with this torch ({_first_line(exc)})") from None
     import render_npu
 
-    if args.backend != "auto":
-        ok, why = render_npu.backends().get(args.backend, (False, "unknown backend"))
-        if not ok:
-            raise ValueError(f"--backend {args.backend} is not available here: {_first_line(why)}")
-    else:
-        try:
-            resolve_backend("auto", dev)
-        except RuntimeError as exc:
-            raise ValueError(f"--device {args.device}: {_first_line(exc)}") from None
+    try:  # explicit names: available here and able to take tensors on this device
+        render_npu.resolve_backend(args.backend, dev)
+    except (ValueError, RuntimeError) as exc:
+        raise ValueError(f"--backend {args.backend} with --device {args.device}: {_first_line(exc)}") from None
+
+
+_interrupted = False
+
+
+def _on_sigint(signum, frame) -> None:
+    """Python's own behaviour (raise KeyboardInterrupt), and remember it: trimesh's loaders catch
+    BaseException, so an interrupt raised inside them would otherwise be lost and the run go on."""
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def _checkpoint() -> None:
+    """Stop here if Ctrl-C was pressed, even if some library swallowed the KeyboardInterrupt."""
+    if _interrupted:
+        raise KeyboardInterrupt
 
 
 def _first_line(exc) -> str:
@@ -196,6 +208,7 @@ def _cmd_bake(args) -> int:
     plan_outputs(out, with_companions([args.mesh, *args.views]), args.overwrite)
     mesh = load_mesh(args.mesh)
     images = [load_image(p) for p in args.views]
+    _checkpoint()
     sizes = {img.shape[:2] for img in images}
     if len(sizes) > 1:
         raise ValueError("the view images differ in size: " + ", ".join(
@@ -205,6 +218,7 @@ def _cmd_bake(args) -> int:
         raise ValueError(f"{len(images)} images given for {len(pipe.config.cameras)} cameras "
                          f"(--cameras {args.cameras}): give exactly one image per camera, in camera order")
     result = pipe(mesh, ImageSource(images))
+    _checkpoint()
     result.export(out, overwrite=args.overwrite)
     _report(result, out, t0)
     return 0
@@ -219,8 +233,10 @@ def _cmd_transfer(args) -> int:
     plan_outputs(args.out, with_companions([args.source, args.target]), args.overwrite)
     source = TransferSource(args.source)
     target = load_mesh(args.target)
+    _checkpoint()
     pipe = _pipeline(args, args.render_size)
     result = pipe(target, source)
+    _checkpoint()
     result.export(args.out, overwrite=args.overwrite)
     _report(result, args.out, t0)
     return 0
@@ -229,9 +245,15 @@ def _cmd_transfer(args) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from .mesh import MeshError
 
+    global _interrupted
     args = build_parser().parse_args(argv)
     old_show = warnings.showwarning
     warnings.showwarning = _show_warning
+    _interrupted = False
+    old_sigint = None
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        old_sigint = signal.signal(signal.SIGINT, _on_sigint)
     try:
         _check_options(args)
         _check_device(args)
@@ -246,6 +268,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     finally:
         warnings.showwarning = old_show
+        if old_sigint is not None:
+            signal.signal(signal.SIGINT, old_sigint)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
