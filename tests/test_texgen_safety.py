@@ -606,3 +606,16 @@ def test_weld_keeps_file_order():
     np.testing.assert_array_equal(pos, p[:3])
     np.testing.assert_array_equal(idx, [[0, 1, 2], [1, 2, 0]])
     np.testing.assert_array_equal(first, [0, 1, 2])
+
+
+def test_api_export_names_and_folders(tmp_path):
+    """The API writes any file name (the format is the function's), but still checks the folder."""
+    m = ground_truth(demo_mesh(0), 16, backend=BACKEND)
+    export_glb(m, tmp_path / "model.bin")
+    assert (tmp_path / "model.bin").read_bytes()[:4] == b"glTF"
+    with pytest.raises(texgen.files.OutputError) as e:
+        export_glb(m, tmp_path / "nowhere" / "m.glb")
+    assert str(e.value) == f"output folder {tmp_path / 'nowhere'} does not exist"
+    with pytest.raises(texgen.files.OutputError) as e:
+        export_glb(m, tmp_path)
+    assert str(e.value) == f"path {tmp_path} is a folder; give a file name ending in .glb or .obj"

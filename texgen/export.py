@@ -94,7 +94,7 @@ def export_glb(mesh: Mesh, path: Union[str, os.PathLike], texture: Optional[np.n
     import trimesh
 
     path = os.fspath(path)
-    plan_outputs(path, option="path")
+    plan_outputs(path, option="path", kind=".glb")
     tm = to_trimesh(mesh, texture, normalized)
     v = np.asarray(tm.vertices, np.float64)
     center = 0.5 * (v.min(0) + v.max(0))
@@ -120,7 +120,7 @@ def export_obj(mesh: Mesh, path: Union[str, os.PathLike], texture: Optional[np.n
     from trimesh.exchange.obj import export_obj as _export_obj
 
     path = os.fspath(path)
-    plan_outputs(path, overwrite=overwrite, option="path")
+    plan_outputs(path, overwrite=overwrite, option="path", kind=".obj")
     folder = os.path.dirname(os.path.abspath(path))
     stem = os.path.splitext(os.path.basename(path))[0]
     tm = to_trimesh(mesh, texture, normalized, material_name=stem)

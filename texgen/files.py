@@ -113,15 +113,16 @@ def obj_companions(path: PathLike) -> List[str]:
 
 
 def plan_outputs(path: PathLike, inputs: Iterable[PathLike] = (), overwrite: bool = False,
-                 option: str = "-o/--out") -> List[str]:
+                 option: str = "-o/--out", kind: str = "") -> List[str]:
     """Check a mesh export to ``path`` before any work: returns every file it will write.
 
     Refused (:class:`OutputError`): an extension other than ``.glb``/``.obj``; ``path`` naming a
     folder; a folder that is missing or not writable; any output that is one of ``inputs``; an
     OBJ companion (``.mtl``, ``.png``) that already exists, unless ``overwrite`` (``path`` itself
-    is the file the user named: it is replaced, atomically)."""
+    is the file the user named: it is replaced, atomically). ``kind`` ".glb"/".obj" forces the
+    format whatever the extension (the API's ``export_glb``/``export_obj``)."""
     path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower()
+    ext = kind or os.path.splitext(path)[1].lower()
     if os.path.isdir(path):
         raise OutputError(f"{option} {path} is a folder; give a file name ending in .glb or .obj")
     if ext not in (".glb", ".obj"):
