@@ -619,3 +619,19 @@ def test_api_export_names_and_folders(tmp_path):
     with pytest.raises(texgen.files.OutputError) as e:
         export_glb(m, tmp_path)
     assert str(e.value) == f"path {tmp_path} is a folder; give a file name ending in .glb or .obj"
+
+
+def test_vertex_map_names_file_vertices(tmp_path):
+    """A file with duplicate positions (split at its UV seams): the map gives file indices."""
+    m = unwrap(demo_mesh(0), 64)
+    corners = m.pos[m.pos_idx].reshape(-1, 3)  # every face corner its own file vertex
+    tm = trimesh.Trimesh(corners, np.arange(len(corners)).reshape(-1, 3), process=False)
+    tm.export(tmp_path / "dup.ply")
+    loaded = load_mesh(tmp_path / "dup.ply")
+    assert loaded.num_vertices == m.num_vertices and loaded.file_vertex.max() < len(corners)
+    res = unwrap(loaded, 64).copy(texture=np.full((8, 8, 3), 0.5, np.float32))
+    export_glb(res, tmp_path / "o.glb")
+    geom = trimesh.load(tmp_path / "o.glb", process=False).dump()[0]
+    vmap = np.asarray(geom.metadata[VERTEX_MAP_KEY])
+    np.testing.assert_allclose(np.asarray(geom.vertices), corners[vmap], atol=1e-6)
+    np.testing.assert_array_equal(vmap[:loaded.num_vertices], loaded.file_vertex)

@@ -5,7 +5,8 @@ The mesh's vertices are written first, in order (vertex ``i`` of the output is v
 the mesh, which :func:`~texgen.mesh.load_mesh` keeps in file order when the file has no duplicate
 positions); where a position has several UVs (a seam) the extra (position, uv) pairs are appended,
 and a GLB then carries ``extras["texgen_vertex_map"]`` on its mesh: the input vertex of every
-output vertex. By default positions are written in the frame the mesh was loaded in
+output vertex (its index in the file the mesh was loaded from, :attr:`Mesh.file_vertex`, when
+known; else its index in ``mesh.pos``). By default positions are written in the frame the mesh was loaded in
 (:attr:`Mesh.normalization` undone); pass ``normalized=True`` to keep the cameras' frame.
 Files are written atomically (:mod:`texgen.files`): a failed export leaves any older file as it
 was. An OBJ ``NAME.obj`` comes with ``NAME.mtl`` (material ``NAME``) and ``NAME.png``; existing
@@ -78,7 +79,8 @@ def to_trimesh(mesh: Mesh, texture: Optional[np.ndarray] = None, normalized: boo
         visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
         tm = trimesh.Trimesh(vertices=verts, faces=faces, visual=visual, process=False)
         if len(vert_pos) > mesh.num_vertices:  # seams split vertices: say which input vertex each one is
-            tm.metadata[VERTEX_MAP_KEY] = vert_pos.tolist()
+            fv = mesh.file_vertex
+            tm.metadata[VERTEX_MAP_KEY] = (vert_pos if fv is None else fv[vert_pos]).tolist()
         return tm
     tm = trimesh.Trimesh(vertices=pos, faces=mesh.pos_idx, process=False)
     if mesh.vertex_colors is not None:

@@ -98,6 +98,8 @@ class Mesh:
         uv_idx: int32 ``[F, 3]`` indices into ``uv`` or None (present iff ``uv`` is).
         texture: float32 ``[H, W, 3]`` in [0, 1], image row 0 at the top (``v = 1``), or None.
         vertex_colors: float32 ``[V, 3]`` in [0, 1] per position vertex, or None.
+        file_vertex: int64 ``[V]``: the file's index of each welded vertex (its first occurrence),
+            or None; exports map the vertices they add at seams back to it.
         normalization: :class:`Normalization` from the file's frame to this one, or None.
         uid: process-unique identity, never reused (unlike ``id()``).
         version: bumped whenever the geometry (``pos``, ``pos_idx``, ``uv``, ``uv_idx``) changes;
@@ -106,7 +108,7 @@ class Mesh:
     """
 
     def __init__(self, pos, pos_idx, uv=None, uv_idx=None, texture=None, vertex_colors=None,
-                 normalization: Optional[Normalization] = None, name: str = "mesh"):
+                 normalization: Optional[Normalization] = None, name: str = "mesh", file_vertex=None):
         object.__setattr__(self, "uid", _next_uid())
         object.__setattr__(self, "version", 0)
         object.__setattr__(self, "appearance_version", 0)
@@ -119,6 +121,8 @@ class Mesh:
         self.uv_idx = uv_idx
         self.texture = texture
         self.vertex_colors = vertex_colors
+        self.file_vertex = None if file_vertex is None else _readonly(np.reshape(file_vertex, (-1, 1)), np.int64,
+                                                                      (1,), "file_vertex")[:, 0]
         object.__setattr__(self, "_init", False)
         self.validate()
 
@@ -184,6 +188,9 @@ class Mesh:
                                 f"pos_idx has {list(self.pos_idx.shape)}")
             if self.uv_idx.min() < 0 or self.uv_idx.max() >= self.uv.shape[0]:
                 raise MeshError(f"{self.name}: uv_idx values must lie in [0, {self.uv.shape[0]})")
+        if self.file_vertex is not None and self.file_vertex.shape[0] != self.pos.shape[0]:
+            raise MeshError(f"{self.name}: file_vertex has {self.file_vertex.shape[0]} entries, "
+                            f"expected {self.pos.shape[0]}")
         if self.vertex_colors is not None and self.vertex_colors.shape[0] != self.pos.shape[0]:
             raise MeshError(f"{self.name}: vertex_colors has {self.vertex_colors.shape[0]} rows, "
                             f"expected {self.pos.shape[0]}")
@@ -194,6 +201,8 @@ class Mesh:
         fields = dict(pos=self.pos, pos_idx=self.pos_idx, uv=self.uv, uv_idx=self.uv_idx, texture=self.texture,
                       vertex_colors=self.vertex_colors, normalization=self.normalization, name=self.name)
         fields.update(changes)
+        # the file's vertices stay the file's while their count does (normalising moves them)
+        fields.setdefault("file_vertex", self.file_vertex if np.shape(fields["pos"])[0] == self.num_vertices else None)
         return Mesh(**fields)
 
     def original_positions(self) -> np.ndarray:
@@ -352,7 +361,7 @@ def from_trimesh(tm, name: str = "mesh") -> Mesh:
         factor = _material_color(mat)
         if factor is not None:  # UVs but a plain colour: keep it as vertex colours
             vcol = np.broadcast_to(factor, (pos.shape[0], 3)).astype(np.float32)
-    return Mesh(pos, pos_idx, uv, uv_idx, texture=texture, vertex_colors=vcol, name=name)
+    return Mesh(pos, pos_idx, uv, uv_idx, texture=texture, vertex_colors=vcol, name=name, file_vertex=first)
 
 
 def merge_meshes(meshes, name: str = "mesh") -> Mesh:
