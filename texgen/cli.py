@@ -178,7 +178,10 @@ def _check_demo_folder(out: str) -> None:
 
     if os.path.exists(out) and not os.path.isdir(out):
         raise OutputError(f"-o/--out {out} is a file; the demo writes into a folder")
-    check_folder(out if os.path.isdir(out) else (os.path.dirname(os.path.abspath(out))))
+    folder = os.path.abspath(out)
+    while not os.path.exists(folder):  # the demo creates the missing folders: check where it starts
+        folder = os.path.dirname(folder)
+    check_folder(folder)
 
 
 def _report(result, out: str, t0: float) -> None:
