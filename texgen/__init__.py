@@ -7,22 +7,24 @@
 World frame: +Y up, front facing +Z (glTF). Images: float32 [H, W, 3|4] in [0, 1], row 0 at the
 top. Cameras: (elevation, azimuth, distance), orthographic by default (half-width 0.6, distance
 1.45); the default views are Hunyuan3D-2's six. Submodules: mesh, camera, render, bake (``bake.bake``
-back-projects and merges), inpaint, export, sources, pipeline, demo, cli.
+back-projects and merges), inpaint, export, files (atomic writes, output checks), uvcheck (whether a
+mesh's UVs can hold a bake), sources, pipeline, demo, cli.
 """
 from .bake import BakeResult, BakeSettings, back_project
 from .camera import (HUNYUAN_AZIMUTHS, HUNYUAN_ELEVATIONS, HUNYUAN_WEIGHTS, Camera, hunyuan_cameras, orbit_cameras,
                      parse_cameras)
 from .export import export_glb, export_mesh, export_obj, to_trimesh
+from .files import OutputError
 from .images import encode_normals, load_image, save_image, to_float_image
 from .inpaint import inpaint_texture, push_pull
-from .mesh import Mesh, MeshError, Normalization, load_mesh, normalize, prepare_mesh, unwrap
+from .mesh import Mesh, MeshError, Normalization, TexgenWarning, load_mesh, normalize, prepare_mesh, unwrap
 from .pipeline import PipelineConfig, TexturePipeline, TextureResult
 from .render import RasterCache, RasterKey, Renderer, resolve_backend
 from .sources import ImageSource, TransferSource, ViewBatch, as_view_source
 
 __all__ = [
     "Camera", "hunyuan_cameras", "orbit_cameras", "parse_cameras", "HUNYUAN_AZIMUTHS", "HUNYUAN_ELEVATIONS",
-    "HUNYUAN_WEIGHTS", "Mesh", "MeshError", "Normalization", "load_mesh", "normalize", "prepare_mesh", "unwrap",
+    "HUNYUAN_WEIGHTS", "Mesh", "MeshError", "OutputError", "TexgenWarning", "Normalization", "load_mesh", "normalize", "prepare_mesh", "unwrap",
     "Renderer", "RasterCache", "RasterKey", "resolve_backend", "BakeSettings", "BakeResult", "back_project",
     "inpaint_texture", "push_pull", "export_glb", "export_obj", "export_mesh", "to_trimesh", "ViewBatch",
     "ImageSource", "TransferSource", "as_view_source", "PipelineConfig", "TexturePipeline", "TextureResult",
