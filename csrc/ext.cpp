@@ -3,6 +3,9 @@
 // line of defence against a caller that bypasses it.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
 
 #include <stdexcept>
 #include <string>
@@ -62,6 +65,28 @@ void rasterize_binding(CArray<float> pos, CArray<int32_t> faces, int height, int
   float* d = depth.mutable_data();
   py::gil_scoped_release release;
   render_npu::rasterize_cpu(p, B, V, f, F, cfg, r, d);
+}
+
+// ---- rasterize backward ------------------------------------------------------------------------
+void rasterize_backward_binding(CArray<double> pos, CArray<int32_t> faces, CArray<float> ids, bool opengl,
+                                std::optional<CArray<double>> grad_bary, std::optional<CArray<double>> grad_depth,
+                                CArray<double> grad_pos) {
+  require_shape(pos, {-1, -1, 4}, "pos_clip");
+  require_shape(faces, {-1, 3}, "faces");
+  require_shape(ids, {pos.shape(0), -1, -1}, "ids");
+  const auto B = pos.shape(0), V = pos.shape(1), F = faces.shape(0), H = ids.shape(1), W = ids.shape(2);
+  if (H < 1 || W < 1 || H > 16384 || W > 16384) throw std::invalid_argument("resolution: out of range");
+  if (grad_bary) require_shape(*grad_bary, {B, H, W, 3}, "grad_bary");
+  if (grad_depth) require_shape(*grad_depth, {B, H, W}, "grad_depth");
+  require_shape(grad_pos, {B, V, 4}, "grad_pos");
+  const double* gb = grad_bary ? grad_bary->data() : nullptr;
+  const double* gd = grad_depth ? grad_depth->data() : nullptr;
+  const double* p = pos.data();
+  const int32_t* f = faces.data();
+  const float* i = ids.data();
+  double* g = grad_pos.mutable_data();
+  py::gil_scoped_release release;
+  render_npu::rasterize_backward_cpu(p, B, V, f, F, int(H), int(W), opengl, i, gb, gd, g);
 }
 
 // ---- inpaint -----------------------------------------------------------------------------------
@@ -149,6 +174,12 @@ PYBIND11_MODULE(_C, m) {
         py::arg("rast").noconvert(), py::arg("depth").noconvert(), py::arg("kernel") = "auto",
         "Rasterize into preallocated rast [B,H,W,4] and depth [B,H,W] (float32). Releases the GIL.\n"
         "kernel: 'auto' (widest the CPU supports), 'scalar' or 'avx2'; all give identical results.");
+  m.def("rasterize_backward", &rasterize_backward_binding, py::arg("pos"), py::arg("faces"), py::arg("ids"),
+        py::arg("opengl"), py::arg("grad_bary").none(true), py::arg("grad_depth").none(true),
+        py::arg("grad_pos").noconvert(),
+        "Gradient of rasterize's barycentrics/depth w.r.t. pos (float64 [B,V,4]) into grad_pos (float64 [B,V,4]) "
+        "from ids [B,H,W] (float32, id + 1) and grad_bary [B,H,W,3] / grad_depth [B,H,W] (float64, or None). "
+        "Releases the GIL.");
   m.def("rasterize_auto_kernel", &render_npu::rasterize_cpu_auto_kernel,
         "The tile kernel 'auto' picks on this CPU ('avx2' or 'scalar').");
   m.def("rasterize_release_cache", &render_npu::rasterize_cpu_release_cache,

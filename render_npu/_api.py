@@ -1,16 +1,20 @@
 """Public entry points: rasterize and interpolate (contract: docs/rasterization.md)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 
-from . import _backends, _validate
+from . import _backends, _validate, resolve
 
 
 class RasterOutput(NamedTuple):
     """``rast``: float32 [B, H, W, 4] = (b0, b1, b2, triangle_id + 1), zeros where empty.
-    ``depth``: float32 [B, H, W], NDC depth z/w of the visible fragment, 0 where empty."""
+    ``depth``: float32 [B, H, W], NDC depth z/w of the visible fragment, 0 where empty.
+    Barycentrics and depth are solved at the pixel centre from the parent triangle's clip
+    coordinates (docs/rasterization.md section 3); when ``pos_clip`` requires grad (and grad mode
+    is on) they are differentiable with respect to it; ids are not."""
     rast: torch.Tensor
     depth: torch.Tensor
 
@@ -25,7 +29,8 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
         resolution: ``int`` or ``(H, W)``, each 1..16384 pixels.
         faces: int32/int64 ``[F, 3]`` vertex indices in ``[0, V)``; ``F`` may be 0, at most 2**24.
         pos_clip: float ``[V, 4]`` or ``[B, V, 4]`` clip-space ``(x, y, z, w)`` (any float dtype,
-            computed in float32). Same device as ``faces``.
+            computed in float32). Same device as ``faces``. May require grad: the barycentrics
+            and depth are then differentiable with respect to it (ids/coverage carry no gradient).
         viewport: ``"align_corners"`` (NDC +-1 on the centres of the edge pixels; Hunyuan3D) or
             ``"opengl"`` (NDC +-1 on the image borders; nvdiffrast). Row index grows with NDC y.
         cull_backfaces: drop triangles with negative signed area in screen space (y up).
@@ -44,6 +49,9 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
         ``[V, 4]`` input gives B = 1.
     """
     inp = _validate.rasterize_inputs(resolution, faces, pos_clip, viewport, cull_backfaces)
+    pos_graph = inp.pos  # keeps pos_clip's autograd graph; backends see a detached copy
+    if pos_graph.requires_grad:
+        inp = dataclasses.replace(inp, pos=pos_graph.detach())
     for opt, value in (("num_threads", num_threads), ("memory_budget", memory_budget)):
         # checked whatever the backend (one that ignores an option must not hide a bad value)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -57,10 +65,11 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
     if B == 0 or inp.faces.shape[0] == 0:
         if out is not None:
             out[0].zero_(), out[1].zero_()
-            return RasterOutput(*out)
+            return RasterOutput(*resolve.attach(pos_graph, inp.faces, inp.viewport, *out))
         dev = inp.pos.device
-        return RasterOutput(torch.zeros((B, inp.height, inp.width, 4), dtype=torch.float32, device=dev),
-                            torch.zeros((B, inp.height, inp.width), dtype=torch.float32, device=dev))
+        return RasterOutput(*resolve.attach(
+            pos_graph, inp.faces, inp.viewport, torch.zeros((B, inp.height, inp.width, 4), dtype=torch.float32, device=dev),
+            torch.zeros((B, inp.height, inp.width), dtype=torch.float32, device=dev)))
     options = {}
     if num_threads is not None:
         options["num_threads"] = num_threads
@@ -72,7 +81,7 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
     if out is not None and rast is not out[0]:
         out[0].copy_(rast), out[1].copy_(depth)
         rast, depth = out
-    return RasterOutput(rast, depth)
+    return RasterOutput(*resolve.attach(pos_graph, inp.faces, inp.viewport, rast, depth))
 
 
 def interpolate(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,8 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from . import resolve
+
 # ---- kernel format (ascendc_kernels/fine_raster_format.h) -----------------------------------------
 TILE = 16  # tile edge, pixels
 TILE_PIXELS = TILE * TILE
@@ -360,6 +362,8 @@ def rasterize_host(inp, setup: str = "auto", block_dim: int = 8, num_threads: Op
     out, stats = fine_raster_host(k["coords"], k["tiles"], k["lists"], k["rec_i"], k["rec_f"], block_dim, num_threads,
                                   device_rounding)
     rast, depth = unpack_output(out, inp.pos.shape[0], inp.height, inp.width)
+    # parent-triangle post-pass in float32 torch ops, as rasterize_with_op does on the device
+    rast, depth = resolve.resolve_(rast, depth, inp.pos, inp.faces, inp.viewport)
     return (rast, depth, stats) if return_stats else (rast, depth)
 
 
@@ -444,4 +448,7 @@ def rasterize_with_op(inp, op, block_dim: Optional[int] = None, setup: str = "to
     path passes the torch_npu op, tests pass a CPU stand-in that runs the host-emulated kernel."""
     k = prepare(inp, setup)
     out = op(k["coords"], k["tiles"], k["lists"], k["rec_i"], k["rec_f"], int(block_dim or 0))
-    return unpack_output(out, inp.pos.shape[0], inp.height, inp.width)
+    rast, depth = unpack_output(out, inp.pos.shape[0], inp.height, inp.width)
+    # The kernel's barycentrics/depth come from the snapped pieces; the contract's come from the
+    # parent triangle (docs/rasterization.md section 3): a torch-ops post-pass on the device.
+    return resolve.resolve_(rast, depth, inp.pos, inp.faces, inp.viewport)

@@ -45,7 +45,7 @@ PIECE_BYTES = 72  # per face: Piece 64 (one cache line) + TileSpan 8
 BIN_BYTES_PER_FACE = 16  # 4-byte bin entries, up to 4 per small face (a face straddling tile borders)
 TILE_SIDE = 64  # pixels (csrc/rasterize/setup.h kTileShift)
 TILE_BYTES = 8  # per tile per thread: int64 bin counts (+ 8 per tile for the bin starts)
-THREAD_BYTES = 320 * 1024  # per thread: 32 KiB tile buffer, 224 KiB resolve cache, bookkeeping
+THREAD_BYTES = 320 * 1024  # per thread: 32 KiB tile buffer, 128 KiB resolve cache, bookkeeping
 SLACK_BYTES = 16 * 2 ** 20  # fixed overhead (allocator, small vectors)
 
 

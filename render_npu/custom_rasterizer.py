@@ -41,7 +41,8 @@ def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: Union[int, Seque
 
     Returns:
         ``(findices, barycentric)``: int32 ``[H, W]`` (0 = empty, else triangle id + 1) and float32
-        ``[H, W, 3]``, on ``pos``'s device.
+        ``[H, W, 3]``, on ``pos``'s device; ``barycentric`` is differentiable with respect to ``pos``
+        when it requires grad.
     """
     if use_depth_prior:
         raise NotImplementedError("render_npu.custom_rasterizer.rasterize: use_depth_prior != 0 (depth-prior "

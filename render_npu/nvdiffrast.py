@@ -80,7 +80,9 @@ def rasterize(glctx: Optional[RasterizeCudaContext], pos: torch.Tensor, tri: tor
         tri: int32/int64 ``[F, 3]`` vertex indices.
         resolution: ``(height, width)`` (or an int for a square image), each 1..16384.
         ranges: range mode is not supported; must be ``None``.
-        grad_db: accepted for compatibility; there are no position gradients.
+        grad_db: accepted for compatibility (``rast_db`` is zero and carries no gradient).
+        ``pos`` may require grad: ``(u, v, z/w)`` are then differentiable with respect to it
+        (docs/rasterization.md section 3); ids carry no gradient.
 
     Returns:
         ``(rast, rast_db)``: float32 ``[B, H, W, 4]`` = ``(u, v, z/w, triangle_id + 1)`` and the zero

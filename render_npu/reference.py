@@ -22,14 +22,14 @@ operation so that the compiled CPU backend reproduces it bit for bit:
 2. Coverage, exact int64: edge functions at pixel centres ``(256 px + 128, 256 py + 128)``,
    orientation normalised to positive area, top-left rule for centres exactly on an edge,
    zero-area pieces cover nothing, ``cull_backfaces`` drops pieces of negative signed area.
-3. Depth and barycentrics, float64 rounded to float32:
-   * ``depth = f32(Ad * px + (Bd * py + Cd))``, the plane ``sum_i q_i E_i / area`` in pixel
-     indices, coefficients ``sum(sorted(a_i q_i + 0)) * (1 / area)``: the three products (with
-     -0 made +0) added in increasing order, so vertex order never changes a depth;
-   * ``u_k = E_0 c_0k + E_1 c_1k + E_2 c_2k`` with ``c_ik = beta_ik / w_i`` (perspective
-     correction), ``b_k = f32(u_k / (u_0 + u_1 + u_2))``.
+3. Depth test, float64 rounded to float32: ``zdepth = f32(Ad * px + (Bd * py + Cd))``, the plane
+   ``sum_i q_i E_i / area`` of the snapped piece in pixel indices, coefficients
+   ``sum(sorted(a_i q_i + 0)) * (1 / area)``: the three products (with -0 made +0) added in
+   increasing order, so vertex order never changes a depth.
 4. Visibility: triangles in increasing id order, a fragment replaces the stored one only if its
    float32 depth is strictly smaller, so equal depths keep the lowest id.
+5. Output barycentrics and depth of the visible fragment, float64 rounded to float32, from the
+   unsnapped parent triangle at the pixel centre (:func:`resolve_numpy`).
 """
 from __future__ import annotations
 
@@ -183,8 +183,8 @@ def pixel_range(lo_fixed: int, hi_fixed: int, size: int) -> Tuple[int, int]:
     return max(first, 0), min(last, size - 1)
 
 
-def rasterize_piece(piece: Piece, tri_id: int, W: int, H: int, zbuf, idbuf, bary) -> None:
-    """Depth-test one piece into the buffers (in place)."""
+def rasterize_piece(piece: Piece, tri_id: int, W: int, H: int, zbuf, idbuf) -> None:
+    """Depth-test one piece into the buffers (in place): the snapped depth decides visibility."""
     x0, x1 = pixel_range(min(piece.X), max(piece.X), W)
     y0, y1 = pixel_range(min(piece.Y), max(piece.Y), H)
     if x0 > x1 or y0 > y1:
@@ -199,15 +199,55 @@ def rasterize_piece(piece: Piece, tri_id: int, W: int, H: int, zbuf, idbuf, bary
     win = inside & (depth < zslice)
     if not win.any():
         return
-    Ef = [e[win].astype(np.float64) for e in E]
-    cf = piece.bary_coef
-    u = [(Ef[0] * cf[0, k] + Ef[1] * cf[1, k]) + Ef[2] * cf[2, k] for k in range(3)]
-    total = (u[0] + u[1]) + u[2]
     zslice[win] = depth[win]
     idbuf[y0:y1 + 1, x0:x1 + 1][win] = tri_id
-    bslice = bary[y0:y1 + 1, x0:x1 + 1]
-    for k in range(3):
-        bslice[..., k][win] = (u[k] / total).astype(np.float32)
+
+
+def resolve_numpy(tri: np.ndarray, px: np.ndarray, py: np.ndarray, H: int, W: int, viewport: str,
+                  fallback_depth: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Step 3: barycentrics and depth at pixel centres from the parent triangle's clip coordinates.
+
+    ``tri`` float32 [n, 3, 4]: the parent's vertices (face order) for each of n pixels, ``px``,
+    ``py`` int [n] pixel indices, ``fallback_depth`` float32 [n] (the depth-test depth, used
+    where the parent is degenerate). Returns (bary float32 [n, 3], depth float32 [n]).
+    All float64, operation for operation as in csrc/rasterize/resolve.h:
+
+        hx_k = ax x_k + bx w_k, hy_k = ay y_k + by w_k       (homogeneous pixel coordinates)
+        r_k = hx_k - (px + 1/2) w_k, s_k = hy_k - (py + 1/2) w_k
+        u = r x s, S = (u_0 + u_1) + u_2, b_k = u_k / S
+        depth = ((u_0 z_0 + u_1 z_1) + u_2 z_2) / ((u_0 w_0 + u_1 w_1) + u_2 w_2)
+
+    ``b`` solves ``sum_k b_k (hx_k, hy_k) = (px + 1/2, py + 1/2) sum_k b_k w_k``: the point of the
+    parent's plane seen through the pixel centre. Any negative ``b_k`` (the snapped piece covers
+    a centre the exact triangle does not) is clamped to 0 and the rest renormalised. A degenerate
+    parent (non-finite ``b``) gives ``b = 1/3`` each; a non-finite depth gives ``fallback_depth``.
+    """
+    ax, bx = (float(t) for t in screen_transform(W, viewport))
+    ay, by = (float(t) for t in screen_transform(H, viewport))
+    v = tri.astype(np.float64)
+    x, y, z, w = v[..., 0], v[..., 1], v[..., 2], v[..., 3]
+    P = px.astype(np.float64)[:, None] + 0.5
+    Q = py.astype(np.float64)[:, None] + 0.5
+    with np.errstate(all="ignore"):
+        r = (ax * x + bx * w) - P * w
+        s = (ay * y + by * w) - Q * w
+        u = np.stack([r[:, 1] * s[:, 2] - r[:, 2] * s[:, 1], r[:, 2] * s[:, 0] - r[:, 0] * s[:, 2],
+                      r[:, 0] * s[:, 1] - r[:, 1] * s[:, 0]], axis=1)
+        S = (u[:, 0] + u[:, 1]) + u[:, 2]
+        b = u / S[:, None]
+        neg = (b < 0).any(axis=1)
+        if neg.any():
+            bc = np.where(b[neg] > 0, b[neg], 0.0)  # -0 and negatives -> +0
+            b[neg] = bc / ((bc[:, 0] + bc[:, 1]) + bc[:, 2])[:, None]
+        num = (u[:, 0] * z[:, 0] + u[:, 1] * z[:, 1]) + u[:, 2] * z[:, 2]
+        den = (u[:, 0] * w[:, 0] + u[:, 1] * w[:, 1]) + u[:, 2] * w[:, 2]
+        depth = (num / den).astype(np.float32)
+    bary = b.astype(np.float32)
+    bad = ~np.isfinite(bary).all(axis=1)
+    bary[bad] = np.float32(1.0 / 3.0)
+    dbad = ~np.isfinite(depth)
+    depth[dbad] = fallback_depth[dbad]
+    return bary, depth
 
 
 def rasterize_numpy(pos: np.ndarray, faces: np.ndarray, H: int, W: int, viewport: str = "align_corners",
@@ -221,14 +261,15 @@ def rasterize_numpy(pos: np.ndarray, faces: np.ndarray, H: int, W: int, viewport
     for bi in range(B):
         zbuf = np.full((H, W), np.inf, np.float32)
         idbuf = np.full((H, W), -1, np.int64)
-        bary = np.zeros((H, W, 3), np.float32)
         for f in range(faces.shape[0]):
             for piece in triangle_pieces(pos[bi, faces[f]], H, W, viewport, cull_backfaces):
-                rasterize_piece(piece, f, W, H, zbuf, idbuf, bary)
+                rasterize_piece(piece, f, W, H, zbuf, idbuf)
         hit = idbuf >= 0
-        rast[bi, ..., :3][hit] = bary[hit]
+        py, px = np.nonzero(hit)
+        bary, depth = resolve_numpy(pos[bi, faces[idbuf[hit]]], px, py, H, W, viewport, zbuf[hit])
+        rast[bi, ..., :3][hit] = bary
         rast[bi, ..., 3][hit] = (idbuf[hit] + 1).astype(np.float32)
-        depth_out[bi][hit] = zbuf[hit]
+        depth_out[bi][hit] = depth
     return rast, depth_out
 
 

@@ -42,6 +42,8 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 
+from .resolve import resolve_ as resolve_parent_
+
 SUBPIXEL = 256  # fixed-point steps per pixel, as the reference
 HALF = SUBPIXEL // 2
 GUARD_BAND = 128.0  # clip planes |x|, |y| <= G w, as the reference
@@ -800,7 +802,8 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
         # 27 -> 13 ms per call at 1024², first touch of the outputs included)
         rast_flat.index_copy_(0, q, r)
         depth_flat.index_copy_(0, q, d)
-    return rast, depth
+    # final barycentrics/depth from the parent triangles: render_npu/resolve.py
+    return resolve_parent_(rast, depth, inp.pos, inp.faces, inp.viewport, hit=hit[:n], chunk=C)
 
 
 def coverage_counts(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "auto",

@@ -313,6 +313,48 @@ def assert_agree(ref, out, pos, faces, H: int, W: int, viewport: str, exact: boo
     raise AssertionError("\n".join(lines))
 
 
+def exact_resolve(pos, faces, rast, H: int, W: int, viewport: str):
+    """Exact perspective-correct barycentrics and depth at the covered pixel centres of ``rast``
+    (its ids), solved in float64 from the unsnapped parent triangles by a 3x3 linear solve
+    (independent of the backends' formula): ``sum_k c_k (x_k, y_k, w_k) = (X, Y, 1)`` at the
+    centre's NDC ``(X, Y)``, ``b = c / sum(c)``, depth ``= sum_k c_k z_k``.
+
+    Returns ``(bb, yy, xx, bary [N, 3], depth [N])``; rows whose system is singular are NaN."""
+    rr = _np(rast)
+    if rr.ndim == 3:
+        rr = rr[None]
+    pos = _np(pos).astype(np.float64)
+    if pos.ndim == 2:
+        pos = pos[None]
+    faces = _np(faces).astype(np.int64)
+    ids = rr[..., 3].astype(np.int64)
+    bb, yy, xx = np.nonzero(ids > 0)
+    ax, bx = (float(t) for t in reference.screen_transform(W, viewport))
+    ay, by = (float(t) for t in reference.screen_transform(H, viewport))
+    v = pos[bb[:, None], faces[ids[bb, yy, xx] - 1]]  # [N, 3, 4]
+    M = np.transpose(v[..., [0, 1, 3]], (0, 2, 1))  # columns: vertices
+    rhs = np.stack([(xx + 0.5 - bx) / ax, (yy + 0.5 - by) / ay, np.ones(len(xx))], axis=1)
+    with np.errstate(all="ignore"):
+        ok = np.abs(np.linalg.det(M)) > 0
+        c = np.full((len(xx), 3), np.nan)
+        if ok.any():
+            c[ok] = np.linalg.solve(M[ok], rhs[ok][..., None])[..., 0]
+        bary = c / c.sum(axis=1, keepdims=True)
+        depth = (c * v[..., 2]).sum(axis=1)
+    return bb, yy, xx, bary, depth
+
+
+def precision_errors(out, pos, faces, H: int, W: int, viewport: str):
+    """|bary - exact| (max over the 3) and |depth - exact| [N] at the covered pixels of ``out``
+    (rast, depth) whose centre is inside the exact triangle (every exact b_k >= 0)."""
+    rr, dd = _pair(out)
+    bb, yy, xx, bary, depth = exact_resolve(pos, faces, rr, H, W, viewport)
+    inside = np.all(bary >= 0, axis=1) & np.isfinite(depth)
+    eb = np.abs(rr[bb, yy, xx, :3].astype(np.float64) - bary).max(axis=1)
+    ed = np.abs(dd[bb, yy, xx].astype(np.float64) - depth)
+    return eb[inside], ed[inside]
+
+
 # Backends that need hardware this machine may not have (the AscendC op needs an Ascend NPU).
 HARDWARE_BACKENDS = ("ascendc",)
 

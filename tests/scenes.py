@@ -164,6 +164,23 @@ def screen_verts(sx, sy, H: int, W: int, viewport: str, z=0.0, w=1.0) -> np.ndar
     return np.stack([X * w, Y * w, z * w, w], axis=1).astype(F32)
 
 
+def random_scene(seed: int, H: int, W: int, n: int, size_px: float, clipped: bool, batch: int = 1):
+    """``n`` separate triangles of about ``size_px`` pixels anywhere on screen, perspective w in
+    [0.3, 4]; ``clipped``: ~20% of the vertices get w in [-1, 0.05] (behind or at the eye).
+    Returns (pos float32 [batch, 3n, 4], faces int32 [n, 3])."""
+    rng = np.random.default_rng(seed)
+    c = rng.uniform(0, 1, (batch, n, 1, 2)) * [W, H]
+    s = c + rng.normal(0, size_px, (batch, n, 3, 2))
+    w = rng.uniform(0.3, 4.0, (batch, n, 3))
+    X, Y = s[..., 0] / W * 2 - 1, s[..., 1] / H * 2 - 1
+    z = rng.uniform(-0.9, 0.9, (batch, n, 3))
+    pos = np.stack([X * w, Y * w, z * w, w], -1).reshape(batch, n * 3, 4)
+    if clipped:
+        sel = rng.random(pos.shape[:2]) < 0.2
+        pos[..., 3][sel] = rng.uniform(-1.0, 0.05, sel.sum())
+    return pos.astype(np.float32), np.arange(n * 3, dtype=np.int32).reshape(n, 3)
+
+
 def signed_area_screen(pos: np.ndarray, faces: np.ndarray, H: int, W: int, viewport: str) -> np.ndarray:
     """Signed screen area (float64 [F], y up, positive = CCW) of triangles with all w > 0."""
     p = pos.astype(np.float64)

@@ -124,15 +124,20 @@ def reconstruction_errors(rast, depth, pos, faces, H, W, viewport):
 @pytest.mark.parametrize("source", SOURCES)
 def test_reconstruction(source, name):
     """Barycentrics are perspective-correct, w.r.t. the parent's vertices, at the pixel centre: the
-    clip-space point they give projects onto the pixel centre, at the reported depth. Bounds: vertices
-    snap to 1/256 px (moves a point by <= 0.0028 px), plus float32 rounding of the barycentrics."""
+    clip-space point they give projects onto the pixel centre, at the reported depth. They are solved
+    from the unsnapped parent (docs/rasterization.md section 3), so only float rounding remains:
+    1e-4 px and 1e-6 in depth (float32 device arithmetic included). Pixels the snapped piece covers
+    but the exact triangle does not (within 1/256 px of an edge) have a component clamped to 0: their
+    point lies on the triangle's border, within 0.1 px of the centre (further along thin slivers)."""
     g = golden(name)
     rast, depth = output(source, name)
     dist, dz, dsum, bmin = reconstruction_errors(rast, depth, g["pos"], g["faces"], g["H"], g["W"], g["viewport"])
     if dist.size == 0:
         return
-    assert dist.max() < 0.01, f"barycentrics miss the pixel centre by up to {dist.max():.4g} px"
-    assert dz.max() < 2e-4, f"depth differs from the barycentric point's z/w by up to {dz.max():.3g}"
+    inner = bmin > 0
+    assert dist[inner].max(initial=0) < 1e-4, f"barycentrics miss the pixel centre by up to {dist[inner].max():.4g} px"
+    assert dz[inner].max(initial=0) < 1e-6, f"depth differs from the barycentric point's z/w by up to {dz.max():.3g}"
+    assert dist.max() < 0.1 and dz.max() < 2e-4
     assert dsum.max() <= 1e-6 and bmin.min() >= 0.0
 
 

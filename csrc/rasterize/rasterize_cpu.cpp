@@ -360,6 +360,12 @@ class Rasterizer {
     job.height = cfg_.height;
     job.rast = rast_ + b * int64_t(cfg_.height) * cfg_.width * 4;
     job.depth = depth_ + b * int64_t(cfg_.height) * cfg_.width;
+    job.pos = pos_ + b * V_ * 4;
+    job.faces = faces_;
+    job.ax = map_.ax;
+    job.bx = map_.bx;
+    job.ay = map_.ay;
+    job.by = map_.by;
     const uint32_t* bins = ws_.bins.data();
     const uint32_t* cbins = ws_.cbins.data();
     const int64_t* bin_start = ws_.bin_start.data();

@@ -46,6 +46,17 @@ struct RasterConfig {
 void rasterize_cpu(const float* pos, int64_t batch, int64_t num_vertices, const int32_t* faces,
                    int64_t num_faces, const RasterConfig& cfg, float* rast, float* depth);
 
+// Gradient of rasterize's barycentrics and depth with respect to the clip coordinates
+// (csrc/rasterize/resolve.h): for every pixel of `ids` ([batch, H, W] float32, id + 1 as in
+// rast[..., 3]; 0 = empty) the derivative of its parent-triangle resolve, weighted by
+// grad_bary [batch, H, W, 3] and grad_depth [batch, H, W] (either may be null), summed into
+// grad_pos [batch, num_vertices, 4] (overwritten). pos [batch, num_vertices, 4], float64.
+// Single-threaded, in pixel order: deterministic. Throws std::invalid_argument on an id or
+// face index out of range.
+void rasterize_backward_cpu(const double* pos, int64_t batch, int64_t num_vertices, const int32_t* faces,
+                            int64_t num_faces, int height, int width, bool opengl_viewport, const float* ids,
+                            const double* grad_bary, const double* grad_depth, double* grad_pos);
+
 // Name of the kernel kAuto resolves to on this CPU ("avx2" or "scalar").
 const char* rasterize_cpu_auto_kernel();
 

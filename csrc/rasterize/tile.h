@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "rasterize/resolve.h"
 #include "rasterize/setup.h"
 
 namespace render_npu {
@@ -26,18 +27,16 @@ struct PieceStore {
   const double* const* coef;     // [num_chunks] -> their clipped pieces' coefficients c_ik
 };
 
-// What the barycentric resolve needs of one piece, computed on first use and cached.
+// What the barycentric resolve needs of one piece: its parent triangle (resolve.h), computed on
+// first use and cached.
 struct alignas(32) ResolveInfo {
-  int64_t a[4], b[4], c[4];     // edge coefficients a_i, b_i, c_i (lane 3 unused, 0)
-  double c0[4], c1[4], c2[4];   // clipped: rows c_0k, c_1k, c_2k; else c0 = (1/w_0, 1/w_1, 1/w_2)
+  ParentPlane plane;
   float face_plus_one;
-  uint32_t clipped;             // 9 coefficients in use
-  uint32_t fast_convert;        // area < 2**52: winners' edge values convert to double exactly
   uint32_t local;               // index in the tile's merged entry list
   uint64_t tile;                // TileBuffers::serial when filled
 };
 // Cache slots, direct-mapped by the entry's index in its tile's list (so the first 1024 entries
-// of a tile never collide); 224 KiB.
+// of a tile never collide); 128 KiB.
 constexpr int kResolveSlots = 1024;
 
 // Per-thread scratch of the tile loop.
@@ -61,6 +60,9 @@ struct TileJob {
   int width, height;             // screen
   float* rast;                   // [H, W, 4] of this batch item
   float* depth;                  // [H, W]
+  const float* pos;              // [V, 4] clip coordinates of this batch item (the resolve's parents)
+  const int32_t* faces;          // [F, 3]
+  double ax, bx, ay, by;         // screen map (ScreenMap), as float64
 };
 
 enum class TileKernel { kScalar, kAvx2 };

@@ -1,0 +1,333 @@
+"""Barycentrics and depth from the parent triangle (docs/rasterization.md section 3), in torch ops,
+and the autograd link that makes ``rasterize``'s barycentrics and depth differentiable in
+``pos_clip``.
+
+Coverage, ids and the depth test use the snapped 1/256-pixel grid; the *output* barycentrics and
+depth are solved at the pixel centre from the parent triangle's own clip coordinates. With
+``hx_k = ax x_k + bx w_k`` and ``hy_k = ay y_k + by w_k`` (homogeneous pixel coordinates) and the
+centre ``(P, Q) = (px + 1/2, py + 1/2)``:
+
+    r_k = hx_k - P w_k,  s_k = hy_k - Q w_k,  u = r x s,  b = u / sum(u)
+    depth = sum_k u_k z_k / sum_k u_k w_k
+
+(``b`` is the point of the parent's plane seen through the centre; it needs no clipped vertex and
+holds for ``w <= 0`` vertices). Negative ``b_k`` (the snapped piece covers a centre the exact
+triangle does not) are clamped to 0 and the rest renormalised; a degenerate parent gives 1/3 each
+and keeps the depth-test depth.
+
+The reference (numpy) and the compiled CPU backend evaluate this in float64. Here it runs in the
+dtype of ``pos`` (float32 on devices), arranged to stay accurate in float32: per pixel,
+``r_k = ax x_k + (bx - P) w_k`` is formed with error-free products and an error-free sum (Dekker,
+Knuth), so the cancellation between the two terms (large when the triangle is far from the image
+origin and small on screen) costs no digits. The torch and AscendC backends call :func:`resolve_`
+after their depth test.
+
+Gradients (:func:`attach`): ``d(b, depth) / d(x, y, z, w)`` of the three parent vertices at every
+covered pixel, summed into ``grad_pos``. Ids and coverage carry none (silhouette gradients are
+antialiasing's). On CPU tensors the backward is the compiled ``rasterize_backward``
+(csrc/rasterize/resolve.h), elsewhere :func:`backward_torch`.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+
+from . import reference
+
+_CHUNK = 1 << 16  # pixels per chunk by default: ~400 bytes of temporaries each
+
+
+def _screen(H: int, W: int, viewport: str) -> Tuple[float, float, float, float]:
+    ax, bx = reference.screen_transform(W, viewport)
+    ay, by = reference.screen_transform(H, viewport)
+    return float(ax), float(bx), float(ay), float(by)
+
+
+def _split(a):
+    """Veltkamp split of float32 ``a`` into two halves of at most 12 significant bits each."""
+    c = a * 4097.0
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _two_prod(a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """float32 ``a * b = p + e`` exactly (Dekker; no FMA needed; barring over/underflow)."""
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _two_sum(a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``a + b = s + e`` exactly (Knuth)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _hom(a: float, t: torch.Tensor, c: torch.Tensor, w: torch.Tensor):
+    """``a t + c w`` (a: python float, exact in float32; t, c, w float [n, 3]) as an unevaluated
+    sum ``hi + lo`` (lo = None in float64): in float32 the products are error-free and the sum is
+    TwoSum, so ``hi + lo`` carries about 48 bits however much the two products cancel."""
+    if t.dtype != torch.float32:
+        return a * t + c * w, None
+    p1, e1 = _two_prod(t, torch.full_like(t, a))
+    p2, e2 = _two_prod(c, w)
+    s, e = _two_sum(p1, p2)
+    e = e + (e1 + e2)
+    hi = s + e
+    return hi, e - (hi - s)
+
+
+def _cross(r, rl, s, sl) -> torch.Tensor:
+    """u = r x s [n, 3] (u_k = r_{k+1} s_{k+2} - r_{k+2} s_{k+1}); with the low parts ``rl``, ``sl``
+    (float32) in double-float arithmetic, rounded once at the end: the cancellation near an edge
+    costs no digits."""
+    rn, rp, sn, sp = r.roll(-1, 1), r.roll(1, 1), s.roll(-1, 1), s.roll(1, 1)  # index k + 1, k + 2
+    if rl is None:
+        return rn * sp - rp * sn
+    p1, e1 = _two_prod(rn, sp)
+    p2, e2 = _two_prod(rp, sn)
+    d, ed = _two_sum(p1, -p2)
+    first = (rn * sl.roll(1, 1) + rl.roll(-1, 1) * sp) - (rp * sl.roll(-1, 1) + rl.roll(1, 1) * sn)
+    return d + ((ed + (e1 - e2)) + first)
+
+
+def _solve(v: torch.Tensor, px: torch.Tensor, py: torch.Tensor, screen):
+    """Per pixel (v [n, 3, 4]: the parent's vertices, px/py [n] pixel indices): r, s, u, z, w
+    [n, 3], S, num, den [n] of the module docstring."""
+    ax, bx, ay, by = screen
+    x, y, z, w = v.permute(2, 0, 1).contiguous().unbind(0)  # component-major: contiguous [n, 3] each
+    cP = (bx - (px.to(v.dtype) + 0.5)).unsqueeze(1).expand_as(w)  # exact: small (half-)integers
+    cQ = (by - (py.to(v.dtype) + 0.5)).unsqueeze(1).expand_as(w)
+    r, rl = _hom(ax, x, cP, w)
+    s, sl = _hom(ay, y, cQ, w)
+    u = _cross(r, rl, s, sl)
+    S = (u[:, 0] + u[:, 1]) + u[:, 2]
+    num = (u[:, 0] * z[:, 0] + u[:, 1] * z[:, 1]) + u[:, 2] * z[:, 2]
+    den = (u[:, 0] * w[:, 0] + u[:, 1] * w[:, 1]) + u[:, 2] * w[:, 2]
+    return r, s, u, z, w, S, num, den
+
+
+def _bary(u: torch.Tensor, S: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(b [n, 3], active [n, 3], Sa [n]): clamped, renormalised barycentrics u_k / Sa over the
+    unclamped components (``active``), Sa their sum of u."""
+    active = ~(u / S.unsqueeze(1) < 0)
+    ua = torch.where(active, u, torch.zeros((), dtype=u.dtype, device=u.device))
+    Sa = ua.sum(1)
+    return ua / Sa.unsqueeze(1), active, Sa
+
+
+def resolve_pixels(v: torch.Tensor, px: torch.Tensor, py: torch.Tensor, screen, fallback_depth: torch.Tensor,
+                   expo: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Barycentrics [n, 3] and depth [n] (dtype of ``v``) of n covered pixels from their parents'
+    vertices ``v`` [n, 3, 4]; ``screen`` = (ax, bx, ay, by); ``fallback_depth`` [n]: the
+    depth-test depth. ``expo`` (int32 [n, 3], optional): ``v`` holds each vertex scaled by
+    ``2**-expo`` (:func:`_normalise`); the barycentrics are weighted back, the depth is invariant."""
+    r, s, u, z, w, S, num, den = _solve(v, px, py, screen)
+    if expo is not None:  # b_k ~ u'_k 2**-expo_k: weights 2**(min expo - expo_k) <= 1, exact
+        t = ((expo.amin(1, keepdim=True) - expo).clamp_min(-126) + 127) * (1 << 23)  # float32 bits
+        u = u * t.view(torch.float32)
+        S = (u[:, 0] + u[:, 1]) + u[:, 2]
+    b, _, _ = _bary(u, S)
+    b = torch.where(torch.isfinite(b).all(1, keepdim=True), b, torch.full_like(b, 1.0 / 3.0))
+    d = num / den
+    d = torch.where(torch.isfinite(d), d, fallback_depth.to(d.dtype))
+    return b, d
+
+
+def _normalise(pos_flat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """float32 [N, 4] -> (each row scaled by a power of two to a largest |component| in [1, 2),
+    int32 [N] exponents e with row = scaled * 2**e). Exact; keeps float32 products of clip
+    coordinates from 1e-30 to 1e38 in range. (Barycentrics are invariant to a common scale only, so
+    :func:`resolve_pixels` weights them back.)"""
+    m = pos_flat.abs().amax(1)
+    # the exponent field of |m| (sign bit clear): floor(log2 m); 0 or denormal -> -126
+    e = torch.div(m.view(torch.int32), 1 << 23, rounding_mode="floor").clamp(1, 254) - 127
+    scale = ((127 - e) * (1 << 23)).clamp(1 << 23, 254 << 23).view(torch.float32)  # 2**-e
+    return pos_flat * scale.unsqueeze(1), e
+
+
+def _gather(pos_flat: torch.Tensor, faces: torch.Tensor, V: int, b: torch.Tensor, fid: torch.Tensor):
+    """Parent vertices [n, 3, 4] and their rows in ``pos_flat`` [B * V, 4] ([n, 3] int64)."""
+    vid = b.unsqueeze(1) * V + faces.index_select(0, fid).long()
+    return pos_flat.index_select(0, vid.reshape(-1)).view(-1, 3, 4), vid
+
+
+def _pixels(ids: torch.Tensor, q: Optional[torch.Tensor] = None):
+    """Covered pixels of ids [B, H, W] (id + 1, float): flat index (``q`` if given: those
+    pixels), batch, row, col, face id."""
+    B, H, W = ids.shape
+    if q is None:
+        q = torch.nonzero(ids.reshape(-1) > 0).squeeze(1)
+    b = torch.div(q, H * W, rounding_mode="floor")
+    rem = q - b * (H * W)
+    py = torch.div(rem, W, rounding_mode="floor")
+    px = rem - py * W
+    fid = ids.reshape(-1).index_select(0, q).long() - 1
+    return q, b, py, px, fid
+
+
+def resolve_(rast: torch.Tensor, depth: torch.Tensor, pos: torch.Tensor, faces: torch.Tensor, viewport: str,
+             hit: Optional[torch.Tensor] = None, chunk: int = _CHUNK,
+             dtype: torch.dtype = torch.float32) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Overwrite the barycentrics and depth of the covered pixels of (rast [B, H, W, 4], depth
+    [B, H, W], float32, contiguous) with the parent-triangle resolve, on rast's device; ``depth``
+    holds the depth-test depth on entry (the fallback). ``hit``: the covered pixels' flat indices
+    if the caller has them (saves a host sync; repeats are harmless); ``chunk``: pixels per step
+    (~400 bytes each); ``dtype``: arithmetic, float32 (double-float steps; every device has it)
+    or float64. Returns (rast, depth)."""
+    B, H, W, _ = rast.shape
+    V = pos.shape[1]
+    screen = _screen(H, W, viewport)
+    pos_flat = pos.detach().to(torch.float32).reshape(B * V, 4)
+    expo = None
+    if dtype == torch.float32:
+        pos_flat, expo = _normalise(pos_flat)
+    else:
+        pos_flat = pos_flat.to(dtype)
+    q, b, py, px, fid = _pixels(rast[..., 3], hit)
+    rflat, dflat = rast.view(-1, 4), depth.view(-1)
+    for s0 in range(0, q.shape[0], chunk):
+        sl = slice(s0, s0 + chunk)
+        v, vid = _gather(pos_flat, faces, V, b[sl], fid[sl])
+        bary, d = resolve_pixels(v, px[sl], py[sl], screen, dflat.index_select(0, q[sl]),
+                                 None if expo is None else expo[vid])
+        rflat[q[sl], :3] = bary.to(torch.float32)
+        dflat.index_copy_(0, q[sl], d.to(torch.float32))
+    return rast, depth
+
+
+def backward_torch(pos: torch.Tensor, faces: torch.Tensor, ids: torch.Tensor, viewport: str,
+                   grad_bary: Optional[torch.Tensor], grad_depth: Optional[torch.Tensor]) -> torch.Tensor:
+    """d(loss)/d(pos) [B, V, 4] (dtype of ``pos``) from the gradients of the outputs at the covered
+    pixels of ``ids`` [B, H, W] (id + 1): ``grad_bary`` [B, H, W, 3] and ``grad_depth`` [B, H, W]
+    (either may be None)."""
+    B, H, W = ids.shape
+    V = pos.shape[1]
+    screen = _screen(H, W, viewport)
+    ax, bx, ay, by = screen
+    pos_flat = pos.detach().reshape(B * V, 4)
+    dt = pos.dtype
+    grad = torch.zeros((B * V, 4), dtype=dt, device=pos.device)
+    q, b, py, px, fid = _pixels(ids)
+    for s0 in range(0, q.shape[0], _CHUNK):
+        sl = slice(s0, s0 + _CHUNK)
+        v, vid = _gather(pos_flat, faces, V, b[sl], fid[sl])
+        r, s, u, z, w, S, num, den = _solve(v, px[sl], py[sl], screen)
+        gu = torch.zeros_like(u)
+        gz = torch.zeros_like(u)
+        gw = torch.zeros_like(u)
+        if grad_bary is not None:
+            gb = grad_bary.reshape(-1, 3).index_select(0, q[sl]).to(dt)
+            bary, active, Sa = _bary(u, S)
+            ok = torch.isfinite(bary).all(1, keepdim=True)
+            dot = (gb * bary).sum(1, keepdim=True)
+            g = torch.where(active & ok, (gb - dot) / Sa.unsqueeze(1), torch.zeros((), dtype=dt, device=u.device))
+            gu = gu + torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+        if grad_depth is not None:
+            gd = grad_depth.reshape(-1).index_select(0, q[sl]).to(dt)
+            d = num / den
+            c = torch.where(torch.isfinite(d), gd / den, torch.zeros((), dtype=dt, device=u.device)).unsqueeze(1)
+            d = torch.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0).unsqueeze(1)
+            gu = gu + c * (z - d * w)
+            gz = c * u
+            gw = -c * d * u
+        # u = r x s: dL/dr = s x gu, dL/ds = gu x r
+        gr = torch.linalg.cross(s, gu, dim=1)
+        gs = torch.linalg.cross(gu, r, dim=1)
+        P = (px[sl].to(dt) + 0.5).unsqueeze(1)
+        Q = (py[sl].to(dt) + 0.5).unsqueeze(1)
+        g = torch.stack((ax * gr, ay * gs, gz, gw + (bx - P) * gr + (by - Q) * gs), 2)  # [n, 3, 4]
+        grad.index_add_(0, vid.reshape(-1), g.reshape(-1, 4))
+    return grad.view(B, V, 4)
+
+
+def _backward(pos, faces, ids, viewport, grad_bary, grad_depth, impl: str = "auto"):
+    """The compiled backward on CPU tensors (float64 throughout; ``impl="cpu"`` requires it),
+    torch ops elsewhere (or with ``impl="torch"``)."""
+    if impl not in ("auto", "cpu", "torch"):
+        raise ValueError(f"backward must be 'auto', 'cpu' or 'torch', got {impl!r}")
+    if impl == "cpu" and pos.device.type != "cpu":
+        raise ValueError(f"backward='cpu' needs CPU tensors, got {pos.device}")
+    if pos.device.type == "cpu" and impl != "torch":
+        from . import _ext
+
+        ext = _ext.get()
+        if ext is not None and hasattr(ext, "rasterize_backward"):
+            B, H, W = ids.shape
+            gp = torch.zeros(pos.shape, dtype=torch.float64)
+            gb = None if grad_bary is None else grad_bary.detach().to(torch.float64).contiguous()
+            gd = None if grad_depth is None else grad_depth.detach().to(torch.float64).contiguous()
+            ext.rasterize_backward(pos.detach().to(torch.float64).contiguous().numpy(),
+                                   faces.to(torch.int32).contiguous().numpy(),
+                                   ids.detach().to(torch.float32).contiguous().numpy(), viewport == "opengl",
+                                   None if gb is None else gb.numpy(), None if gd is None else gd.numpy(),
+                                   gp.numpy())
+            return gp.to(pos.dtype)
+        if impl == "cpu":
+            raise RuntimeError(f"the compiled backward is not available: {_ext.reason()}")
+    return backward_torch(pos, faces, ids, viewport, grad_bary, grad_depth)
+
+
+class _Attach(torch.autograd.Function):
+    """(rast, depth) computed without autograd -> the same values, linked to ``pos``."""
+
+    @staticmethod
+    def forward(ctx, pos, faces, viewport, rast, depth):
+        ctx.save_for_backward(pos, faces, rast)
+        ctx.viewport = viewport
+        ctx.mark_non_differentiable(faces)
+        return rast.view_as(rast), depth.view_as(depth)
+
+    @staticmethod
+    def backward(ctx, grad_rast, grad_depth):
+        pos, faces, rast = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        gb = None if grad_rast is None else grad_rast[..., :3]
+        grad = _backward(pos, faces, rast[..., 3], ctx.viewport, gb, grad_depth)
+        return grad, None, None, None, None
+
+
+def attach(pos: torch.Tensor, faces: torch.Tensor, viewport: str, rast: torch.Tensor,
+           depth: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(rast, depth)`` from a backend run on ``pos.detach()`` -> the same values, differentiable
+    (barycentrics and depth) with respect to ``pos`` [B, V, 4] when it requires grad and grad mode
+    is on; unchanged otherwise. ``rast[..., 3]`` (ids) gets no gradient."""
+    if not (torch.is_grad_enabled() and pos.requires_grad):
+        return rast, depth
+    return _Attach.apply(pos, faces, viewport, rast, depth)
+
+
+class _Resolve(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pos, faces, ids, viewport, impl):
+        ctx.save_for_backward(pos, faces, ids)
+        ctx.viewport, ctx.impl = viewport, impl
+        B, H, W = ids.shape
+        V = pos.shape[1]
+        bary = torch.zeros((B, H, W, 3), dtype=pos.dtype, device=pos.device)
+        depth = torch.zeros((B, H, W), dtype=pos.dtype, device=pos.device)
+        q, b, py, px, fid = _pixels(ids)
+        v, _ = _gather(pos.detach().reshape(B * V, 4), faces, V, b, fid)
+        bb, d = resolve_pixels(v, px, py, _screen(H, W, viewport), torch.zeros_like(px, dtype=pos.dtype))
+        bary.view(-1, 3)[q] = bb
+        depth.view(-1)[q] = d
+        return bary, depth
+
+    @staticmethod
+    def backward(ctx, grad_bary, grad_depth):
+        pos, faces, ids = ctx.saved_tensors
+        return _backward(pos, faces, ids, ctx.viewport, grad_bary, grad_depth, ctx.impl), None, None, None, None
+
+
+def resolve(pos: torch.Tensor, faces: torch.Tensor, rast: torch.Tensor, viewport: str = "align_corners",
+            backward: str = "auto") -> Tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable barycentrics [B, H, W, 3] and depth [B, H, W] (dtype of ``pos`` [B, V, 4];
+    float64 gives the float64 solve) at the covered pixels of ``rast`` (its ids, from
+    :func:`render_npu.rasterize` with the same faces, resolution and viewport); zeros elsewhere.
+    The same function and backward as ``rasterize``'s outputs; for gradient checks. ``backward``:
+    "auto" (compiled on CPU tensors, torch ops elsewhere), "cpu" or "torch"."""
+    return _Resolve.apply(pos, faces, rast[..., 3].detach(), viewport, backward)
