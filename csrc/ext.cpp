@@ -3,9 +3,6 @@
 // line of defence against a caller that bypasses it.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-
-#include <optional>
 
 #include <stdexcept>
 #include <string>
@@ -68,25 +65,47 @@ void rasterize_binding(CArray<float> pos, CArray<int32_t> faces, int height, int
 }
 
 // ---- rasterize backward ------------------------------------------------------------------------
-void rasterize_backward_binding(CArray<double> pos, CArray<int32_t> faces, CArray<float> ids, bool opengl,
-                                std::optional<CArray<double>> grad_bary, std::optional<CArray<double>> grad_depth,
-                                CArray<double> grad_pos) {
+template <typename G>
+void rasterize_backward_typed(CArray<double> pos, CArray<int32_t> faces, CArray<float> rast, bool opengl,
+                              py::object grad_bary, py::object grad_depth, int num_threads, CArray<double> grad_pos) {
   require_shape(pos, {-1, -1, 4}, "pos_clip");
   require_shape(faces, {-1, 3}, "faces");
-  require_shape(ids, {pos.shape(0), -1, -1}, "ids");
-  const auto B = pos.shape(0), V = pos.shape(1), F = faces.shape(0), H = ids.shape(1), W = ids.shape(2);
+  require_shape(rast, {pos.shape(0), -1, -1, 4}, "rast");
+  const auto B = pos.shape(0), V = pos.shape(1), F = faces.shape(0), H = rast.shape(1), W = rast.shape(2);
   if (H < 1 || W < 1 || H > 16384 || W > 16384) throw std::invalid_argument("resolution: out of range");
-  if (grad_bary) require_shape(*grad_bary, {B, H, W, 3}, "grad_bary");
-  if (grad_depth) require_shape(*grad_depth, {B, H, W}, "grad_depth");
   require_shape(grad_pos, {B, V, 4}, "grad_pos");
-  const double* gb = grad_bary ? grad_bary->data() : nullptr;
-  const double* gd = grad_depth ? grad_depth->data() : nullptr;
+  const G* gb = nullptr;
+  const G* gd = nullptr;
+  int stride = 3;
+  CArray<G> gba, gda;
+  if (!grad_bary.is_none()) {
+    gba = py::cast<CArray<G>>(grad_bary);
+    if (gba.ndim() != 4 || gba.shape(0) != B || gba.shape(1) != H || gba.shape(2) != W ||
+        (gba.shape(3) != 3 && gba.shape(3) != 4))
+      throw std::invalid_argument("grad_bary: wrong shape");
+    stride = int(gba.shape(3));
+    gb = gba.data();
+  }
+  if (!grad_depth.is_none()) {
+    gda = py::cast<CArray<G>>(grad_depth);
+    require_shape(gda, {B, H, W}, "grad_depth");
+    gd = gda.data();
+  }
   const double* p = pos.data();
   const int32_t* f = faces.data();
-  const float* i = ids.data();
+  const float* r = rast.data();
   double* g = grad_pos.mutable_data();
   py::gil_scoped_release release;
-  render_npu::rasterize_backward_cpu(p, B, V, f, F, int(H), int(W), opengl, i, gb, gd, g);
+  render_npu::rasterize_backward_cpu<G>(p, B, V, f, F, int(H), int(W), opengl, r, gb, stride, gd, num_threads, g);
+}
+
+void rasterize_backward_binding(CArray<double> pos, CArray<int32_t> faces, CArray<float> rast, bool opengl,
+                                py::object grad_bary, py::object grad_depth, int num_threads,
+                                CArray<double> grad_pos, bool float64_grads) {
+  if (float64_grads)
+    rasterize_backward_typed<double>(pos, faces, rast, opengl, grad_bary, grad_depth, num_threads, grad_pos);
+  else
+    rasterize_backward_typed<float>(pos, faces, rast, opengl, grad_bary, grad_depth, num_threads, grad_pos);
 }
 
 // ---- inpaint -----------------------------------------------------------------------------------
@@ -174,12 +193,13 @@ PYBIND11_MODULE(_C, m) {
         py::arg("rast").noconvert(), py::arg("depth").noconvert(), py::arg("kernel") = "auto",
         "Rasterize into preallocated rast [B,H,W,4] and depth [B,H,W] (float32). Releases the GIL.\n"
         "kernel: 'auto' (widest the CPU supports), 'scalar' or 'avx2'; all give identical results.");
-  m.def("rasterize_backward", &rasterize_backward_binding, py::arg("pos"), py::arg("faces"), py::arg("ids"),
+  m.def("rasterize_backward", &rasterize_backward_binding, py::arg("pos"), py::arg("faces"), py::arg("rast"),
         py::arg("opengl"), py::arg("grad_bary").none(true), py::arg("grad_depth").none(true),
-        py::arg("grad_pos").noconvert(),
+        py::arg("num_threads"), py::arg("grad_pos").noconvert(), py::arg("float64_grads"),
         "Gradient of rasterize's barycentrics/depth w.r.t. pos (float64 [B,V,4]) into grad_pos (float64 [B,V,4]) "
-        "from ids [B,H,W] (float32, id + 1) and grad_bary [B,H,W,3] / grad_depth [B,H,W] (float64, or None). "
-        "Releases the GIL.");
+        "from rast [B,H,W,4] (float32, id + 1 in channel 3) and grad_bary [B,H,W,3 or 4] (channels 0..2) / "
+        "grad_depth [B,H,W] (float32, or float64 with float64_grads; None for no gradient). Deterministic for "
+        "any num_threads. Releases the GIL.");
   m.def("rasterize_auto_kernel", &render_npu::rasterize_cpu_auto_kernel,
         "The tile kernel 'auto' picks on this CPU ('avx2' or 'scalar').");
   m.def("rasterize_release_cache", &render_npu::rasterize_cpu_release_cache,

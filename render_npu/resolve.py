@@ -244,9 +244,11 @@ def backward_torch(pos: torch.Tensor, faces: torch.Tensor, ids: torch.Tensor, vi
     return grad.view(B, V, 4)
 
 
-def _backward(pos, faces, ids, viewport, grad_bary, grad_depth, impl: str = "auto"):
-    """The compiled backward on CPU tensors (float64 throughout; ``impl="cpu"`` requires it),
-    torch ops elsewhere (or with ``impl="torch"``)."""
+def _backward(pos, faces, rast, viewport, grad_bary, grad_depth, impl: str = "auto"):
+    """d(loss)/d(pos) from rast [B, H, W, 4] (ids in channel 3) and the output gradients
+    (grad_bary [B, H, W, 3 or 4], channels 0..2 used; grad_depth [B, H, W]; either None): the
+    compiled backward on CPU tensors (float64 arithmetic, multithreaded, deterministic;
+    ``impl="cpu"`` requires it), torch ops elsewhere (or with ``impl="torch"``)."""
     if impl not in ("auto", "cpu", "torch"):
         raise ValueError(f"backward must be 'auto', 'cpu' or 'torch', got {impl!r}")
     if impl == "cpu" and pos.device.type != "cpu":
@@ -256,19 +258,22 @@ def _backward(pos, faces, ids, viewport, grad_bary, grad_depth, impl: str = "aut
 
         ext = _ext.get()
         if ext is not None and hasattr(ext, "rasterize_backward"):
-            B, H, W = ids.shape
+            f64 = any(g is not None and g.dtype == torch.float64 for g in (grad_bary, grad_depth))
+            gdt = torch.float64 if f64 else torch.float32
+
+            def arr(g):  # no copy in the usual case (float32, contiguous)
+                return None if g is None else g.detach().to(gdt).contiguous().numpy()
+
             gp = torch.zeros(pos.shape, dtype=torch.float64)
-            gb = None if grad_bary is None else grad_bary.detach().to(torch.float64).contiguous()
-            gd = None if grad_depth is None else grad_depth.detach().to(torch.float64).contiguous()
             ext.rasterize_backward(pos.detach().to(torch.float64).contiguous().numpy(),
                                    faces.to(torch.int32).contiguous().numpy(),
-                                   ids.detach().to(torch.float32).contiguous().numpy(), viewport == "opengl",
-                                   None if gb is None else gb.numpy(), None if gd is None else gd.numpy(),
-                                   gp.numpy())
+                                   rast.detach().to(torch.float32).contiguous().numpy(), viewport == "opengl",
+                                   arr(grad_bary), arr(grad_depth), torch.get_num_threads(), gp.numpy(), f64)
             return gp.to(pos.dtype)
         if impl == "cpu":
             raise RuntimeError(f"the compiled backward is not available: {_ext.reason()}")
-    return backward_torch(pos, faces, ids, viewport, grad_bary, grad_depth)
+    gb = None if grad_bary is None else grad_bary[..., :3]
+    return backward_torch(pos, faces, rast[..., 3], viewport, gb, grad_depth)
 
 
 class _Attach(torch.autograd.Function):
@@ -286,8 +291,7 @@ class _Attach(torch.autograd.Function):
         pos, faces, rast = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None
-        gb = None if grad_rast is None else grad_rast[..., :3]
-        grad = _backward(pos, faces, rast[..., 3], ctx.viewport, gb, grad_depth)
+        grad = _backward(pos, faces, rast, ctx.viewport, grad_rast, grad_depth)
         return grad, None, None, None, None
 
 
@@ -303,9 +307,10 @@ def attach(pos: torch.Tensor, faces: torch.Tensor, viewport: str, rast: torch.Te
 
 class _Resolve(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, pos, faces, ids, viewport, impl):
-        ctx.save_for_backward(pos, faces, ids)
+    def forward(ctx, pos, faces, rast, viewport, impl):
+        ctx.save_for_backward(pos, faces, rast)
         ctx.viewport, ctx.impl = viewport, impl
+        ids = rast[..., 3]
         B, H, W = ids.shape
         V = pos.shape[1]
         bary = torch.zeros((B, H, W, 3), dtype=pos.dtype, device=pos.device)
@@ -319,8 +324,8 @@ class _Resolve(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_bary, grad_depth):
-        pos, faces, ids = ctx.saved_tensors
-        return _backward(pos, faces, ids, ctx.viewport, grad_bary, grad_depth, ctx.impl), None, None, None, None
+        pos, faces, rast = ctx.saved_tensors
+        return _backward(pos, faces, rast, ctx.viewport, grad_bary, grad_depth, ctx.impl), None, None, None, None
 
 
 def resolve(pos: torch.Tensor, faces: torch.Tensor, rast: torch.Tensor, viewport: str = "align_corners",
@@ -330,4 +335,4 @@ def resolve(pos: torch.Tensor, faces: torch.Tensor, rast: torch.Tensor, viewport
     :func:`render_npu.rasterize` with the same faces, resolution and viewport); zeros elsewhere.
     The same function and backward as ``rasterize``'s outputs; for gradient checks. ``backward``:
     "auto" (compiled on CPU tensors, torch ops elsewhere), "cpu" or "torch"."""
-    return _Resolve.apply(pos, faces, rast[..., 3].detach(), viewport, backward)
+    return _Resolve.apply(pos, faces, rast.detach(), viewport, backward)

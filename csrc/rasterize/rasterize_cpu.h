@@ -47,15 +47,18 @@ void rasterize_cpu(const float* pos, int64_t batch, int64_t num_vertices, const 
                    int64_t num_faces, const RasterConfig& cfg, float* rast, float* depth);
 
 // Gradient of rasterize's barycentrics and depth with respect to the clip coordinates
-// (csrc/rasterize/resolve.h): for every pixel of `ids` ([batch, H, W] float32, id + 1 as in
-// rast[..., 3]; 0 = empty) the derivative of its parent-triangle resolve, weighted by
-// grad_bary [batch, H, W, 3] and grad_depth [batch, H, W] (either may be null), summed into
-// grad_pos [batch, num_vertices, 4] (overwritten). pos [batch, num_vertices, 4], float64.
-// Single-threaded, in pixel order: deterministic. Throws std::invalid_argument on an id or
-// face index out of range.
+// (csrc/rasterize/resolve.h): for every covered pixel of `rast` ([batch, H, W, 4] float32; id + 1
+// in channel 3, 0 = empty) the derivative of its parent-triangle resolve, weighted by grad_bary
+// ([batch, H, W, bary_stride], channels 0..2) and grad_depth ([batch, H, W]) (either may be
+// null), summed into grad_pos [batch, num_vertices, 4] (overwritten). pos [batch, num_vertices,
+// 4], float64. Rows are split into fixed blocks whose per-face sums are added in block order:
+// the result does not depend on num_threads. Throws std::invalid_argument on an id or face
+// index out of range.
+template <typename G>
 void rasterize_backward_cpu(const double* pos, int64_t batch, int64_t num_vertices, const int32_t* faces,
-                            int64_t num_faces, int height, int width, bool opengl_viewport, const float* ids,
-                            const double* grad_bary, const double* grad_depth, double* grad_pos);
+                            int64_t num_faces, int height, int width, bool opengl_viewport, const float* rast,
+                            const G* grad_bary, int bary_stride, const G* grad_depth, int num_threads,
+                            double* grad_pos);
 
 // Name of the kernel kAuto resolves to on this CPU ("avx2" or "scalar").
 const char* rasterize_cpu_auto_kernel();

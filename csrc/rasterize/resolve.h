@@ -90,23 +90,23 @@ inline void resolve_pixel_grad(const ParentPlane& pp, double ax, double bx, doub
   double gu[3] = {0.0, 0.0, 0.0};
   double gz[3] = {0.0, 0.0, 0.0}, gw[3] = {0.0, 0.0, 0.0};
   if (gb[0] != 0.0 || gb[1] != 0.0 || gb[2] != 0.0) {
-    bool active[3];
-    double Sa = 0.0;
-    for (int k = 0; k < 3; ++k) {
-      active[k] = !(ps.u[k] / ps.S < 0);
-      if (active[k]) Sa += ps.u[k];
-    }
-    const double b[3] = {active[0] ? ps.u[0] / Sa : 0.0, active[1] ? ps.u[1] / Sa : 0.0,
-                         active[2] ? ps.u[2] / Sa : 0.0};
-    if (std::isfinite(b[0]) && std::isfinite(b[1]) && std::isfinite(b[2])) {
-      const double dot = gb[0] * b[0] + gb[1] * b[1] + gb[2] * b[2];
-      for (int k = 0; k < 3; ++k) gu[k] = active[k] ? (gb[k] - dot) / Sa : 0.0;
+    // active: u_k / S >= 0 (the forward's clamp test, by sign: no division)
+    const bool a0 = !(ps.u[0] * ps.S < 0), a1 = !(ps.u[1] * ps.S < 0), a2 = !(ps.u[2] * ps.S < 0);
+    const double Sa = (a0 ? ps.u[0] : 0.0) + (a1 ? ps.u[1] : 0.0) + (a2 ? ps.u[2] : 0.0);
+    const double inv = 1.0 / Sa;
+    const double b0 = a0 ? ps.u[0] * inv : 0.0, b1 = a1 ? ps.u[1] * inv : 0.0, b2 = a2 ? ps.u[2] * inv : 0.0;
+    if (std::isfinite(b0) && std::isfinite(b1) && std::isfinite(b2)) {
+      const double dot = gb[0] * b0 + gb[1] * b1 + gb[2] * b2;
+      gu[0] = a0 ? (gb[0] - dot) * inv : 0.0;
+      gu[1] = a1 ? (gb[1] - dot) * inv : 0.0;
+      gu[2] = a2 ? (gb[2] - dot) * inv : 0.0;
     }
   }
   if (gd != 0.0) {
-    const double d = ps.num / ps.den;
+    const double inv = 1.0 / ps.den;
+    const double d = ps.num * inv;
     if (std::isfinite(d)) {
-      const double c = gd / ps.den;
+      const double c = gd * inv;
       for (int k = 0; k < 3; ++k) {
         gu[k] += c * (pp.z[k] - d * pp.w[k]);
         gz[k] = c * ps.u[k];
