@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
 
 from . import reference
@@ -51,59 +52,81 @@ def _split(a):
     return hi, a - hi
 
 
-def _two_prod(a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """float32 ``a * b = p + e`` exactly (Dekker; no FMA needed; barring over/underflow)."""
-    p = a * b
-    ah, al = _split(a)
-    bh, bl = _split(b)
-    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+def _const_split(a: float) -> Tuple[float, float]:
+    """Veltkamp split of a float32 constant, in float32 arithmetic (numpy)."""
+    x = np.float32(a)
+    c = x * np.float32(4097.0)
+    hi = c - (c - x)
+    return float(hi), float(x - hi)
 
 
-def _two_sum(a: torch.Tensor, b: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``a + b = s + e`` exactly (Knuth)."""
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
+def _solve32(v: torch.Tensor, px: torch.Tensor, py: torch.Tensor, screen):
+    """float32 :func:`_solve`: one contiguous [n] vector per vertex component, every operand split
+    once (Veltkamp) and reused: r_k, s_k as double-float sums of error-free products, u = r x s
+    with error-free leading products and first-order low terms."""
+    ax, bx, ay, by = screen
+    comp = v.permute(1, 2, 0).contiguous()  # [3 vertices, 4 components, n]
+    cP = bx - (px.to(torch.float32) + 0.5)  # exact: small (half-)integers
+    cQ = by - (py.to(torch.float32) + 0.5)
+    (axh, axl), (ayh, ayl) = _const_split(ax), _const_split(ay)
+    cPh, cPl = _split(cP)
+    cQh, cQl = _split(cQ)
 
+    def hom(t, ah, al, a, c, ch, cl, w, wh, wl):  # a t + c w = hi + lo
+        th, tl = _split(t)
+        p1 = t * a
+        e1 = ((th * ah - p1) + th * al + tl * ah) + tl * al
+        p2 = c * w
+        e2 = ((ch * wh - p2) + ch * wl + cl * wh) + cl * wl
+        s_ = p1 + p2
+        bb = s_ - p1
+        e = ((p1 - (s_ - bb)) + (p2 - bb)) + (e1 + e2)
+        hi = s_ + e
+        return hi, e - (hi - s_)
 
-def _hom(a: float, t: torch.Tensor, c: torch.Tensor, w: torch.Tensor):
-    """``a t + c w`` (a: python float, exact in float32; t, c, w float [n, 3]) as an unevaluated
-    sum ``hi + lo`` (lo = None in float64): in float32 the products are error-free and the sum is
-    TwoSum, so ``hi + lo`` carries about 48 bits however much the two products cancel."""
-    if t.dtype != torch.float32:
-        return a * t + c * w, None
-    p1, e1 = _two_prod(t, torch.full_like(t, a))
-    p2, e2 = _two_prod(c, w)
-    s, e = _two_sum(p1, p2)
-    e = e + (e1 + e2)
-    hi = s + e
-    return hi, e - (hi - s)
-
-
-def _cross(r, rl, s, sl) -> torch.Tensor:
-    """u = r x s [n, 3] (u_k = r_{k+1} s_{k+2} - r_{k+2} s_{k+1}); with the low parts ``rl``, ``sl``
-    (float32) in double-float arithmetic, rounded once at the end: the cancellation near an edge
-    costs no digits."""
-    rn, rp, sn, sp = r.roll(-1, 1), r.roll(1, 1), s.roll(-1, 1), s.roll(1, 1)  # index k + 1, k + 2
-    if rl is None:
-        return rn * sp - rp * sn
-    p1, e1 = _two_prod(rn, sp)
-    p2, e2 = _two_prod(rp, sn)
-    d, ed = _two_sum(p1, -p2)
-    first = (rn * sl.roll(1, 1) + rl.roll(-1, 1) * sp) - (rp * sl.roll(-1, 1) + rl.roll(1, 1) * sn)
-    return d + ((ed + (e1 - e2)) + first)
+    r, rl, s, sl = [], [], [], []
+    for k in range(3):
+        w = comp[k, 3]
+        wh, wl = _split(w)
+        hi, lo = hom(comp[k, 0], axh, axl, ax, cP, cPh, cPl, w, wh, wl)
+        r.append(hi), rl.append(lo)
+        hi, lo = hom(comp[k, 1], ayh, ayl, ay, cQ, cQh, cQl, w, wh, wl)
+        s.append(hi), sl.append(lo)
+    rs, ss = [_split(t) for t in r], [_split(t) for t in s]
+    u = []
+    for k in range(3):
+        n, q = (k + 1) % 3, (k + 2) % 3  # u_k = r_n s_q - r_q s_n
+        p1 = r[n] * s[q]
+        e1 = ((rs[n][0] * ss[q][0] - p1) + rs[n][0] * ss[q][1] + rs[n][1] * ss[q][0]) + rs[n][1] * ss[q][1]
+        p2 = r[q] * s[n]
+        e2 = ((rs[q][0] * ss[n][0] - p2) + rs[q][0] * ss[n][1] + rs[q][1] * ss[n][0]) + rs[q][1] * ss[n][1]
+        d = p1 - p2
+        bb = d - p1
+        ed = (p1 - (d - bb)) + (-p2 - bb)
+        first = (r[n] * sl[q] + rl[n] * s[q]) - (r[q] * sl[n] + rl[q] * s[n])
+        u.append(d + ((ed + (e1 - e2)) + first))
+    z = [comp[k, 2] for k in range(3)]
+    w = [comp[k, 3] for k in range(3)]
+    S = (u[0] + u[1]) + u[2]
+    num = (u[0] * z[0] + u[1] * z[1]) + u[2] * z[2]
+    den = (u[0] * w[0] + u[1] * w[1]) + u[2] * w[2]
+    st = lambda t: torch.stack(t, 1)  # noqa: E731
+    return st(r), st(s), st(u), st(z), st(w), S, num, den
 
 
 def _solve(v: torch.Tensor, px: torch.Tensor, py: torch.Tensor, screen):
     """Per pixel (v [n, 3, 4]: the parent's vertices, px/py [n] pixel indices): r, s, u, z, w
     [n, 3], S, num, den [n] of the module docstring."""
+    if v.dtype == torch.float32:
+        return _solve32(v, px, py, screen)
     ax, bx, ay, by = screen
     x, y, z, w = v.permute(2, 0, 1).contiguous().unbind(0)  # component-major: contiguous [n, 3] each
-    cP = (bx - (px.to(v.dtype) + 0.5)).unsqueeze(1).expand_as(w)  # exact: small (half-)integers
-    cQ = (by - (py.to(v.dtype) + 0.5)).unsqueeze(1).expand_as(w)
-    r, rl = _hom(ax, x, cP, w)
-    s, sl = _hom(ay, y, cQ, w)
-    u = _cross(r, rl, s, sl)
+    cP = (bx - (px.to(v.dtype) + 0.5)).unsqueeze(1)
+    cQ = (by - (py.to(v.dtype) + 0.5)).unsqueeze(1)
+    r = ax * x + cP * w
+    s = ay * y + cQ * w
+    rn, rp, sn, sp = r.roll(-1, 1), r.roll(1, 1), s.roll(-1, 1), s.roll(1, 1)  # index k + 1, k + 2
+    u = rn * sp - rp * sn
     S = (u[:, 0] + u[:, 1]) + u[:, 2]
     num = (u[:, 0] * z[:, 0] + u[:, 1] * z[:, 1]) + u[:, 2] * z[:, 2]
     den = (u[:, 0] * w[:, 0] + u[:, 1] * w[:, 1]) + u[:, 2] * w[:, 2]
