@@ -1,4 +1,5 @@
-"""Command line: ``texgen demo``, ``texgen bake MESH --views IMG...``, ``texgen transfer SOURCE TARGET``.
+"""Command line: ``texgen demo``, ``texgen bake MESH --views IMG...``, ``texgen transfer SOURCE TARGET``,
+``texgen batch MANIFEST --out DIR``.
 
 Run ``texgen COMMAND --help`` for the options. Every error (unreadable meshes or images, meshes
 without faces, a wrong number of images, images of different sizes, out-of-range options, an
@@ -89,6 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-o", "--out", required=True, help="output .glb or .obj")
     _common(tr, 2048, 2048)
     _outputs(tr)
+
+    ba = sub.add_parser("batch", help="run a JSON-lines manifest of bake/transfer/demo jobs, resumably",
+                        description="Run every unfinished job of MANIFEST (one JSON object a line: mode, inputs, "
+                                    "options, out) into DIR, on a local process pool or a Ray cluster. Failed "
+                                    "jobs are recorded in DIR/report.jsonl and retried by the next run; jobs whose "
+                                    "outputs are complete (by their recorded sha256) are skipped. See "
+                                    "texgen.batch and docs/texgen.md. Exit status 1 when some job failed.")
+    ba.add_argument("manifest", help="JSON-lines manifest")
+    ba.add_argument("--out", dest="out_dir", required=True, metavar="DIR", help="output folder")
+    ba.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="jobs at once (default: one per core; 0: one after the other in this process)")
+    ba.add_argument("--threads", type=int, default=None, metavar="T",
+                    help="threads per job (default: cores // workers, so the workers never oversubscribe)")
+    ba.add_argument("--ray", default=None, metavar="ADDRESS|local",
+                    help="run the jobs as Ray tasks: 'local' starts a local cluster, else the address of a "
+                         "running one (needs pip install \"render_npu[batch]\")")
+    ba.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -245,6 +263,14 @@ def _cmd_transfer(args) -> int:
     return 0
 
 
+def _cmd_batch(args) -> int:
+    from .batch import run_batch
+
+    summary = run_batch(args.manifest, args.out_dir, workers=args.workers, ray=args.ray, threads=args.threads,
+                        progress=not args.no_progress)
+    return 1 if summary.failed else 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from .mesh import MeshError
 
@@ -258,6 +284,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         old_sigint = signal.signal(signal.SIGINT, _on_sigint)
     try:
+        if args.command == "batch":  # the jobs' options are checked per manifest line
+            return _cmd_batch(args)
         _check_options(args)
         _check_device(args)
         return {"demo": _cmd_demo, "bake": _cmd_bake, "transfer": _cmd_transfer}[args.command](args)

@@ -1,0 +1,673 @@
+"""``texgen batch``: texture many meshes from a JSON-lines manifest, on a local process pool or
+on a Ray cluster, resumably.
+
+**Manifest.** One JSON object a line (blank lines and lines starting with ``#`` are skipped).
+Every job has a ``mode``, an ``out`` name (a ``.glb`` or ``.obj`` path relative to the output
+folder; unique) and optional ``options``; input paths are relative to the manifest's folder:
+
+    {"mode": "bake", "mesh": "chair.obj", "views": ["f.png", "r.png", "b.png", "l.png", "t.png", "u.png"], "out": "chair.glb"}
+    {"mode": "transfer", "source": "hi.glb", "target": "lo.obj", "out": "lo.glb", "options": {"texture_size": 1024}}
+    {"mode": "demo", "subdivisions": 5, "ring": false, "out": "synthetic/0.glb", "options": {"render_size": 1024}}
+
+``bake`` and ``transfer`` are exactly ``texgen bake`` / ``texgen transfer`` (same defaults, same
+checks); ``options`` are their long flags with ``_`` for ``-`` (``texture_size``, ``render_size``,
+``cameras``, ``projection``, ``distance``, ``ortho_half_width``, ``fov``, ``bake_exp``,
+``max_angle``, ``inpaint``, ``no_vertex_inpaint``, ``backend``, ``device``; ``true`` for a
+switch). ``demo`` is a synthetic job: :func:`~texgen.demo.demo_mesh` (``subdivisions``, ``ring``;
+20 * 4**subdivisions body faces) gets a ground-truth texture of ``texture_size``, which the
+pipeline transfers onto a fresh copy of the geometry (``texgen demo``'s texturing step, without its
+previews and held-out views). Manifest errors (bad JSON, unknown mode or option, duplicate or
+escaping ``out``) raise ``ValueError`` naming the line before any job runs.
+
+**Running.** ``workers`` jobs run at once (default: one per core), each with
+``threads = max(1, cores // workers)`` torch/compiled/OpenCV threads and bake view workers, so
+the workers together use the cores once and never oversubscribe them; each job's raster cache is
+the pipeline's own (bounded by :class:`~texgen.pipeline.PipelineConfig` ``cache_bytes``) and is
+freed when the job ends. The local pool is a set of long-lived spawned processes, one job at a
+time each, supervised so that a worker that dies (a crash, the OOM killer, ``kill -9``) fails
+its job only and is replaced. ``ray="local"`` starts an in-process Ray cluster with ``cores``
+CPUs; any other string is the address of an existing cluster (``ray.init(address=...)``); inputs
+and the output folder must then be on storage every node sees. Each job is one Ray task with
+``num_cpus = threads`` and no retries (resume is the retry). Ray is imported only then
+(``pip install "render_npu[batch]"``). A Ray connection made by the caller is used as it is.
+
+**Outputs and the report.** A job writes into a private folder under ``OUT/.batch/tmp`` and
+moves its files into place with ``os.replace`` (companions first, the ``.glb``/``.obj`` last), so
+a killed job never leaves a half-written file under its final name. Every finished, failed or
+skipped job appends one line to ``OUT/report.jsonl``: ``job`` (the out name), ``status``
+(``ok``, ``failed``, ``skipped``), ``error`` and ``traceback`` (failed jobs), ``seconds``,
+``peak_rss_mb`` (the job's peak resident memory: the process high-water mark is reset when the
+job starts), ``worker`` (host:pid), ``files`` (``{path: sha256}``), ``spec`` (a digest of the
+job's line with its inputs resolved) and ``run`` (the run's start time). While a job runs,
+``OUT/.batch/running/<job>.json`` names its process.
+
+**Resume.** A rerun skips a job when its latest record is ``ok``/``skipped`` for the same spec
+and every recorded file is still there with its recorded sha256; everything else (failed, never
+finished, edited or damaged outputs, a changed manifest line) runs again.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+__all__ = ["Job", "BatchSummary", "load_manifest", "run_batch", "run_job", "read_report", "cpu_cores",
+           "atomic_write_bytes_batch"]
+
+MODES = ("bake", "transfer", "demo")
+REPORT = "report.jsonl"
+STATE = ".batch"
+# job fields besides mode/out/options, per mode: (name, kind) with kind "path", "paths", "int", "bool"
+_FIELDS = {
+    "bake": (("mesh", "path"), ("views", "paths")),
+    "transfer": (("source", "path"), ("target", "path")),
+    "demo": (("subdivisions", "int"), ("ring", "bool")),
+}
+_REQUIRED = {"bake": ("mesh", "views"), "transfer": ("source", "target"), "demo": ()}
+# the batch decides these, not the manifest
+_RESERVED_OPTIONS = {"workers", "no_progress", "out", "o", "views", "subdivisions"}
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on (the affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One manifest line, validated. ``argv`` is the ``texgen`` command line it stands for
+    (without ``-o``); ``spec`` a sha256 of the line with its input paths resolved."""
+    line: int
+    mode: str
+    out: str
+    argv: Tuple[str, ...]
+    ring: bool = True
+    inputs: Tuple[str, ...] = ()
+    spec: str = ""
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"line": self.line, "mode": self.mode, "out": self.out, "argv": list(self.argv), "ring": self.ring,
+                "inputs": list(self.inputs), "spec": self.spec}
+
+
+@dataclass
+class BatchSummary:
+    """What :func:`run_batch` did: counts, wall time (s), and this run's report records."""
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    records: List[Dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def jobs_per_minute(self) -> float:
+        """Jobs finished successfully per minute of wall time (skipped jobs not counted)."""
+        return 60.0 * self.done / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (f"{self.done} done, {self.skipped} skipped, {self.failed} failed in {self.seconds:.1f} s "
+                f"({self.jobs_per_minute:.1f} jobs/min)")
+
+
+# ---------------------------------------------------------------------------------------------
+# manifest
+
+def _option_flags(options: Dict[str, Any], where: str) -> List[str]:
+    flags: List[str] = []
+    for key, value in options.items():
+        name = str(key).replace("-", "_")
+        if name in _RESERVED_OPTIONS:
+            raise ValueError(f"{where}: option {key!r} is set by texgen batch, not by the manifest")
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, (int, float, str)):
+            flags += [flag, str(value)]
+        else:
+            raise ValueError(f"{where}: option {key!r} must be a number, a string or a boolean, got {value!r}")
+    return flags
+
+
+def _parse_cli(argv: Sequence[str]):
+    """argparse Namespace of a ``texgen`` command line; ``ValueError`` with argparse's message
+    instead of its ``SystemExit``."""
+    from .cli import build_parser
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            return build_parser().parse_args(list(argv))
+    except SystemExit:
+        lines = [ln for ln in err.getvalue().strip().splitlines() if ln.strip()]
+        raise ValueError(lines[-1] if lines else "invalid options") from None
+
+
+def _job_from(obj: Any, line: int, base: str, where: str) -> Job:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: a job must be a JSON object, got {type(obj).__name__}")
+    mode = obj.get("mode")
+    if mode not in MODES:
+        raise ValueError(f"{where}: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    known = {"mode", "out", "options"} | {name for name, _ in _FIELDS[mode]}
+    extra = sorted(set(obj) - known)
+    if extra:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(map(repr, extra))} for mode {mode!r} "
+                         f"(known: {', '.join(sorted(known))})")
+    out = obj.get("out")
+    if not isinstance(out, str) or not out:
+        raise ValueError(f"{where}: 'out' must be a non-empty relative path ending in .glb or .obj")
+    norm = os.path.normpath(out)
+    if os.path.isabs(out) or norm == ".." or norm.startswith(".." + os.sep) or norm.split(os.sep)[0] == STATE \
+            or norm == REPORT:
+        raise ValueError(f"{where}: 'out' must stay inside the output folder, got {out!r}")
+    if os.path.splitext(norm)[1].lower() not in (".glb", ".obj"):
+        raise ValueError(f"{where}: 'out' must end in .glb or .obj, got {out!r}")
+    for name in _REQUIRED[mode]:
+        if name not in obj:
+            raise ValueError(f"{where}: mode {mode!r} needs {name!r}")
+    options = obj.get("options", {})
+    if not isinstance(options, dict):
+        raise ValueError(f"{where}: 'options' must be an object, got {type(options).__name__}")
+
+    def path(v: Any, name: str) -> str:
+        if not isinstance(v, str) or not v:
+            raise ValueError(f"{where}: {name!r} must be a path string, got {v!r}")
+        return os.path.abspath(os.path.join(base, v))
+
+    inputs: List[str] = []
+    ring = True
+    if mode == "bake":
+        views = obj["views"]
+        if not isinstance(views, list) or not views:
+            raise ValueError(f"{where}: 'views' must be a non-empty list of image paths")
+        inputs = [path(obj["mesh"], "mesh")] + [path(v, "views") for v in views]
+        argv = ["bake", inputs[0], "--views", *inputs[1:]]
+    elif mode == "transfer":
+        inputs = [path(obj["source"], "source"), path(obj["target"], "target")]
+        argv = ["transfer", *inputs, "-o", "placeholder.glb"]  # -o is required; the worker sets it
+    else:
+        sub = obj.get("subdivisions", 4)
+        if not isinstance(sub, int) or isinstance(sub, bool) or not 0 <= sub <= 7:
+            raise ValueError(f"{where}: 'subdivisions' must be an int in [0, 7], got {sub!r}")
+        ring = obj.get("ring", True)
+        if not isinstance(ring, bool):
+            raise ValueError(f"{where}: 'ring' must be true or false, got {ring!r}")
+        argv = ["demo", "--subdivisions", str(sub)]
+    argv += _option_flags(options, where)
+    try:
+        args = _parse_cli(argv)
+        from .cli import _check_sizes
+
+        _check_sizes(args)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    if mode == "transfer":
+        argv = argv[:3] + argv[5:]
+    canon = json.dumps({"mode": mode, "out": norm, "argv": argv, "ring": ring}, sort_keys=True)
+    return Job(line, mode, norm.replace(os.sep, "/"), tuple(argv), ring, tuple(inputs),
+               hashlib.sha256(canon.encode()).hexdigest()[:16])
+
+
+def load_manifest(path: str) -> List[Job]:
+    """Read and validate a JSON-lines manifest (see the module docstring)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"manifest not found: {path}")
+    base = os.path.dirname(os.path.abspath(path))
+    jobs: List[Job] = []
+    seen: Dict[str, int] = {}
+    obj_dirs: Dict[str, int] = {}
+    with open(path, "r", encoding="utf-8") as f:
+        for n, text in enumerate(f, 1):
+            text = text.strip()
+            if not text or text.startswith("#"):
+                continue
+            where = f"{os.path.basename(path)}:{n}"
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            job = _job_from(obj, n, base, where)
+            key = job.out.lower()
+            if key in seen:
+                raise ValueError(f"{where}: output {job.out!r} is also line {seen[key]}'s")
+            seen[key] = n
+            if job.out.lower().endswith(".obj"):
+                # every OBJ export names its texture texgen.png: one OBJ per folder
+                folder = os.path.dirname(key)
+                if folder in obj_dirs:
+                    raise ValueError(f"{where}: line {obj_dirs[folder]} already writes an .obj into "
+                                     f"{folder or 'the output folder'!r}; OBJ textures are all named "
+                                     f"texgen.png, so give each .obj job its own folder")
+                obj_dirs[folder] = n
+            jobs.append(job)
+    if not jobs:
+        raise ValueError(f"manifest {path} holds no jobs")
+    return jobs
+
+
+# ---------------------------------------------------------------------------------------------
+# one job (runs in a pool worker, a Ray task, or inline)
+
+def atomic_write_bytes_batch(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``
+    (readers see the old file or the whole new one). Batch's own helper: merge with export's
+    atomic writer when there is one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's resident-memory high-water mark (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> Optional[float]:
+    try:
+        with open("/proc/self/status") as f:
+            for ln in f:
+                if ln.startswith("VmHWM:"):
+                    return round(int(ln.split()[1]) / 1024.0, 1)
+    except OSError:
+        pass
+    try:
+        import resource
+
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # lifetime peak: an upper bound
+        return round(kb / 1024.0, 1)
+    except Exception:  # pragma: no cover - platforms without resource
+        return None
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def configure_threads(threads: int) -> None:
+    """Size this process's thread pools: torch intra-op (also the compiled rasterizer's default),
+    OpenCV. Results never depend on it."""
+    import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        import cv2
+
+        cv2.setNumThreads(max(1, int(threads)))
+    except Exception:  # OpenCV missing or built without threads: nothing to size
+        pass
+
+
+def _execute(job: Job, out_path: str, threads: int) -> None:
+    from . import cli
+
+    argv = list(job.argv) + ["--no-progress", "--workers", str(threads)]
+    if job.mode == "transfer":
+        argv += ["-o", out_path]
+    elif job.mode == "bake":
+        argv += ["-o", out_path]
+    args = _parse_cli(argv)
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink):  # the commands' one-line reports
+        if job.mode == "bake":
+            cli._cmd_bake(args)
+        elif job.mode == "transfer":
+            cli._cmd_transfer(args)
+        else:
+            from .demo import demo_mesh, ground_truth
+            from .mesh import Mesh
+            from .sources import TransferSource
+
+            mesh = demo_mesh(args.subdivisions, ring=job.ring)
+            truth = ground_truth(mesh, args.texture_size, args.device, args.backend)
+            pipe = cli._pipeline(args, args.render_size)
+            result = pipe(Mesh(mesh.pos, mesh.pos_idx, name="demo-target"), TransferSource(truth))
+            result.export(out_path)
+
+
+def run_job(job: Any, out_dir: str, threads: int = 1, run_id: str = "") -> Dict[str, Any]:
+    """Run one job (a :class:`Job` or its ``to_dict()``) in this process; never raises for the
+    job's own failures. Returns its report record (see the module docstring)."""
+    if isinstance(job, dict):
+        job = Job(job["line"], job["mode"], job["out"], tuple(job["argv"]), job["ring"], tuple(job["inputs"]),
+                  job["spec"])
+    out_dir = os.path.abspath(out_dir)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    rec: Dict[str, Any] = {"job": job.out, "line": job.line, "mode": job.mode, "status": "failed", "error": None,
+                           "seconds": None, "peak_rss_mb": None, "worker": worker, "files": {}, "spec": job.spec,
+                           "run": run_id}
+    running = os.path.join(out_dir, STATE, "running", _safe(job.out) + ".json")
+    tmp = os.path.join(out_dir, STATE, "tmp", f"{_safe(job.out)}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    exact_peak = _reset_peak_rss()
+    t0 = time.perf_counter()
+    try:
+        atomic_write_bytes_batch(running, json.dumps({"job": job.out, "host": socket.gethostname(),
+                                                      "pid": os.getpid(), "started": time.time()}).encode())
+        configure_threads(threads)
+        os.makedirs(tmp)
+        main = os.path.join(tmp, os.path.basename(job.out))
+        _execute(job, main, threads)
+        if not os.path.isfile(main):
+            raise RuntimeError(f"the job wrote no {os.path.basename(job.out)}")
+        dest = os.path.dirname(os.path.join(out_dir, job.out))
+        os.makedirs(dest, exist_ok=True)
+        names = sorted(os.listdir(tmp), key=lambda n: (n == os.path.basename(main), n))  # the main file last
+        files = {}
+        for name in names:
+            rel = os.path.relpath(os.path.join(dest, name), out_dir).replace(os.sep, "/")
+            files[rel] = _sha256(os.path.join(tmp, name))
+            os.replace(os.path.join(tmp, name), os.path.join(dest, name))
+        rec.update(status="ok", files=files)
+    except Exception as exc:  # one job's failure must not stop the worker
+        rec["error"] = f"{type(exc).__name__}: {exc}"
+        rec["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])
+    finally:
+        rec["seconds"] = round(time.perf_counter() - t0, 3)
+        peak = _peak_rss_mb()
+        rec["peak_rss_mb"] = peak
+        if not exact_peak:
+            rec["peak_rss_note"] = "process lifetime peak"
+        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.unlink(running)
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------
+# the report and resume
+
+def read_report(out_dir: str) -> Dict[str, Dict[str, Any]]:
+    """The latest record of every job in ``OUT/report.jsonl`` (by out name); torn lines (a run
+    killed while writing) are ignored."""
+    latest: Dict[str, Dict[str, Any]] = {}
+    path = os.path.join(out_dir, REPORT)
+    if not os.path.isfile(path):
+        return latest
+    with open(path, "r", encoding="utf-8") as f:
+        for ln in f:
+            try:
+                rec = json.loads(ln)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("job"), str):
+                latest[rec["job"]] = rec
+    return latest
+
+
+def _complete(job: Job, rec: Optional[Dict[str, Any]], out_dir: str) -> bool:
+    if not rec or rec.get("status") not in ("ok", "skipped") or rec.get("spec") != job.spec or not rec.get("files"):
+        return False
+    for rel, digest in rec["files"].items():
+        p = os.path.join(out_dir, rel)
+        if not os.path.isfile(p) or _sha256(p) != digest:
+            return False
+    return True
+
+
+class _Report:
+    """Appends records to ``OUT/report.jsonl``, one flushed and fsynced line each."""
+
+    def __init__(self, out_dir: str):
+        self.f = open(os.path.join(out_dir, REPORT), "a", encoding="utf-8")
+
+    def write(self, rec: Dict[str, Any]) -> None:
+        self.f.write(json.dumps(rec, sort_keys=True) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def _died(job: Job, run_id: str, started: float, worker: str, why: str) -> Dict[str, Any]:
+    return {"job": job.out, "line": job.line, "mode": job.mode, "status": "failed", "error": why,
+            "seconds": round(time.perf_counter() - started, 3), "peak_rss_mb": None, "worker": worker,
+            "files": {}, "spec": job.spec, "run": run_id}
+
+
+def _exit_reason(code: Optional[int]) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"the worker process died (signal {-code}, {signal.Signals(-code).name})"
+        except ValueError:
+            return f"the worker process died (signal {-code})"
+    return f"the worker process died (exit code {code})"
+
+
+# ---------------------------------------------------------------------------------------------
+# executors: each yields one record per job, in completion order
+
+def _worker_main(conn, out_dir: str, threads: int) -> None:
+    """A pool worker: run the jobs the parent sends, one at a time, until it sends None."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    configure_threads(threads)
+    import texgen.cli  # noqa: F401  (import torch & co once, before the first job)
+
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        job, run_id = msg
+        conn.send(run_job(job, out_dir, threads, run_id))
+
+
+def _pool_records(jobs: List[Job], out_dir: str, workers: int, threads: int, run_id: str) -> Iterator[Dict]:
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    ctx = mp.get_context("spawn")  # fork after torch's threads start is unsafe
+    pending = list(reversed(jobs))
+    slots: List[Dict[str, Any]] = []
+
+    def start() -> Dict[str, Any]:
+        parent, child = ctx.Pipe()
+        p = ctx.Process(target=_worker_main, args=(child, out_dir, threads), daemon=True, name="texgen-batch")
+        p.start()
+        child.close()
+        return {"proc": p, "conn": parent, "job": None, "t0": 0.0}
+
+    try:
+        for _ in range(min(workers, len(jobs))):
+            slots.append(start())
+        while True:
+            for s in slots:
+                if s["job"] is None and pending:
+                    s["job"], s["t0"] = pending.pop(), time.perf_counter()
+                    s["conn"].send((s["job"].to_dict(), run_id))
+            busy = [s for s in slots if s["job"] is not None]
+            if not busy:
+                return
+            ready = set(wait([s["conn"] for s in busy] + [s["proc"].sentinel for s in busy]))
+            for i, s in enumerate(slots):
+                if s["job"] is None or (s["conn"] not in ready and s["proc"].sentinel not in ready):
+                    continue
+                rec = None
+                try:
+                    if s["conn"].poll():
+                        rec = s["conn"].recv()
+                except (EOFError, OSError):
+                    rec = None
+                if rec is not None:
+                    s["job"] = None
+                    yield rec
+                    continue
+                if s["proc"].is_alive() and s["proc"].sentinel not in ready:
+                    continue
+                s["proc"].join(5)
+                worker = f"{socket.gethostname()}:{s['proc'].pid}"
+                yield _died(s["job"], run_id, s["t0"], worker, _exit_reason(s["proc"].exitcode))
+                s["conn"].close()
+                slots[i] = start() if pending else {"proc": s["proc"], "conn": s["conn"], "job": None, "t0": 0.0,
+                                                    "dead": True}
+    finally:
+        for s in slots:
+            if s.get("dead"):
+                continue
+            if s["job"] is not None:  # interrupted mid-job (Ctrl-C, an error here): stop it now
+                s["proc"].terminate()
+            else:
+                with contextlib.suppress(Exception):
+                    s["conn"].send(None)
+        for s in slots:
+            s["proc"].join(10)
+            if s["proc"].is_alive():
+                s["proc"].kill()
+                s["proc"].join(5)
+
+
+def _ray_records(jobs: List[Job], out_dir: str, ray_address: str, cores: int, threads: int,
+                 run_id: str) -> Iterator[Dict]:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--ray needs Ray: pip install \"render_npu[batch]\" (or pip install ray)") from None
+    started = False
+    if not ray.is_initialized():
+        kw = dict(include_dashboard=False, log_to_driver=False)
+        # the workers must import this texgen: pass the driver's module path on
+        env = {k: os.environ[k] for k in ("PYTHONPATH", "RENDER_NPU_EXT_DIR") if k in os.environ}
+        if ray_address == "local":
+            ray.init(num_cpus=cores, runtime_env={"env_vars": env} if env else None, **kw)
+        else:
+            ray.init(address=ray_address, **kw)
+        started = True
+    try:
+        task = ray.remote(num_cpus=threads, max_retries=0)(run_job)
+        refs = {task.remote(job.to_dict(), out_dir, threads, run_id): (job, time.perf_counter()) for job in jobs}
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            for ref in done:
+                job, t0 = refs.pop(ref)
+                try:
+                    yield ray.get(ref)
+                except ray.exceptions.RayError as exc:  # the worker died, the node went away, ...
+                    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    yield _died(job, run_id, t0, "ray", f"{type(exc).__name__}: {msg}"[:500])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _serial_records(jobs: List[Job], out_dir: str, threads: int, run_id: str) -> Iterator[Dict]:
+    for job in jobs:
+        yield run_job(job, out_dir, threads, run_id)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def run_batch(manifest: str, out_dir: str, workers: Optional[int] = None, ray: Optional[str] = None,
+              threads: Optional[int] = None, progress: bool = True, log=print) -> BatchSummary:
+    """Run a manifest's unfinished jobs into ``out_dir`` (see the module docstring).
+
+    Args:
+        manifest: JSON-lines manifest path.
+        out_dir: output folder (created); holds the outputs, ``report.jsonl`` and ``.batch/``.
+        workers: jobs at once (default: one per core). ``0`` runs the jobs one after the other in
+            this process (the serial baseline; a crash there ends the run).
+        ray: None (the local pool), ``"local"`` (a local Ray cluster) or a Ray cluster address.
+        threads: threads per job (default ``max(1, cores // workers)``).
+        progress: tqdm bar (on stderr).
+        log: where the summary line goes (None: nowhere).
+    Returns:
+        :class:`BatchSummary`.
+    """
+    from tqdm.auto import tqdm
+
+    jobs = load_manifest(manifest)
+    cores = cpu_cores()
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
+        raise ValueError(f"workers must be an int >= 0, got {workers!r}")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+        raise ValueError(f"threads must be an int >= 1, got {threads!r}")
+    if ray is not None and (not isinstance(ray, str) or not ray):
+        raise ValueError(f"ray must be 'local' or a cluster address, got {ray!r}")
+    n = cores if workers is None else workers
+    threads = threads or max(1, cores // max(n, 1))
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(os.path.join(out_dir, STATE, "tmp"), exist_ok=True)
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
+    latest = read_report(out_dir)
+    report = _Report(out_dir)
+    summary = BatchSummary()
+    t0 = time.perf_counter()
+    todo: List[Job] = []
+    try:
+        for job in jobs:
+            rec = latest.get(job.out)
+            if _complete(job, rec, out_dir):
+                skip = {"job": job.out, "line": job.line, "mode": job.mode, "status": "skipped", "error": None,
+                        "seconds": 0.0, "peak_rss_mb": None, "worker": None, "files": rec["files"],
+                        "spec": job.spec, "run": run_id}
+                report.write(skip)
+                summary.records.append(skip)
+                summary.skipped += 1
+            else:
+                todo.append(job)
+        if ray is not None:
+            records = _ray_records(todo, out_dir, ray, max(n, 1) * threads, threads, run_id)
+        elif n == 0:
+            records = _serial_records(todo, out_dir, threads, run_id)
+        else:
+            records = _pool_records(todo, out_dir, n, threads, run_id)
+        with tqdm(total=len(todo), desc="texgen batch", unit="job", disable=not progress or not todo,
+                  file=sys.stderr) as bar:
+            try:
+                for rec in records:
+                    report.write(rec)
+                    summary.records.append(rec)
+                    if rec["status"] == "ok":
+                        summary.done += 1
+                    else:
+                        summary.failed += 1
+                        bar.write(f"texgen batch: {rec['job']} failed: {rec['error']}", file=sys.stderr)
+                    bar.set_postfix(failed=summary.failed, refresh=False)
+                    bar.update(1)
+            finally:
+                records.close()
+    finally:
+        report.close()
+        summary.seconds = time.perf_counter() - t0
+    if log is not None:
+        log(f"texgen batch: {summary.line()}; report: {os.path.join(out_dir, REPORT)}")
+    return summary
