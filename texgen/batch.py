@@ -62,7 +62,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["Job", "BatchSummary", "load_manifest", "run_batch", "run_job", "read_report", "cpu_cores",
+__all__ = ["Job", "BatchSummary", "load_manifest", "run_batch", "run_job", "read_report", "cpu_cores", "running_marker",
            "atomic_write_bytes_batch"]
 
 MODES = ("bake", "transfer", "demo")
@@ -319,7 +319,32 @@ def _peak_rss_mb() -> Optional[float]:
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    """A file name for job ``name`` (an out path): readable, and unique per out path."""
+    readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return f"{readable}.{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def running_marker(out_dir: str, out: str) -> str:
+    """Path of the JSON file ``{"job", "host", "pid", "started"}`` that exists while job ``out``
+    runs (a killed job's marker is removed by the batch when it learns of the death)."""
+    return os.path.join(os.path.abspath(out_dir), STATE, "running", _safe(out) + ".json")
+
+
+def _clean_leftovers(out_dir: str, job_out: Optional[str] = None) -> None:
+    """Remove the private folders and running markers of dead jobs (one job's, or all: only one
+    run uses an output folder at a time)."""
+    for sub in ("tmp", "running"):
+        folder = os.path.join(out_dir, STATE, sub)
+        if not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            if job_out is None or name.startswith(_safe(job_out) + "-") or name == _safe(job_out) + ".json":
+                p = os.path.join(folder, name)
+                if os.path.isdir(p):
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(p)
 
 
 def configure_threads(threads: int) -> None:
@@ -374,7 +399,7 @@ def run_job(job: Any, out_dir: str, threads: int = 1, run_id: str = "") -> Dict[
     rec: Dict[str, Any] = {"job": job.out, "line": job.line, "mode": job.mode, "status": "failed", "error": None,
                            "seconds": None, "peak_rss_mb": None, "worker": worker, "files": {}, "spec": job.spec,
                            "run": run_id}
-    running = os.path.join(out_dir, STATE, "running", _safe(job.out) + ".json")
+    running = running_marker(out_dir, job.out)
     tmp = os.path.join(out_dir, STATE, "tmp", f"{_safe(job.out)}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     exact_peak = _reset_peak_rss()
     t0 = time.perf_counter()
@@ -590,8 +615,14 @@ def _ray_records(jobs: List[Job], out_dir: str, ray_address: str, cores: int, th
 
 
 def _serial_records(jobs: List[Job], out_dir: str, threads: int, run_id: str) -> Iterator[Dict]:
-    for job in jobs:
-        yield run_job(job, out_dir, threads, run_id)
+    import torch
+
+    saved = torch.get_num_threads()
+    try:
+        for job in jobs:
+            yield run_job(job, out_dir, threads, run_id)
+    finally:
+        configure_threads(saved)  # this is the caller's process
 
 
 # ---------------------------------------------------------------------------------------------
@@ -625,6 +656,7 @@ def run_batch(manifest: str, out_dir: str, workers: Optional[int] = None, ray: O
     n = cores if workers is None else workers
     threads = threads or max(1, cores // max(n, 1))
     out_dir = os.path.abspath(out_dir)
+    _clean_leftovers(out_dir)
     os.makedirs(os.path.join(out_dir, STATE, "tmp"), exist_ok=True)
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
     latest = read_report(out_dir)
@@ -660,6 +692,7 @@ def run_batch(manifest: str, out_dir: str, workers: Optional[int] = None, ray: O
                         summary.done += 1
                     else:
                         summary.failed += 1
+                        _clean_leftovers(out_dir, rec["job"])  # what a killed job left behind
                         bar.write(f"texgen batch: {rec['job']} failed: {rec['error']}", file=sys.stderr)
                     bar.set_postfix(failed=summary.failed, refresh=False)
                     bar.update(1)
