@@ -14,9 +14,9 @@ checks); ``options`` are their long flags with ``_`` for ``-`` (``texture_size``
 ``cameras``, ``projection``, ``distance``, ``ortho_half_width``, ``fov``, ``bake_exp``,
 ``max_angle``, ``inpaint``, ``no_vertex_inpaint``, ``backend``, ``device``; ``true`` for a
 switch). ``demo`` is a synthetic job: :func:`~texgen.demo.demo_mesh` (``subdivisions``, ``ring``;
-20 * 4**subdivisions body faces) gets a ground-truth texture of ``texture_size``, which the
-pipeline transfers onto a fresh copy of the geometry (``texgen demo``'s texturing step, without its
-previews and held-out views). Manifest errors (bad JSON, unknown mode or option, duplicate or
+20 * 4**subdivisions body faces, about as many again for the ring) coloured per vertex with
+:func:`~texgen.demo.solid_color` is transferred onto a fresh, unwrapped copy of its geometry
+(``texgen demo``'s texturing step, without its previews and held-out views). Manifest errors (bad JSON, unknown mode or option, duplicate or
 escaping ``out``) raise ``ValueError`` naming the line before any job runs.
 
 **Running.** ``workers`` jobs run at once (default: one per core), each with
@@ -377,12 +377,14 @@ def _execute(job: Job, out_path: str, threads: int) -> None:
         elif job.mode == "transfer":
             cli._cmd_transfer(args)
         else:
-            from .demo import demo_mesh, ground_truth
+            from .demo import demo_mesh, solid_color
             from .mesh import Mesh
             from .sources import TransferSource
 
             mesh = demo_mesh(args.subdivisions, ring=job.ring)
-            truth = ground_truth(mesh, args.texture_size, args.device, args.backend)
+            # vertex colours, not the demo's unwrapped ground-truth atlas: one xatlas run per job,
+            # like a real bake of an untextured mesh
+            truth = Mesh(mesh.pos, mesh.pos_idx, vertex_colors=solid_color(mesh.pos), name="demo-truth")
             pipe = cli._pipeline(args, args.render_size)
             result = pipe(Mesh(mesh.pos, mesh.pos_idx, name="demo-target"), TransferSource(truth))
             result.export(out_path)
