@@ -97,19 +97,20 @@ def main(argv=None) -> int:
             same = "-" if reference is None else ("yes" if files == reference else "NO")
             reference = reference or files
             per_job = statistics.median(r["seconds"] for r in s.records)
+            cpu = statistics.median(r["cpu_seconds"] for r in s.records)
             peak = max(r["peak_rss_mb"] or 0 for r in s.records)
-            rows.append((mode, s.seconds, s.jobs_per_minute, per_job, peak, same, extra))
+            rows.append((mode, s.seconds, s.jobs_per_minute, per_job, cpu, peak, same, extra))
             print(f"  {mode}: {s.line()}", flush=True)
         base = {m: jpm for m, _, jpm, *_ in rows}
         print()
-        print(f"| run | wall s | jobs/min | x serial | / pool | median job s | peak RSS MB/job | same bytes |")
-        print(f"|---|---|---|---|---|---|---|---|")
-        for mode, wall, jpm, per_job, peak, same, extra in rows:
+        print("| run | wall s | jobs/min | x serial | / pool | median job s (CPU s) | peak RSS MB/job | same bytes |")
+        print("|---|---|---|---|---|---|---|---|")
+        for mode, wall, jpm, per_job, cpu, peak, same, extra in rows:
             xs = f"{jpm / base['serial']:.2f}" if "serial" in base else "-"
             xp = f"{jpm / base['pool']:.2f}" if "pool" in base else "-"
             name = {"serial": f"serial loop ({cores} threads)", "pool": f"pool ({cores} workers x 1 thread)",
                     "ray": f"ray local ({cores} CPUs, 1 per task)"}[mode]
-            print(f"| {name} | {wall:.1f} | {jpm:.2f} | {xs} | {xp} | {per_job:.1f} | {peak:.0f} | {same} |")
+            print(f"| {name} | {wall:.1f} | {jpm:.2f} | {xs} | {xp} | {per_job:.1f} ({cpu:.1f}) | {peak:.0f} | {same} |")
         for mode, *_, extra in rows:
             if extra:
                 print(f"{mode}: {extra}")

@@ -129,7 +129,7 @@ def _check_first_run(summary, out):
     for r in summary.records:
         assert r["seconds"] is not None and r["seconds"] >= 0
         if r["status"] == "ok":
-            assert r["peak_rss_mb"] > 0 and r["files"]
+            assert r["peak_rss_mb"] > 0 and r["cpu_seconds"] > 0 and r["files"]
             for rel in r["files"]:
                 assert (out / rel).is_file()
     assert set(by_job["box/box.obj"]["files"]) == {"box/box.obj", "box/box.mtl", "box/texgen.png"}
@@ -285,3 +285,17 @@ def test_bad_arguments(tmp_path):
         run_batch(str(manifest), str(tmp_path / "o"), ray="")
     with pytest.raises(ValueError, match="manifest not found"):
         run_batch(str(tmp_path / "missing.jsonl"), str(tmp_path / "o"))
+
+
+def test_one_run_per_output_folder(tmp_path):
+    from texgen.batch import _lock_out_dir
+
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"mode": "demo", "out": "a.glb"}))
+    (tmp_path / "o" / ".batch").mkdir(parents=True)
+    held = _lock_out_dir(str(tmp_path / "o"))  # as if another run were going on
+    try:
+        with pytest.raises(ValueError, match="another texgen batch run"):
+            run_batch(str(manifest), str(tmp_path / "o"), workers=0, progress=False, log=None)
+    finally:
+        held.close()

@@ -36,10 +36,11 @@ moves its files into place with ``os.replace`` (companions first, the ``.glb``/`
 a killed job never leaves a half-written file under its final name. Every finished, failed or
 skipped job appends one line to ``OUT/report.jsonl``: ``job`` (the out name), ``status``
 (``ok``, ``failed``, ``skipped``), ``error`` and ``traceback`` (failed jobs), ``seconds``,
-``peak_rss_mb`` (the job's peak resident memory: the process high-water mark is reset when the
-job starts), ``worker`` (host:pid), ``files`` (``{path: sha256}``), ``spec`` (a digest of the
-job's line with its inputs resolved) and ``run`` (the run's start time). While a job runs,
-``OUT/.batch/running/<job>.json`` names its process.
+``cpu_seconds`` (the job process's CPU time, all its threads), ``peak_rss_mb`` (the job's peak
+resident memory: the process high-water mark is reset when the job starts), ``worker``
+(host:pid), ``files`` (``{path: sha256}``), ``spec`` (a digest of the job's line with its inputs
+resolved) and ``run`` (the run's start time). While a job runs, ``OUT/.batch/running/<job>.json``
+names its process. One run at a time uses an output folder (a lock on ``OUT/.batch/lock``).
 
 **Resume.** A rerun skips a job when its latest record is ``ok``/``skipped`` for the same spec
 and every recorded file is still there with its recorded sha256; everything else (failed, never
@@ -404,7 +405,7 @@ def run_job(job: Any, out_dir: str, threads: int = 1, run_id: str = "") -> Dict[
     running = running_marker(out_dir, job.out)
     tmp = os.path.join(out_dir, STATE, "tmp", f"{_safe(job.out)}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     exact_peak = _reset_peak_rss()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         atomic_write_bytes_batch(running, json.dumps({"job": job.out, "host": socket.gethostname(),
                                                       "pid": os.getpid(), "started": time.time()}).encode())
@@ -428,6 +429,7 @@ def run_job(job: Any, out_dir: str, threads: int = 1, run_id: str = "") -> Dict[
         rec["traceback"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])
     finally:
         rec["seconds"] = round(time.perf_counter() - t0, 3)
+        rec["cpu_seconds"] = round(time.process_time() - c0, 3)
         peak = _peak_rss_mb()
         rec["peak_rss_mb"] = peak
         if not exact_peak:
@@ -467,6 +469,22 @@ def _complete(job: Job, rec: Optional[Dict[str, Any]], out_dir: str) -> bool:
         if not os.path.isfile(p) or _sha256(p) != digest:
             return False
     return True
+
+
+def _lock_out_dir(out_dir: str):
+    """An exclusive lock on ``OUT/.batch/lock`` for the run (``ValueError`` if another run holds
+    it): two runs in one folder would clean up and redo each other's jobs."""
+    f = open(os.path.join(out_dir, STATE, "lock"), "a+")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        return f
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise ValueError(f"another texgen batch run is using {out_dir}") from None
+    return f
 
 
 class _Report:
@@ -658,6 +676,8 @@ def run_batch(manifest: str, out_dir: str, workers: Optional[int] = None, ray: O
     n = cores if workers is None else workers
     threads = threads or max(1, cores // max(n, 1))
     out_dir = os.path.abspath(out_dir)
+    os.makedirs(os.path.join(out_dir, STATE), exist_ok=True)
+    lock = _lock_out_dir(out_dir)
     _clean_leftovers(out_dir)
     os.makedirs(os.path.join(out_dir, STATE, "tmp"), exist_ok=True)
     run_id = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -702,6 +722,7 @@ def run_batch(manifest: str, out_dir: str, workers: Optional[int] = None, ray: O
                 records.close()
     finally:
         report.close()
+        lock.close()  # releases the lock
         summary.seconds = time.perf_counter() - t0
     if log is not None:
         log(f"texgen batch: {summary.line()}; report: {os.path.join(out_dir, REPORT)}")
