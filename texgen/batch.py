@@ -556,12 +556,22 @@ def _pool_records(jobs: List[Job], out_dir: str, workers: int, threads: int, run
         for _ in range(min(workers, len(jobs))):
             slots.append(start())
         while True:
-            for s in slots:
-                if s["job"] is None and pending:
-                    s["job"], s["t0"] = pending.pop(), time.perf_counter()
-                    s["conn"].send((s["job"].to_dict(), run_id))
+            for i in range(len(slots)):
+                s = slots[i]
+                while s["job"] is None and pending and not s.get("dead"):
+                    if not s["proc"].is_alive():  # died while idle: replace it, nothing is lost
+                        s["conn"].close()
+                        slots[i] = s = start()
+                    job = pending.pop()
+                    try:
+                        s["conn"].send((job.to_dict(), run_id))
+                        s["job"], s["t0"] = job, time.perf_counter()
+                    except (OSError, ValueError):  # died between the check and the send
+                        pending.append(job)
+                        s["conn"].close()
+                        slots[i] = s = start()
             busy = [s for s in slots if s["job"] is not None]
-            if not busy:
+            if not busy:  # every live worker took a job while any was pending
                 return
             ready = set(wait([s["conn"] for s in busy] + [s["proc"].sentinel for s in busy]))
             for i, s in enumerate(slots):
