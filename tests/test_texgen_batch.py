@@ -159,7 +159,7 @@ def ray_out(ray_cluster, tmp_path_factory):
     first = _run_with_killer(manifest, out, ray="local")
     _check_first_run(first, out)
     victim = next(r for r in first.records if r["job"] == VICTIM)
-    assert "Worker" in victim["error"] or "died" in victim["error"], victim["error"]
+    assert "WorkerCrashedError" in victim["error"], victim["error"]
     trimesh.creation.icosphere(subdivisions=1).export(d / "bad.obj")
     second = _fix_and_resume(manifest, out, ray="local")
     return d, out, first, second
