@@ -18,16 +18,23 @@ from texgen.cli import main
 from texgen.demo import demo_mesh, ground_truth
 from texgen.export import export_glb
 
-BACKEND = os.environ.get("TEXGEN_TEST_BACKEND", "auto")
+from conftest import TEXGEN_BACKEND as BACKEND
 SMALL = {"render_size": 128, "texture_size": 128, "backend": BACKEND}
 VICTIM = "demo/victim.glb"
 BAD = "bad.glb"
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    """One local Ray cluster for the module (startup costs seconds)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+def ray_cluster(tmp_path_factory):
+    """One local Ray cluster for the module (startup costs seconds). Ray's workers start in the
+    driver's working directory and import from it first: started from the project root they
+    would test the source tree, not the package under test, so start it elsewhere."""
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ray_cwd"))
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    finally:
+        os.chdir(here)
     yield
     ray.shutdown()
 

@@ -611,6 +611,31 @@ def _pool_records(jobs: List[Job], out_dir: str, workers: int, threads: int, run
                 s["proc"].join(5)
 
 
+@contextlib.contextmanager
+def _same_modules_for_ray_workers(neutral_dir: str):
+    """While a local Ray cluster starts: Ray's workers start in the driver's working directory and
+    put it first on ``sys.path``, so from a source checkout they would import that tree's texgen
+    and render_npu, not the ones this process runs (the installed package, say). Start them in
+    ``neutral_dir`` and, when this texgen is not an installed one, put its folder on PYTHONPATH
+    (the workers inherit the environment)."""
+    import texgen
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(texgen.__file__)))
+    installed = os.path.basename(root) in ("site-packages", "dist-packages")
+    old_cwd, old_path = os.getcwd(), os.environ.get("PYTHONPATH")
+    try:
+        if not installed:
+            os.environ["PYTHONPATH"] = root + (os.pathsep + old_path if old_path else "")
+        os.chdir(neutral_dir)
+        yield
+    finally:
+        os.chdir(old_cwd)
+        if old_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old_path
+
+
 def _ray_records(jobs: List[Job], out_dir: str, ray_address: str, cores: int, threads: int,
                  run_id: str) -> Iterator[Dict]:
     try:
@@ -620,10 +645,9 @@ def _ray_records(jobs: List[Job], out_dir: str, ray_address: str, cores: int, th
     started = False
     if not ray.is_initialized():
         kw = dict(include_dashboard=False, log_to_driver=False)
-        # the workers must import this texgen: pass the driver's module path on
-        env = {k: os.environ[k] for k in ("PYTHONPATH", "RENDER_NPU_EXT_DIR") if k in os.environ}
         if ray_address == "local":
-            ray.init(num_cpus=cores, runtime_env={"env_vars": env} if env else None, **kw)
+            with _same_modules_for_ray_workers(out_dir):
+                ray.init(num_cpus=cores, **kw)
         else:
             ray.init(address=ray_address, **kw)
         started = True
