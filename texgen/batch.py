@@ -69,12 +69,8 @@ __all__ = ["Job", "BatchSummary", "load_manifest", "run_batch", "run_job", "read
 MODES = ("bake", "transfer", "demo")
 REPORT = "report.jsonl"
 STATE = ".batch"
-# job fields besides mode/out/options, per mode: (name, kind) with kind "path", "paths", "int", "bool"
-_FIELDS = {
-    "bake": (("mesh", "path"), ("views", "paths")),
-    "transfer": (("source", "path"), ("target", "path")),
-    "demo": (("subdivisions", "int"), ("ring", "bool")),
-}
+# job fields besides mode/out/options, per mode
+_FIELDS = {"bake": ("mesh", "views"), "transfer": ("source", "target"), "demo": ("subdivisions", "ring")}
 _REQUIRED = {"bake": ("mesh", "views"), "transfer": ("source", "target"), "demo": ()}
 # the batch decides these, not the manifest
 _RESERVED_OPTIONS = {"workers", "no_progress", "out", "o", "views", "subdivisions"}
@@ -97,12 +93,11 @@ class Job:
     out: str
     argv: Tuple[str, ...]
     ring: bool = True
-    inputs: Tuple[str, ...] = ()
     spec: str = ""
 
     def to_dict(self) -> Dict[str, Any]:
         return {"line": self.line, "mode": self.mode, "out": self.out, "argv": list(self.argv), "ring": self.ring,
-                "inputs": list(self.inputs), "spec": self.spec}
+                "spec": self.spec}
 
 
 @dataclass
@@ -165,7 +160,7 @@ def _job_from(obj: Any, line: int, base: str, where: str) -> Job:
     mode = obj.get("mode")
     if mode not in MODES:
         raise ValueError(f"{where}: mode must be one of {', '.join(MODES)}, got {mode!r}")
-    known = {"mode", "out", "options"} | {name for name, _ in _FIELDS[mode]}
+    known = {"mode", "out", "options", *_FIELDS[mode]}
     extra = sorted(set(obj) - known)
     if extra:
         raise ValueError(f"{where}: unknown field(s) {', '.join(map(repr, extra))} for mode {mode!r} "
@@ -191,7 +186,6 @@ def _job_from(obj: Any, line: int, base: str, where: str) -> Job:
             raise ValueError(f"{where}: {name!r} must be a path string, got {v!r}")
         return os.path.abspath(os.path.join(base, v))
 
-    inputs: List[str] = []
     ring = True
     if mode == "bake":
         views = obj["views"]
@@ -201,7 +195,7 @@ def _job_from(obj: Any, line: int, base: str, where: str) -> Job:
         argv = ["bake", inputs[0], "--views", *inputs[1:]]
     elif mode == "transfer":
         inputs = [path(obj["source"], "source"), path(obj["target"], "target")]
-        argv = ["transfer", *inputs, "-o", "placeholder.glb"]  # -o is required; the worker sets it
+        argv = ["transfer", *inputs]
     else:
         sub = obj.get("subdivisions", 4)
         if not isinstance(sub, int) or isinstance(sub, bool) or not 0 <= sub <= 7:
@@ -212,17 +206,14 @@ def _job_from(obj: Any, line: int, base: str, where: str) -> Job:
         argv = ["demo", "--subdivisions", str(sub)]
     argv += _option_flags(options, where)
     try:
-        args = _parse_cli(argv)
+        args = _parse_cli(argv + (["-o", "checked.glb"] if mode != "demo" else []))  # the worker sets -o
         from .cli import _check_sizes
 
         _check_sizes(args)
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
-    if mode == "transfer":
-        argv = argv[:3] + argv[5:]
     canon = json.dumps({"mode": mode, "out": norm, "argv": argv, "ring": ring}, sort_keys=True)
-    return Job(line, mode, norm.replace(os.sep, "/"), tuple(argv), ring, tuple(inputs),
-               hashlib.sha256(canon.encode()).hexdigest()[:16])
+    return Job(line, mode, norm.replace(os.sep, "/"), tuple(argv), ring, hashlib.sha256(canon.encode()).hexdigest()[:16])
 
 
 def load_manifest(path: str) -> List[Job]:
@@ -366,9 +357,7 @@ def _execute(job: Job, out_path: str, threads: int) -> None:
     from . import cli
 
     argv = list(job.argv) + ["--no-progress", "--workers", str(threads)]
-    if job.mode == "transfer":
-        argv += ["-o", out_path]
-    elif job.mode == "bake":
+    if job.mode != "demo":
         argv += ["-o", out_path]
     args = _parse_cli(argv)
     sink = io.StringIO()
@@ -395,8 +384,7 @@ def run_job(job: Any, out_dir: str, threads: int = 1, run_id: str = "") -> Dict[
     """Run one job (a :class:`Job` or its ``to_dict()``) in this process; never raises for the
     job's own failures. Returns its report record (see the module docstring)."""
     if isinstance(job, dict):
-        job = Job(job["line"], job["mode"], job["out"], tuple(job["argv"]), job["ring"], tuple(job["inputs"]),
-                  job["spec"])
+        job = Job(job["line"], job["mode"], job["out"], tuple(job["argv"]), job["ring"], job["spec"])
     out_dir = os.path.abspath(out_dir)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     rec: Dict[str, Any] = {"job": job.out, "line": job.line, "mode": job.mode, "status": "failed", "error": None,
