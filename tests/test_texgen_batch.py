@@ -139,7 +139,7 @@ def _check_first_run(summary, out):
             assert r["peak_rss_mb"] > 0 and r["cpu_seconds"] > 0 and r["files"]
             for rel in r["files"]:
                 assert (out / rel).is_file()
-    assert set(by_job["box/box.obj"]["files"]) == {"box/box.obj", "box/box.mtl", "box/texgen.png"}
+    assert set(by_job["box/box.obj"]["files"]) == {"box/box.obj", "box/box.mtl", "box/box.png"}
     # every record reached the report
     assert {r["job"] for r in read_report(out).values()} == set(by_job)
 
@@ -249,9 +249,11 @@ def test_resume_redoes_damaged_or_changed_jobs(inputs, tmp_path, capsys):
     ('{"mode": "demo", "out": "a.glb", "options": {"texture_size": 1}}', "texture-size"),
     ('{"mode": "demo", "out": "a.glb", "options": {"inpaint": "blur"}}', "invalid choice"),
     ('{"mode": "demo", "out": "a.glb", "options": {"workers": 4}}', "set by texgen batch"),
+    ('{"mode": "bake", "out": "a.glb", "mesh": "m.obj", "views": ["v.png"], "options": {"unwrap": "sometimes"}}',
+     "invalid choice"),
+    ('{"mode": "demo", "out": "a.glb", "options": {"fov": 200}}', "--fov"),
     ('{"mode": "demo", "out": "a.glb", "options": {"cameras": [1, 2]}}', "number, a string or a boolean"),
     ('{"mode": "demo", "out": "a.glb"}\n{"mode": "demo", "out": "A.glb"}', "also line 1"),
-    ('{"mode": "demo", "out": "a.obj"}\n{"mode": "demo", "out": "b.obj"}', "own folder"),
     ("# nothing\n", "holds no jobs"),
 ])
 def test_manifest_errors_name_the_line(tmp_path, capsys, line, msg):

@@ -12,8 +12,8 @@ folder; unique) and optional ``options``; input paths are relative to the manife
 ``bake`` and ``transfer`` are exactly ``texgen bake`` / ``texgen transfer`` (same defaults, same
 checks); ``options`` are their long flags with ``_`` for ``-`` (``texture_size``, ``render_size``,
 ``cameras``, ``projection``, ``distance``, ``ortho_half_width``, ``fov``, ``bake_exp``,
-``max_angle``, ``inpaint``, ``no_vertex_inpaint``, ``backend``, ``device``; ``true`` for a
-switch). ``demo`` is a synthetic job: :func:`~texgen.demo.demo_mesh` (``subdivisions``, ``ring``;
+``max_angle``, ``inpaint``, ``no_vertex_inpaint``, ``unwrap``, ``backend``, ``device``; ``true``
+for a switch). ``demo`` is a synthetic job: :func:`~texgen.demo.demo_mesh` (``subdivisions``, ``ring``;
 20 * 4**subdivisions body faces, about as many again for the ring) coloured per vertex with
 :func:`~texgen.demo.solid_color` is transferred onto a fresh, unwrapped copy of its geometry
 (``texgen demo``'s texturing step, without its previews and held-out views). Manifest errors (bad JSON, unknown mode or option, duplicate or
@@ -63,8 +63,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["Job", "BatchSummary", "load_manifest", "run_batch", "run_job", "read_report", "cpu_cores", "running_marker",
-           "atomic_write_bytes_batch"]
+__all__ = ["Job", "BatchSummary", "load_manifest", "run_batch", "run_job", "read_report", "cpu_cores", "running_marker"]
 
 MODES = ("bake", "transfer", "demo")
 REPORT = "report.jsonl"
@@ -73,7 +72,7 @@ STATE = ".batch"
 _FIELDS = {"bake": ("mesh", "views"), "transfer": ("source", "target"), "demo": ("subdivisions", "ring")}
 _REQUIRED = {"bake": ("mesh", "views"), "transfer": ("source", "target"), "demo": ()}
 # the batch decides these, not the manifest
-_RESERVED_OPTIONS = {"workers", "no_progress", "out", "o", "views", "subdivisions"}
+_RESERVED_OPTIONS = {"workers", "no_progress", "out", "o", "views", "subdivisions", "overwrite"}
 
 
 def cpu_cores() -> int:
@@ -207,9 +206,9 @@ def _job_from(obj: Any, line: int, base: str, where: str) -> Job:
     argv += _option_flags(options, where)
     try:
         args = _parse_cli(argv + (["-o", "checked.glb"] if mode != "demo" else []))  # the worker sets -o
-        from .cli import _check_sizes
+        from .cli import _check_options
 
-        _check_sizes(args)
+        _check_options(args)  # the device is checked where the job runs: the driver may have none
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     canon = json.dumps({"mode": mode, "out": norm, "argv": argv, "ring": ring}, sort_keys=True)
@@ -224,7 +223,6 @@ def load_manifest(path: str) -> List[Job]:
     base = os.path.dirname(os.path.abspath(path))
     jobs: List[Job] = []
     seen: Dict[str, int] = {}
-    obj_dirs: Dict[str, int] = {}
     with open(path, "r", encoding="utf-8") as f:
         for n, text in enumerate(f, 1):
             text = text.strip()
@@ -240,14 +238,6 @@ def load_manifest(path: str) -> List[Job]:
             if key in seen:
                 raise ValueError(f"{where}: output {job.out!r} is also line {seen[key]}'s")
             seen[key] = n
-            if job.out.lower().endswith(".obj"):
-                # every OBJ export names its texture texgen.png: one OBJ per folder
-                folder = os.path.dirname(key)
-                if folder in obj_dirs:
-                    raise ValueError(f"{where}: line {obj_dirs[folder]} already writes an .obj into "
-                                     f"{folder or 'the output folder'!r}; OBJ textures are all named "
-                                     f"texgen.png, so give each .obj job its own folder")
-                obj_dirs[folder] = n
             jobs.append(job)
     if not jobs:
         raise ValueError(f"manifest {path} holds no jobs")
@@ -256,24 +246,6 @@ def load_manifest(path: str) -> List[Job]:
 
 # ---------------------------------------------------------------------------------------------
 # one job (runs in a pool worker, a Ray task, or inline)
-
-def atomic_write_bytes_batch(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``
-    (readers see the old file or the whole new one). Batch's own helper: merge with export's
-    atomic writer when there is one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
 
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
@@ -360,6 +332,8 @@ def _execute(job: Job, out_path: str, threads: int) -> None:
     if job.mode != "demo":
         argv += ["-o", out_path]
     args = _parse_cli(argv)
+    vars(args).setdefault("unwrap", "auto")  # `texgen demo` has no --unwrap; its pipeline's is auto
+    cli._check_device(args)
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink):  # the commands' one-line reports
         if job.mode == "bake":
@@ -383,6 +357,8 @@ def _execute(job: Job, out_path: str, threads: int) -> None:
 def run_job(job: Any, out_dir: str, threads: int = 1, run_id: str = "") -> Dict[str, Any]:
     """Run one job (a :class:`Job` or its ``to_dict()``) in this process; never raises for the
     job's own failures. Returns its report record (see the module docstring)."""
+    from .files import write_file
+
     if isinstance(job, dict):
         job = Job(job["line"], job["mode"], job["out"], tuple(job["argv"]), job["ring"], job["spec"])
     out_dir = os.path.abspath(out_dir)
@@ -395,8 +371,9 @@ def run_job(job: Any, out_dir: str, threads: int = 1, run_id: str = "") -> Dict[
     exact_peak = _reset_peak_rss()
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        atomic_write_bytes_batch(running, json.dumps({"job": job.out, "host": socket.gethostname(),
-                                                      "pid": os.getpid(), "started": time.time()}).encode())
+        os.makedirs(os.path.dirname(running), exist_ok=True)
+        write_file(running, json.dumps({"job": job.out, "host": socket.gethostname(), "pid": os.getpid(),
+                                        "started": time.time()}))
         configure_threads(threads)
         os.makedirs(tmp)
         main = os.path.join(tmp, os.path.basename(job.out))
