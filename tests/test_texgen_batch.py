@@ -308,3 +308,14 @@ def test_one_run_per_output_folder(tmp_path):
             run_batch(str(manifest), str(tmp_path / "o"), workers=0, progress=False, log=None)
     finally:
         held.close()
+
+
+def test_job_warnings_go_into_the_report(inputs, tmp_path):
+    # the demo truth (radius 0.575) sits inside the radius-2 sphere: no view sees it
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"mode": "transfer", "source": str(inputs / "truth.glb"),
+                                    "target": str(inputs / "sphere.ply"), "out": "hidden.glb", "options": SMALL}))
+    summary = run_batch(str(manifest), str(tmp_path / "out"), workers=0, progress=False, log=None)
+    (rec,) = summary.records
+    assert rec["status"] == "ok"
+    assert any("covers only" in w for w in rec["warnings"]), rec["warnings"]

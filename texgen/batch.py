@@ -36,9 +36,9 @@ moves its files into place with ``os.replace`` (companions first, the ``.glb``/`
 a killed job never leaves a half-written file under its final name. Every finished, failed or
 skipped job appends one line to ``OUT/report.jsonl``: ``job`` (the out name), ``status``
 (``ok``, ``failed``, ``skipped``), ``error`` and ``traceback`` (failed jobs), ``seconds``,
-``cpu_seconds`` (the job process's CPU time, all its threads), ``peak_rss_mb`` (the job's peak
-resident memory: the process high-water mark is reset when the job starts), ``worker``
-(host:pid), ``files`` (``{path: sha256}``), ``spec`` (a digest of the job's line with its inputs
+``warnings`` (ok jobs), ``cpu_seconds`` (the job process's CPU time, all its threads),
+``peak_rss_mb`` (the job's peak resident memory: the process high-water mark is reset when the
+job starts), ``worker`` (host:pid), ``files`` (``{path: sha256}``), ``spec`` (a digest of the job's line with its inputs
 resolved) and ``run`` (the run's start time). While a job runs, ``OUT/.batch/running/<job>.json``
 names its process. One run at a time uses an output folder (a lock on ``OUT/.batch/lock``).
 
@@ -60,6 +60,7 @@ import sys
 import time
 import traceback
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -325,7 +326,7 @@ def configure_threads(threads: int) -> None:
         pass
 
 
-def _execute(job: Job, out_path: str, threads: int) -> None:
+def _execute(job: Job, out_path: str, threads: int) -> List[str]:
     from . import cli
 
     argv = list(job.argv) + ["--no-progress", "--workers", str(threads)]
@@ -335,7 +336,8 @@ def _execute(job: Job, out_path: str, threads: int) -> None:
     vars(args).setdefault("unwrap", "auto")  # `texgen demo` has no --unwrap; its pipeline's is auto
     cli._check_device(args)
     sink = io.StringIO()
-    with contextlib.redirect_stdout(sink):  # the commands' one-line reports
+    with contextlib.redirect_stdout(sink), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         if job.mode == "bake":
             cli._cmd_bake(args)
         elif job.mode == "transfer":
@@ -352,6 +354,8 @@ def _execute(job: Job, out_path: str, threads: int) -> None:
             pipe = cli._pipeline(args, args.render_size)
             result = pipe(Mesh(mesh.pos, mesh.pos_idx, name="demo-target"), TransferSource(truth))
             result.export(out_path)
+    # the job's warnings (a re-unwrapped atlas, ...) go into its record, not a worker's stderr
+    return list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
 
 
 def run_job(job: Any, out_dir: str, threads: int = 1, run_id: str = "") -> Dict[str, Any]:
@@ -377,7 +381,7 @@ def run_job(job: Any, out_dir: str, threads: int = 1, run_id: str = "") -> Dict[
         configure_threads(threads)
         os.makedirs(tmp)
         main = os.path.join(tmp, os.path.basename(job.out))
-        _execute(job, main, threads)
+        rec["warnings"] = _execute(job, main, threads)
         if not os.path.isfile(main):
             raise RuntimeError(f"the job wrote no {os.path.basename(job.out)}")
         dest = os.path.dirname(os.path.join(out_dir, job.out))
