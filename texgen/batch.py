@@ -64,7 +64,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["Job", "BatchSummary", "load_manifest", "run_batch", "run_job", "read_report", "cpu_cores", "running_marker"]
+__all__ = ["Job", "BatchSummary", "load_manifest", "run_batch", "run_job", "read_report", "cpu_cores", "running_marker",
+           "configure_threads"]
 
 MODES = ("bake", "transfer", "demo")
 REPORT = "report.jsonl"
