@@ -31,9 +31,9 @@ def _cpu() -> BackendStatus:
 
 def _torch() -> BackendStatus:
     try:
-        mod = importlib.import_module("render_npu.torch_backend")
+        mod = importlib.import_module("render_npu.backends.torch")
     except Exception as exc:
-        return BackendStatus(False, f"render_npu.torch_backend failed to import: {exc}")
+        return BackendStatus(False, f"render_npu.backends.torch failed to import: {exc}")
     return BackendStatus(True, "portable torch-ops tile rasterizer (NPU via torch_npu, CUDA, CPU)", mod.rasterize)
 
 

@@ -4,7 +4,7 @@ and screen binning done by torch ops.
 Pipeline (every step is torch tensor code, so it runs where the tensors are):
 
 1. setup: clip, project, snap to 1/256 pixel, exact integer edge equations, depth, perspective
-   coefficients -- the torch backend's setup (``render_npu.torch_backend``), converted to the
+   coefficients -- the torch backend's setup (``render_npu.backends.torch.setup``), converted to the
    kernel's records and pixel boxes, a :class:`PieceTables`. ``setup="reference"`` builds the same
    tables from the reference's own functions (exact, slow; tests and debugging).
 2. binning: which 16 x 16 screen tiles each piece's pixel box touches -- :class:`TileBins`.
@@ -81,36 +81,28 @@ class TileBins:
 def pieces_from_torch(inp) -> PieceTables:
     """The torch backend's setup (all faces at once, torch ops on the input device), converted to
     the kernel's records: one gather of the pieces in (batch, face, fan) order and a few
-    element-wise ops, O(pieces). The torch backend's own tables are not laid out for per-row DMA
-    (rows of 24 and 40 bytes), hence the conversion.
+    element-wise ops, O(pieces). The torch backend's own tables are component-major (long rows
+    vectorize there) and not laid out for per-row DMA, hence the conversion. Same arithmetic as
+    the torch backend, so the two agree exactly on coverage; q1, q2 are rebuilt as q0 + (q_i - q0),
+    exact when q_i and q0 are within a factor 2. (ascendc depends on torch, never the reverse.)"""
+    from .backends.torch import setup as ts
 
-    Uses ``torch_backend.fine_raster_tables(inp)`` if the torch backend provides it (a stable
-    hook: it must return a :class:`PieceTables`), else reads its private setup tables."""
-    from . import torch_backend
-
-    hook = getattr(torch_backend, "fine_raster_tables", None)
-    if hook is not None:
-        return hook(inp)
-    setup = getattr(torch_backend, "setup", None) or getattr(torch_backend, "_setup")
-    p = setup(inp.pos, inp.faces, inp.height, inp.width, inp.viewport, inp.cull_backfaces)
-    P = int(p.count)
-    if hasattr(p, "ftab"):  # layout of the first torch backend: itab (A, B, C, bias), ftab as the kernel's
-        return PieceTables(p.itab[:P], p.ftab[:P], p.box[:P], P)
-    # itab int64 (NA, B, CB, C): E = B py - NA px + C, covered iff E >= C - CB; rtab float32
-    # (q0, q1 - q0, q2 - q0, 1/area, zx, zy); vtab float32 (c[9], id); box [N, 2, 2] (x0, y0), (nx, ny)
-    cand = p.cand[:P]
-    it = p.itab[cand]
-    itab = torch.cat((-it[:, 0:3], it[:, 3:6], it[:, 9:12], it[:, 9:12] - it[:, 6:9]), 1)
-    r = p.rtab[cand]
-    v = p.vtab[cand]
-    ftab = torch.zeros((P, REC_F_WORDS), dtype=torch.float32, device=it.device)
-    ftab[:, 0] = r[:, 0]
-    ftab[:, 1:3] = r[:, 0:1] + r[:, 1:3]  # q_i = q0 + (q_i - q0): exact when q_i, q0 are within 2x
-    ftab[:, 3:12] = v[:, 0:9]
-    ftab[:, 12] = v[:, 9]
-    ftab[:, 15] = r[:, 3]
-    b = p.box[cand]
-    box = torch.stack((b[:, 0, 0], b[:, 0, 1], b[:, 1, 0], b[:, 1, 1], p.batch[cand]), 1)
+    dev = inp.pos.device
+    pc = ts.setup_pieces(inp)
+    if pc is None:
+        return PieceTables(torch.zeros((0, REC_I_WORDS), dtype=torch.int64, device=dev),
+                           torch.zeros((0, REC_F_WORDS), dtype=torch.float32, device=dev),
+                           torch.zeros((0, 5), dtype=torch.int64, device=dev), 0)
+    P = pc.count
+    cand = pc.cand[:P]
+    it = ts._cols(pc.itab, cand)
+    # itab (NA, B, Cb, C) with E = B py - NA px + C, covered iff E >= C - Cb -> (A, B, C, bias)
+    itab = torch.cat((-it[ts._I_NA], it[ts._I_B], it[ts._I_C], it[ts._I_C] - it[ts._I_CB])).t().contiguous()
+    f = ts._cols(pc.ftab, cand)
+    q0 = f[ts._R_Q0:ts._R_Q0 + 1]
+    ftab = torch.cat((q0, q0 + f[ts._R_DQ], f[ts._R_C], f[ts._R_ID:ts._R_ID + 1], f[ts._R_ZX:ts._R_ZY + 1],
+                      f[ts._R_INVAREA:ts._R_INVAREA + 1])).t().contiguous()
+    box = torch.cat((ts._cols(pc.box, cand), pc.batch.index_select(0, cand)[None])).t().contiguous()
     return PieceTables(itab, ftab, box, P)
 
 
@@ -391,10 +383,10 @@ def _load_op_library() -> str:
 
 def _torch_setup_available() -> bool:
     try:
-        from . import torch_backend
+        from .backends.torch import setup  # noqa: F401
     except Exception:  # noqa: BLE001
         return False
-    return hasattr(torch_backend, "setup") or hasattr(torch_backend, "_setup")
+    return True
 
 
 def status() -> Tuple[bool, str]:
@@ -414,7 +406,7 @@ def status() -> Tuple[bool, str]:
     elif not (hasattr(torch, "npu") and torch.npu.is_available()):
         _status = (False, "torch_npu imported but no NPU is available")
     elif not _torch_setup_available():
-        _status = (False, "render_npu.torch_backend (which does the setup for the AscendC kernel) is unavailable")
+        _status = (False, "render_npu.backends.torch (which does the setup for the AscendC kernel) is unavailable")
     else:
         _status = (True, "AscendC fine-raster kernel (torch_npu custom op) after torch-op setup and binning")
     return _status

@@ -1,4 +1,4 @@
-"""The portable torch backend (render_npu/torch_backend.py, ``backend="torch"``).
+"""The portable torch backend (render_npu/backends/torch/, ``backend="torch"``).
 
 * agreement with the reference: hypothesis soups (w <= 0 vertices, near-plane crossings,
   guard-band clipping, wildly scaled vertices, degenerate and duplicate triangles, non-finite
@@ -28,8 +28,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import render_npu
 from agreement import assert_agree
-from render_npu import _validate, reference
-from render_npu import torch_backend as tb
+from render_npu import _validate, reference, testing
+from render_npu.backends import torch as tb
 from render_npu.meshes import look_at, orthographic, perspective, sphere_with_faces, to_clip
 
 
@@ -283,7 +283,7 @@ def test_op_count_independent_of_faces_and_resolution():
     for n_faces, res in ((800, 64), (3200, 64), (3200, 96)):
         pos, faces = sphere(n_faces)
         inp = inputs(pos, faces, res, res)
-        _, n = tb.count_ops(tb.rasterize, inp, static_shapes=True)
+        _, n = testing.count_ops(tb.rasterize, inp, static_shapes=True)
         counts[(n_faces, res)] = n.total
         chunks.add(n.by_name["scatter_reduce_"])  # one per raster chunk
     assert len(chunks) == 1 and len(set(counts.values())) == 1, counts
@@ -291,8 +291,8 @@ def test_op_count_independent_of_faces_and_resolution():
     pos, faces = sphere(1500)
     inp1 = inputs(pos, faces, 80, 80)
     inp4 = inputs(pos, np.concatenate([faces] * 4), 80, 80)
-    n1 = tb.count_ops(tb.rasterize, inp1)[1].total
-    n4 = tb.count_ops(tb.rasterize, inp4)[1].total
+    n1 = testing.count_ops(tb.rasterize, inp1)[1].total
+    n4 = testing.count_ops(tb.rasterize, inp4)[1].total
     assert n1 == n4, (n1, n4)
 
 
@@ -304,8 +304,8 @@ def test_host_syncs_are_constant():
               (sphere(20000), 128, {"memory_budget": 1 << 20}),
               (sphere(20000), 128, {"static_shapes": True, "edge_arith": "float32"})]
     for (pos, faces), res, opts in scenes:
-        _, n = tb.count_ops(tb.rasterize, inputs(pos, faces, res, res), **opts)
-        assert n.syncs == 3, (len(faces), res, opts, n.syncs, {k: v for k, v in n.by_name.items() if k in tb.SYNC_OPS})
+        _, n = testing.count_ops(tb.rasterize, inputs(pos, faces, res, res), **opts)
+        assert n.syncs == 3, (len(faces), res, opts, n.syncs, {k: v for k, v in n.by_name.items() if k in testing.SYNC_OPS})
 
 
 _FACTORIES = {"arange", "full", "zeros", "ones", "empty", "empty_strided", "eye", "scalar_tensor", "lift_fresh",
@@ -364,7 +364,7 @@ def test_peak_memory_bounded_by_budget():
     peaks = {}
     for budget in (1 << 20, 4 << 20, 64 << 20):
         for ea in ("int64", "float32"):
-            res, peak = tb.peak_tensor_bytes(tb.rasterize, inp, memory_budget=budget, edge_arith=ea)
+            res, peak = testing.peak_tensor_bytes(tb.rasterize, inp, memory_budget=budget, edge_arith=ea)
             assert peak <= outputs + budget + fixed, (budget, ea, peak, outputs + budget + fixed)
             peaks[(budget, ea)] = peak
     assert peaks[(1 << 20, "int64")] < peaks[(64 << 20, "int64")]

@@ -1,0 +1,456 @@
+"""Torch backend, stage 1: options, the candidate tables and triangle setup (clip, snap, edge
+equations, depth and barycentric coefficients, ranks). See render_npu/backends/torch/__init__.py
+and docs/torch_backend.md."""
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional, Tuple
+
+import torch
+
+SUBPIXEL = 256  # fixed-point steps per pixel, as the reference
+HALF = SUBPIXEL // 2
+GUARD_BAND = 128.0  # clip planes |x|, |y| <= G w, as the reference
+DEFAULT_MEMORY_BUDGET = 256 << 20  # bytes of scratch per chunk (setup, raster and resolve loops)
+MIN_MEMORY_BUDGET = 1 << 20
+_STAMP_SIZES = (4, 8, 16, 32)  # candidate stamp sides in pixels (dynamic mode)
+STATIC_STAMP_SIZE = 8  # default stamp side in static mode
+MAX_STAMP_SIZE = 64
+_CLIP_CAP = 16  # polygon capacity of the clipper (a triangle clipped by 6 planes has <= 9)
+_FAN = _CLIP_CAP - 2  # fan pieces per clipped triangle (slots; most stay empty)
+# Visibility depth d' = z / 8 + 3 / 8: in [1/4, 1/2) for z in [-1, 1], so its float32 bits are
+# positive, order like the values and stay below 2**30; uncovered pixels get bits >= 2**30.
+_DEPTH_SCALE, _DEPTH_BIAS = 0.125, 0.375
+_UNCOVERED_BIT = 30
+_STEEP = 4096.0  # |dz/dx| + |dz/dy| per pixel above which a piece's depth is taken as constant
+_I64_MAX = (1 << 63) - 1
+_EMPTY_BELOW = (1 << _UNCOVERED_BIT) << 32  # keys below this are covered pixels
+_SPLIT = 14  # bits of the low part in the float32 edge arithmetic
+# As the reference: a piece with a snapped coordinate beyond 2**29 in magnitude (float32 clipping of
+# wildly scaled inputs broke down) or a non-finite depth covers nothing; this also bounds |dx|, |dy|.
+MAX_FIXED = float(2 ** 29)
+
+# Scratch bytes per unit of work (upper bounds over the live tensors of one chunk):
+_BYTES_PER_STAMP_PIXEL = {"int64": 32, "float32": 40}  # bools, depth, key, index (+ float temporaries)
+_BYTES_PER_CANDIDATE = 700  # setup temporaries per face (or clip fan slot)
+_BYTES_PER_CLIPPED_FACE = 9000  # clipper polygons ([16 x 7] floats, a few copies per plane)
+_BYTES_PER_RESOLVE_PIXEL = 400  # gathered table columns, edge values, results
+# On CPU, temporaries above glibc's mmap threshold (<= 32 MiB) are mapped and unmapped per op and
+# page faults then cost more than the arithmetic (measured: 5-10x slower per element), so chunks
+# are also capped to keep every temporary at a few MiB; a caching allocator (CUDA, NPU) has no
+# such cost and chunks follow memory_budget alone.
+_CPU_CAP = {"stamp_pixels": 1 << 18, "candidates": 1 << 16, "clipped": 1 << 12, "resolve": 1 << 16}
+
+# Candidate tables, component-major ([rows, N + 1]: long contiguous rows vectorize; a [N, 3]
+# layout is ~10x slower per element on CPU). A candidate is a plain face or one fan slot of a
+# clipped face; invalid ones stay in the tables (cheaper than compacting) and are never binned.
+# Column N is a dummy piece that covers nothing (padding of static-shape chunks).
+# itab int64 [12, N + 1]: E_i(px, py) = B_i py - NA_i px + C_i (i = edge opposite vertex i,
+# orientation normalised to positive area); covered iff E_i >= bias_i (top-left rule: bias_i = 0
+# on edges going down or exactly left, else 1), i.e. B_i py - NA_i px + Cb_i >= 0, Cb = C - bias.
+# The raster reads rows 0..8, the resolve rows 0..5 and 9..11 (ftab: rows 0..3 and 6..15).
+_I_NA, _I_B, _I_CB, _I_C = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12)
+_NI_RASTER = 9
+# ftab float32 [16, N + 1]: q0, q1 - q0, q2 - q0 (NDC depth at the vertices), 1 / area (area in
+# fixed-point units squared), dz/dpx, dz/dpy (per pixel) -- the raster reads rows 0..5 --;
+# c[i][k] = beta_ik / w_i * min_j w_j (row 6 + 3 i + k; barycentrics are invariant to the scale,
+# this keeps them in [0, 1]); the parent triangle id (exact in float32: ids < 2**24).
+_R_Q0, _R_DQ, _R_INVAREA, _R_ZX, _R_ZY, _R_C, _R_ID = 0, slice(1, 3), 3, 4, 5, slice(6, 15), 15
+_NR_RASTER = 6
+
+
+class _Pieces(NamedTuple):
+    itab: torch.Tensor
+    ftab: torch.Tensor
+    box: torch.Tensor  # int64 [4, N]: x0, y0 (first pixel), nx, ny (pixel counts; valid where nst > 0)
+    batch: torch.Tensor  # int64 [N]
+    cls: torch.Tensor  # int64 [N]: stamp size class (index into the sizes)
+    nst: torch.Tensor  # int64 [N]: number of stamps (0 for candidates that are not pieces)
+    rank: torch.Tensor  # int64 [N]: position in (batch, face, fan) order among pieces (valid where nst > 0)
+    cand: torch.Tensor  # int64 [P + 1]: candidate of each rank; cand[P] = N (the dummy)
+    count: int  # P, the number of pieces
+    dummy: int  # N
+    blocks: List[Tuple[int, int, List[int]]]  # candidate ranges (c0, c1) and their stamp counts per class
+
+
+class _Chunks(NamedTuple):
+    """Chunk sizes (units of work per chunk) of the three loops."""
+    candidates: int
+    clipped: int
+    stamp_pixels: int
+    resolve: int
+
+
+def _chunks(memory_budget: int, device: torch.device) -> _Chunks:
+    sizes = {"candidates": memory_budget // _BYTES_PER_CANDIDATE,
+             "clipped": memory_budget // _BYTES_PER_CLIPPED_FACE,
+             "stamp_pixels": memory_budget // max(_BYTES_PER_STAMP_PIXEL.values()),
+             "resolve": memory_budget // _BYTES_PER_RESOLVE_PIXEL}
+    if device.type == "cpu":
+        sizes = {k: min(v, _CPU_CAP[k]) for k, v in sizes.items()}
+    return _Chunks(**{k: max(1, v) for k, v in sizes.items()})
+
+
+# ----------------------------------------------------------------------------- options
+
+def default_edge_arith(device: torch.device) -> str:
+    """``"int64"`` where int64 multiply is fast (CPU, CUDA), ``"float32"`` elsewhere (NPU, ...)."""
+    return "int64" if device.type in ("cpu", "cuda") else "float32"
+
+
+def _check_options(memory_budget, edge_arith, stamp_size, static_shapes, device) -> Tuple[int, str]:
+    if memory_budget is None:
+        memory_budget = DEFAULT_MEMORY_BUDGET
+    if isinstance(memory_budget, bool) or not isinstance(memory_budget, int):
+        raise TypeError(f"memory_budget must be an int (bytes), got {type(memory_budget).__name__}")
+    if memory_budget < MIN_MEMORY_BUDGET:
+        raise ValueError(f"memory_budget must be at least {MIN_MEMORY_BUDGET} bytes (1 MiB), got {memory_budget}")
+    if edge_arith == "auto":
+        edge_arith = default_edge_arith(device)
+    if edge_arith not in ("int64", "float32"):
+        raise ValueError(f"edge_arith must be 'auto', 'int64' or 'float32', got {edge_arith!r}")
+    if stamp_size is not None:
+        if not static_shapes:
+            raise ValueError("stamp_size is a static-shape option; pass static_shapes=True with it")
+        if (isinstance(stamp_size, bool) or not isinstance(stamp_size, int) or not 1 <= stamp_size <= MAX_STAMP_SIZE
+                or stamp_size & (stamp_size - 1)):
+            raise ValueError(f"stamp_size must be a power of two in 1..{MAX_STAMP_SIZE}, got {stamp_size!r}")
+    return memory_budget, edge_arith
+
+
+def _cols(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Columns ``idx`` (int64 [n]) of a [rows, N] table -> [rows, n]. ``gather`` with an expanded
+    index: on CPU 4x faster than ``index_select(1, idx)`` or ``table[:, idx]``."""
+    return torch.gather(table, 1, idx.expand(table.shape[0], idx.shape[0]))
+
+
+def _host(t: torch.Tensor) -> list:
+    """Copy a small tensor to the host: the backend's only kind of device -> host sync besides
+    ``nonzero``. ``copy=True`` makes the copy an op even on CPU, so :func:`count_ops` sees it."""
+    return t.to("cpu", copy=True).tolist()
+
+
+# ----------------------------------------------------------------------------- setup
+
+def _screen(size: int, viewport: str) -> Tuple[float, float]:
+    """(A, B) with ``s = X * A + B`` (values exactly representable in float32, as the reference's)."""
+    if viewport == "align_corners":
+        return 0.5 * (size - 1), 0.5 * (size - 1) + 0.5
+    return 0.5 * size, 0.5 * size
+
+
+def _snap(X: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """float32 NDC -> fixed-point screen coordinate, ``rint((X * a + b) * 256)`` (float32, integral)."""
+    return torch.round((X * a + b) * float(SUBPIXEL))  # three float32 roundings, no FMA: as numpy
+
+
+def _plane_distance(plane: int, x, y, z, w):
+    """The reference's plane_distance, same float32 operations."""
+    if plane == 0:
+        return z + w
+    if plane == 1:
+        return w - z
+    gw = w * GUARD_BAND
+    return (gw - x, gw + x, gw - y, gw + y)[plane - 2]
+
+
+def _outside_any(x, y, z, w) -> torch.Tensor:
+    """bool: clip-space points outside some clip plane (the reference's distance < 0)."""
+    gw = w * GUARD_BAND
+    # fl(a - b) < 0 iff a < b (correct rounding keeps the sign), so plain comparisons suffice
+    return (z < -w) | (z > w) | (x > gw) | (x < -gw) | (y > gw) | (y < -gw)
+
+
+def _clip(V: torch.Tensor):
+    """Sutherland-Hodgman of M triangles (float32 [M, 3, 4]) against the six planes, vectorized.
+
+    Mirrors ``reference.clip_triangle`` operation for operation. Returns (P [M, CAP, 4] clip-space
+    vertices, beta [M, CAP, 3] barycentrics w.r.t. the parent, n [M] vertex counts (0 when fewer
+    than 3 remain), overflow [] int64: polygons that would exceed the capacity).
+    """
+    M, dev, CAP = V.shape[0], V.device, _CLIP_CAP
+    P = torch.zeros((M, CAP, 4), dtype=torch.float32, device=dev)
+    P[:, :3] = V
+    Bt = torch.zeros((M, CAP, 3), dtype=torch.float32, device=dev)
+    Bt[:, :3] = torch.eye(3, dtype=torch.float32, device=dev)
+    n = torch.full((M,), 3, dtype=torch.int64, device=dev)
+    slot = torch.arange(CAP, device=dev)
+    overflow = torch.zeros((), dtype=torch.int64, device=dev)
+    for plane in range(6):
+        x, y, z, w = P.unbind(-1)
+        d = _plane_distance(plane, x, y, z, w)  # [M, CAP]
+        nn = n[:, None]
+        valid = slot < nn
+        j = torch.where(slot + 1 < nn, slot + 1, 0)  # next vertex, cyclic
+        Pb = torch.gather(P, 1, j[..., None].expand(-1, -1, 4))
+        Bb = torch.gather(Bt, 1, j[..., None].expand(-1, -1, 3))
+        db = torch.gather(d, 1, j)
+        ina, inb = d >= 0, db >= 0
+        # the cut is interpolated from the inside vertex: (vi, di) inside, (vo, do) outside
+        ia = ina[..., None]
+        Pi, Po = torch.where(ia, P, Pb), torch.where(ia, Pb, P)
+        Bi, Bo = torch.where(ia, Bt, Bb), torch.where(ia, Bb, Bt)
+        di, do = torch.where(ina, d, db), torch.where(ina, db, d)
+        t = (di / (di - do))[..., None]
+        Px = Pi + t * (Po - Pi)
+        Bx = Bi + t * (Bo - Bi)
+        # candidates in the reference's order: vertex a (if inside), then the cut (if crossing)
+        emit = torch.stack((valid & ina, valid & (ina != inb)), 2).reshape(M, 2 * CAP)
+        candP = torch.stack((P, Px), 2).reshape(M, 2 * CAP, 4)
+        candB = torch.stack((Bt, Bx), 2).reshape(M, 2 * CAP, 3)
+        pos = torch.cumsum(emit, 1) - 1
+        n_new = emit.sum(1)
+        pos = torch.where(emit & (pos < CAP), pos, CAP)  # slot CAP collects the rest
+        P = torch.zeros((M, CAP + 1, 4), dtype=torch.float32, device=dev).scatter_(
+            1, pos[..., None].expand(-1, -1, 4), candP)[:, :CAP]
+        Bt = torch.zeros((M, CAP + 1, 3), dtype=torch.float32, device=dev).scatter_(
+            1, pos[..., None].expand(-1, -1, 3), candB)[:, :CAP]
+        overflow = overflow + (n_new > CAP).sum()
+        n = torch.where(n_new < 3, 0, n_new)
+    return P, Bt, n, overflow
+
+
+def _snapped_ok(v: torch.Tensor) -> torch.Tensor:
+    """bool [...]: snapped vertices v (float32 [4, ...]: fx, fy, q, w) usable by a piece, as the
+    reference decides: |fx|, |fy| <= 2**29 (NaN fails) and q finite."""
+    return (v[0].abs() <= MAX_FIXED) & (v[1].abs() <= MAX_FIXED) & torch.isfinite(v[2])
+
+
+def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[torch.Tensor], H: int, W: int,
+                cull: bool, sizes, itab: torch.Tensor, ftab: torch.Tensor, box: torch.Tensor, cls: torch.Tensor,
+                nst: torch.Tensor) -> torch.Tensor:
+    """Set up n candidate pieces into table columns (``itab``, ``ftab``, ``box``, ``cls``, ``nst``
+    are views of n columns, written in place). Returns the stamp count per size class (int64
+    [len(sizes)]); candidates that are not pieces get nst = 0.
+
+    XY int64 [2, 3, n]: snapped fixed-point x, y of the three vertices (0 where not ok); ok bool
+    [n]: the candidate exists and its snapped values are finite; ``permuted(perm)`` with perm int64
+    [3, n] (piece vertex -> candidate vertex) returns cand float32 [4, 3, n] (fx, fy, NDC depth q,
+    clip w) in that vertex order; beta float32 [3, 3, n] (vertex i, parent vertex k) or None for
+    the identity (unclipped faces).
+    """
+    X, Y = XY[0], XY[1]
+    signed = (X[1] - X[0]) * (Y[2] - Y[0]) - (X[2] - X[0]) * (Y[1] - Y[0])  # twice the signed area
+    ok = ok & ((signed > 0) if cull else (signed != 0))
+    # Canonical vertex order: the lowest (y, x) first, then counter-clockwise (positive area; the
+    # edge functions equal the reference's orientation-normalised ones). Everything below then
+    # depends on the triangle only, not on the order of its vertices: exactly coincident
+    # triangles get bitwise equal depths, so the lowest id wins as the contract requires.
+    key = Y * (1 << 31) + X  # |X|, |Y| < 2**29
+    r = torch.where(key[0] <= key[1], torch.where(key[0] <= key[2], 0, 2), torch.where(key[1] <= key[2], 1, 2))
+    neg = (signed < 0).long()
+    perm = torch.stack((r, (r + 1 + neg) % 3, (r + 2 - neg) % 3))  # [3, n]: piece vertex -> input vertex
+    cand = permuted(perm)
+    XY = torch.where(ok, cand[:2], 0.0).long()  # exact: integral floats below 2**29
+    del key, r, neg, signed
+    # edge i runs from vertex a = (i + 1) % 3 to b = (i + 2) % 3; row by row, straight into the
+    # table (cheaper than rolled [2, 3, n] intermediates)
+    X, Y = XY[0], XY[1]
+    for i in range(3):
+        a, b = (i + 1) % 3, (i + 2) % 3
+        dx, dy = X[b] - X[a], Y[b] - Y[a]
+        torch.mul(dy, SUBPIXEL, out=itab[i])  # NA
+        torch.mul(dx, SUBPIXEL, out=itab[3 + i])  # B
+        c = torch.sub(dx * (HALF - Y[a]), dy * (HALF - X[a]), out=itab[9 + i])  # C
+        torch.sub(c, ((dy > 0) | ((dy == 0) & (dx >= 0))).long(), out=itab[6 + i])  # Cb: top-left bias
+        if i == 2:
+            area = dx * (Y[2] - Y[0]) - dy * (X[2] - X[0])  # twice the area, > 0 for pieces
+    del dx, dy, c
+
+    # pixel box: pixels whose centre 256 p + 128 lies within the vertices' range (the reference's);
+    # ceil((v - 128) / 256) = (v + 127) >> 8 and floor((v - 128) / 256) = (v - 128) >> 8
+    lo = ((torch.minimum(torch.minimum(XY[:, 0], XY[:, 1]), XY[:, 2]) + (HALF - 1)) >> 8).clamp_min_(0)  # [2, n]
+    hi = (torch.maximum(torch.maximum(XY[:, 0], XY[:, 1]), XY[:, 2]) - HALF) >> 8
+    hi[0].clamp_max_(W - 1)
+    hi[1].clamp_max_(H - 1)
+    ok = ok & (lo[0] <= hi[0]) & (lo[1] <= hi[1])
+    box[:2] = lo
+    nxy = torch.sub(hi, lo - 1, out=box[2:]) * ok
+    del XY, lo, hi
+    # stamp size: the cheapest class per piece (elementwise; argmin over a short dim is slow)
+    best = None
+    for k, S in enumerate(sizes):
+        sh = S.bit_length() - 1
+        n = ((nxy[0] + (S - 1)) >> sh) * ((nxy[1] + (S - 1)) >> sh)
+        if best is None:
+            cls.zero_()
+            nst.copy_(n)
+            best = _stamp_cost(n, S)
+        else:
+            cost = _stamp_cost(n, S)
+            better = cost < best
+            best = torch.minimum(best, cost)
+            cls.masked_fill_(better, k)
+            torch.where(better, n, nst, out=nst)
+    counts = torch.stack([(nst * (cls == k)).sum() for k in range(len(sizes))]) if len(sizes) > 1 else nst.sum()[None]
+
+    # depth: z = sum_i q_i E_i / area, so dz/dpx = -(NA_1 (q1 - q0) + NA_2 (q2 - q0)) / area
+    q = cand[2]
+    torch.sub(q[1:], q[:1], out=ftab[_R_DQ])
+    dq = ftab[_R_DQ]
+    ftab[_R_Q0] = q[0]
+    inv_area = torch.reciprocal(area.clamp_min_(1).float(), out=ftab[_R_INVAREA])
+    na, b = itab[1:3].float(), itab[4:6].float()
+    zx = -(na[0] * dq[0] + na[1] * dq[1]) * inv_area
+    zy = (b[0] * dq[0] + b[1] * dq[1]) * inv_area
+    # a piece this steep is under 1e-3 px thick: every pixel it covers is within the contract's
+    # edge tolerance, and a constant depth keeps the float32 depth keys well-behaved
+    flat = (zx.abs() + zy.abs()) <= _STEEP
+    torch.mul(zx, flat, out=ftab[_R_ZX])
+    torch.mul(zy, flat, out=ftab[_R_ZY])
+
+    # perspective barycentric coefficients beta_ik / w_i * min_j w_j (i: piece vertex, k: parent vertex)
+    w = cand[3]
+    rw = torch.minimum(torch.minimum(w[0], w[1]), w[2]) / w  # [3, n]
+    c = ftab[_R_C].view(3, 3, -1)
+    if beta is None:  # beta_ik = 1 where piece vertex i is parent vertex k = perm[i]
+        c.zero_()
+        c.scatter_(1, perm[:, None], rw[:, None])
+    else:
+        torch.mul(torch.gather(beta, 0, perm[:, None].expand(3, 3, -1)), rw[:, None], out=c)
+    return counts
+
+
+def _stamp_cost(n_stamps: torch.Tensor, S: int) -> torch.Tensor:
+    """Relative cost of rasterizing ``n_stamps`` stamps of side S (eager CPU, measured): ~10 ops
+    per stamp pixel, ~8 ops on per-stamp row/column tables, ~40 per-stamp ops and gathers."""
+    return n_stamps * (10 * S * S + 24 * S + 60)
+
+
+def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str, cull: bool,
+           chunks: _Chunks, sizes) -> _Pieces:
+    """Triangle setup for all faces and batch entries (see the module docstring); the candidates
+    are set up in blocks, which the raster loop then walks in the same order.
+
+    pos: float32 [B, V, 4]; faces: int32 [F, 3]. Two host syncs (the number of triangles that
+    need clipping; the number of pieces with the per-block stamp counts).
+    """
+    dev = pos.device
+    B, V, F = pos.shape[0], pos.shape[1], faces.shape[0]
+    G = B * F
+    ax, bx = _screen(W, viewport)
+    ay, by = _screen(H, viewport)
+    fidx = faces.long().t()  # [3, F]
+
+    # per-vertex projection: a vertex shared by many faces is projected once (same result)
+    pt = pos.permute(2, 0, 1).reshape(4, B * V)
+    x, y, z, w = pt
+    vt = torch.stack((_snap(x / w, ax, bx), _snap(y / w, ay, by), z / w, w))  # [4, B*V]
+    vok = torch.isfinite(pt).all(0)
+    vin = vok & ~_outside_any(x, y, z, w)
+    vfin = _snapped_ok(vt)  # w = 0 makes the snapped values NaN
+    # exact int64 fixed-point coordinates, once per vertex (0 where not finite: never used then)
+    vxy = torch.where(vfin, vt[:2], 0.0).long()  # integral floats below 2**29 where it matters
+    del pt, x, y, z, w
+
+    def vertex_ids(g0: int, g1: int) -> torch.Tensor:  # [3, n] vertex indices of faces g0..g1
+        g = torch.arange(g0, g1, device=dev)
+        b = torch.div(g, F, rounding_mode="floor")
+        return fidx[:, g - b * F] + b * V
+
+    vid = (vertex_ids(0, G) if B > 1 else fidx).reshape(-1)
+    fplain = vin.index_select(0, vid).view(3, G).all(0)
+    gclip = torch.nonzero(vok.index_select(0, vid).view(3, G).all(0) & ~fplain).squeeze(1)  # host sync 1
+    del vid
+    M = gclip.shape[0]
+    N = G + M * _FAN
+
+    itab = torch.empty((12, N + 1), dtype=torch.int64, device=dev)
+    ftab = torch.empty((16, N + 1), dtype=torch.float32, device=dev)
+    box = torch.empty((4, N), dtype=torch.int64, device=dev)
+    cls = torch.empty((N,), dtype=torch.int64, device=dev)
+    nst = torch.empty((N,), dtype=torch.int64, device=dev)
+    batch = torch.empty((N,), dtype=torch.int64, device=dev)
+    ranges, counts = [], []
+
+    def block(c0, c1, XY, exists, permuted, beta):
+        sl = slice(c0, c1)
+        ranges.append((c0, c1))
+        counts.append(_candidates(XY, exists, permuted, beta, H, W, cull, sizes, itab[:, sl], ftab[:, sl],
+                                  box[:, sl], cls[sl], nst[sl]))
+
+    # plain faces, in chunks
+    for g0 in range(0, G, chunks.candidates):
+        g1 = min(G, g0 + chunks.candidates)
+        vid = vertex_ids(g0, g1) if B > 1 else fidx[:, g0:g1]
+        n = g1 - g0
+        sl = slice(g0, g1)
+        okf = fplain[sl] & vfin.index_select(0, vid.reshape(-1)).view(3, n).all(0)
+
+        def permuted(perm, vid=vid, n=n):  # gather in canonical order straight from the vertex table
+            return _cols(vt, torch.gather(vid, 0, perm).reshape(-1)).view(4, 3, n)
+
+        block(g0, g1, _cols(vxy, vid.reshape(-1)).view(2, 3, n), okf, permuted, None)
+        g = torch.arange(g0, g1, device=dev)
+        b = torch.div(g, F, rounding_mode="floor")
+        ftab[_R_ID, sl] = (g - b * F).float()
+        batch[sl] = b
+
+    # clipped faces (usually few), in chunks; each yields _FAN fan slots (0, i, i + 1)
+    overflow = torch.zeros((), dtype=torch.int64, device=dev)
+    if M:
+        i = torch.arange(1, _FAN + 1, device=dev)
+        fan = torch.stack((torch.zeros_like(i), i, i + 1), 1)  # [_FAN, 3]
+        for m0 in range(0, M, chunks.clipped):
+            m1 = min(M, m0 + chunks.clipped)
+            gm = gclip[m0:m1]
+            bm = torch.div(gm, F, rounding_mode="floor")
+            fm = gm - bm * F
+            Pc, Bc, nc, over = _clip(pos[bm[:, None], fidx.t()[fm]])
+            overflow = overflow + over
+            Xn, Yn = Pc[..., 0] / Pc[..., 3], Pc[..., 1] / Pc[..., 3]
+            pv = torch.stack((_snap(Xn, ax, bx), _snap(Yn, ay, by), Pc[..., 2] / Pc[..., 3], Pc[..., 3]))  # [4, m, CAP]
+            n = (m1 - m0) * _FAN
+            cand = pv[:, :, fan].permute(0, 3, 1, 2).reshape(4, 3, n)  # [4, 3 (vertex), m * _FAN]
+            beta = Bc[:, fan].permute(2, 3, 0, 1).reshape(3, 3, n)  # [3 (vertex i), 3 (parent k), m * _FAN]
+            exists = ((i + 1)[None, :] < nc[:, None]).reshape(n) & _snapped_ok(cand).all(0)
+            XY = torch.where(exists, cand[:2], 0.0).long()  # exact: integral floats below 2**29
+
+            def permuted(perm, cand=cand):
+                return torch.gather(cand, 1, perm.expand(4, 3, -1))
+
+            sl = slice(G + m0 * _FAN, G + m1 * _FAN)
+            block(sl.start, sl.stop, XY, exists, permuted, beta)
+            ftab[_R_ID, sl] = fm.float().repeat_interleave(_FAN)
+            batch[sl] = bm.repeat_interleave(_FAN)
+
+    # ranks: pieces in (batch, face, fan) order, so a lower rank means a lower triangle id
+    ok = nst > 0
+    cnt = ok[:G].long()
+    if M:
+        cnt.index_add_(0, gclip, ok[G:].view(M, _FAN).sum(1))
+    first = torch.cumsum(cnt, 0) - cnt
+    tot = _host(torch.cat((torch.stack((cnt.sum(), overflow)), torch.stack(counts).reshape(-1))))  # host sync 2
+    P, n_over = int(tot[0]), int(tot[1])
+    K = len(sizes)
+    blocks = [(c0, c1, tot[2 + K * i:2 + K * (i + 1)]) for i, (c0, c1) in enumerate(ranges)]
+    if n_over:
+        raise RuntimeError(f"torch backend: {n_over} clipped polygon(s) exceeded {_CLIP_CAP} vertices "
+                           "(degenerate input); please report this scene")
+    if P >= 2 ** 31 - 1:
+        raise ValueError(f"torch backend: {P} triangle pieces after clipping is more than it indexes "
+                         "(2**31 - 1); rasterize fewer batch entries per call")
+    rank = first
+    if M:
+        rank = torch.cat((first, (first[gclip][:, None] + torch.cumsum(ok[G:].view(M, _FAN), 1) - 1).reshape(-1)))
+    rank = torch.where(ok, rank, P)
+    cand_of = torch.empty(P + 1, dtype=torch.int64, device=dev).index_copy_(0, rank, torch.arange(N, device=dev))
+    cand_of[P:].fill_(N)  # fill_, not item assignment: that would lift a host scalar tensor
+
+    # column N: a dummy piece covering nothing (E = -1 < bias everywhere)
+    itab[:, N].fill_(0)
+    itab[_I_CB, N].fill_(-1)
+    ftab[:, N].fill_(0.0)
+    ftab[_R_INVAREA, N].fill_(1.0)
+    return _Pieces(itab, ftab, box, batch, cls, nst, rank, cand_of, P, N, blocks)
+
+
+
+
+def setup_pieces(inp, memory_budget: Optional[int] = None, sizes=_STAMP_SIZES) -> Optional[_Pieces]:
+    """The set-up pieces of validated inputs (:class:`render_npu._validate.RasterInputs`), or None
+    when there are none. Two host syncs (see :func:`_setup`)."""
+    if not (inp.pos.shape[0] and inp.faces.shape[0]):
+        return None
+    chunks = _chunks(DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget, inp.pos.device)
+    pc = _setup(inp.pos, inp.faces, inp.height, inp.width, inp.viewport, inp.cull_backfaces, chunks, sizes)
+    return pc if pc.count else None
