@@ -308,6 +308,52 @@ def test_host_syncs_are_constant():
         assert n.syncs == 3, (len(faces), res, opts, n.syncs, {k: v for k, v in n.by_name.items() if k in testing.SYNC_OPS})
 
 
+def test_sync_and_op_growth_bounds_at_default_settings():
+    """Counted from outside, through the public API at default settings: at most 4 host syncs per
+    call at every size, batch and resolution (clipping included), and the dispatched ops grow at
+    most 1.5x from 20k faces at 512² to 200k faces at 1024² (the chunks grow, not their number)."""
+    totals = {}
+    for n_faces, res in ((20000, 512), (200000, 1024)):
+        pos, faces = sphere(n_faces)
+        _, n = testing.count_ops(render_npu.rasterize, res, torch.from_numpy(faces), torch.from_numpy(pos),
+                                 backend="torch")
+        assert n.syncs <= 4, (n_faces, res, n.syncs)
+        totals[n_faces] = n.total
+    assert totals[200000] <= 1.5 * totals[20000], totals
+    pos, faces = sphere(3000, ortho=False)
+    p3 = np.stack([pos, pos * np.float32([1.0, 1.0, 1.0, 0.2]), pos * np.float32([40.0, 1.0, 1.0, 1.0])])
+    for res in ((7, 300), (257, 129)):
+        _, n = testing.count_ops(render_npu.rasterize, res, torch.from_numpy(faces), torch.from_numpy(p3),
+                                 backend="torch")
+        assert n.syncs <= 4, (res, n.syncs)
+
+
+def test_cpu_call_restores_the_thread_setting():
+    """The CPU path runs on one intra-op thread (docs: behaviour under load) and gives the
+    caller's setting back, also when it raises."""
+    pos, faces = sphere(200)
+    inp = inputs(pos, faces, 16, 16)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+
+        class _Spy(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                seen.append(torch.get_num_threads())
+                return func(*args, **(kwargs or {}))
+
+        with _Spy():
+            tb.rasterize(inp)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError):
+            tb.rasterize(inp, edge_arith="float16")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 _FACTORIES = {"arange", "full", "zeros", "ones", "empty", "empty_strided", "eye", "scalar_tensor", "lift_fresh",
               "tensor", "randperm", "linspace"}
 

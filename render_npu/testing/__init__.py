@@ -1,4 +1,4 @@
 """Instrumentation for tests and benchmarks (not used by the library itself)."""
-from .dispatch import SYNC_OPS, VIEW_OPS, OpCounts, count_ops, peak_tensor_bytes
+from .dispatch import SYNC_OPS, VIEW_OPS, OpCounts, count_ops, op_traffic, peak_tensor_bytes
 
-__all__ = ["SYNC_OPS", "VIEW_OPS", "OpCounts", "count_ops", "peak_tensor_bytes"]
+__all__ = ["SYNC_OPS", "VIEW_OPS", "OpCounts", "count_ops", "op_traffic", "peak_tensor_bytes"]

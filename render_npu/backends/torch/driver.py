@@ -2,6 +2,7 @@
 (:func:`rasterize`, :func:`coverage_counts`)."""
 from __future__ import annotations
 
+import contextlib
 from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
@@ -78,7 +79,12 @@ def _raster_pass(run: _Run, edge_arith: str, static_shapes: bool, compile_, cons
     dev = pc.itab.device
     float_edges = edge_arith == "float32"
     raster = _maybe_compiled("raster", _raster_chunk, compile_)
-    bufs = None if compile_ or float_edges else _raster_buffers(run.chunks.stamp_pixels, dev)
+    bufs = None
+    if not (compile_ or float_edges):  # scratch for the largest chunk this call has, not the largest allowed
+        need = max((C if static_shapes else min(int(counts[k]), C)) * S * S  # static chunks are padded to C
+                   for _, _, counts in pc.blocks for k, S in enumerate(sizes)
+                   for C in (max(1, run.chunks.stamp_pixels // (S * S)),))
+        bufs = _raster_buffers(max(1, need), dev)
     for c0, c1, counts in pc.blocks:
         for k, S in enumerate(sizes):
             n = int(counts[k])
@@ -111,8 +117,8 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
             use (default 256 MiB, at least 1 MiB). It bounds the part of the working set that
             would otherwise grow with faces x pixels; the candidate tables (~300 bytes per face)
             and the per-pixel buffers (~17 bytes per pixel) come on top. Never changes the
-            result. On CPU, chunks are also capped to a few MiB per temporary (faster: no page
-            faults).
+            result. Chunks grow with the scene up to this budget (their number, and so the
+            number of ops, stays constant); on CPU each temporary also stays below 32 MiB.
         edge_arith: "auto" (int64 on CPU and CUDA, float32 elsewhere), "int64" or "float32": how
             edge functions are evaluated per pixel. Both are exact and give identical results.
         static_shapes: one stamp size and fixed chunk shapes (the last chunk padded with a dummy
@@ -126,26 +132,44 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
 
     Returns:
         (rast float32 [B, H, W, 4], depth float32 [B, H, W]) on the input device. Host syncs:
-        three (clip count; piece and stamp counts; covered pixels), none inside the loops.
+        three (clip count; piece and stamp counts; covered pixels), none inside the loops. On CPU
+        the call runs its ops on one intra-op thread (see :func:`_cpu_threads`).
     """
-    run, edge_arith = _prepare(inp, memory_budget, edge_arith, static_shapes, stamp_size, compile)
-    dev = inp.pos.device
-    H, W, Hp, Wp = inp.height, inp.width, run.Hp, run.Wp
-    B = inp.pos.shape[0]
-    rast = _filled((B, H, W, 4), 0, torch.float32, dev)
-    depth = _filled((B, H, W), 0, torch.float32, dev)
-    pc = run.pc
-    if pc is None:
-        return rast, depth
-    fb = _filled((B * Hp * Wp,), _I64_MAX, torch.int64, dev)
-    _raster_pass(run, edge_arith, static_shapes, compile, lambda idx, key: fb.scatter_reduce_(0, idx, key, "amin"))
+    with _cpu_threads(inp.pos.device):
+        run, edge_arith = _prepare(inp, memory_budget, edge_arith, static_shapes, stamp_size, compile)
+        B, H, W = inp.pos.shape[0], inp.height, inp.width
+        rast = _filled((B, H, W, 4), 0, torch.float32, inp.pos.device)
+        depth = _filled((B, H, W), 0, torch.float32, inp.pos.device)
+        if run.pc is None:
+            return rast, depth
+        fb = _visibility(run, B, edge_arith, static_shapes, compile)
+        return resolve_output(run, fb, rast, depth, inp, static_shapes, compile)
 
-    # resolve the covered pixels only
+
+def _visibility(run: _Run, B: int, edge_arith: str, static_shapes: bool, compile_) -> torch.Tensor:
+    """The visibility merge: every stamp chunk's keys meet in one ``scatter_reduce(amin)`` per chunk
+    into the per-pixel key buffer, int64 [B * Hp * Wp] (``bits(d') << 32 | rank``, or int64 max
+    where nothing was drawn): nearest depth wins, equal depth -> lowest rank -> lowest id."""
+    fb = _filled((B * run.Hp * run.Wp,), _I64_MAX, torch.int64, run.pc.itab.device)
+    _raster_pass(run, edge_arith, static_shapes, compile_, lambda idx, key: fb.scatter_reduce_(0, idx, key, "amin"))
+    return fb
+
+
+def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor, inp,
+                   static_shapes: bool = False, compile_=False):
+    """The final output step: for each covered pixel of the key buffer ``fb`` (see
+    :func:`_visibility`), the winning piece's id and depth-test depth, then the barycentrics and
+    depth from the parent triangle (:func:`render_npu.resolve.resolve_`), written into ``rast``
+    float32 [B, H, W, 4] and ``depth`` float32 [B, H, W] (zeros elsewhere, as given); returns
+    them. One host sync (the covered pixels); chunks of ``run.chunks.resolve`` pixels."""
+    pc = run.pc
+    B, H, W = rast.shape[:3]
+    Hp, Wp = run.Hp, run.Wp
     hit = torch.nonzero((fb.view(B, Hp, Wp)[:, :H, :W] < _EMPTY_BELOW).reshape(-1)).squeeze(1)  # host sync 3
     n = hit.shape[0]
     if n == 0:
         return rast, depth
-    resolve = _maybe_compiled("resolve", _resolve_chunk, compile)
+    resolve = _maybe_compiled("resolve", _resolve_chunk, compile_)
     C = run.chunks.resolve
     if static_shapes and n % C:  # pad by repeating the last pixel (rewrites the same values)
         hit = torch.cat((hit, hit[-1:].expand(C - n % C)))
@@ -168,6 +192,27 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
     return resolve_parent_(rast, depth, inp.pos, inp.faces, inp.viewport, hit=hit[:n], chunk=C)
 
 
+@contextlib.contextmanager
+def _cpu_threads(device: torch.device):
+    """On CPU, run the call's ops on one intra-op thread, restoring the caller's setting after.
+
+    Why: torch's intra-op parallelism splits each op over an OpenMP team whose threads meet at a
+    barrier at the end of every op. When another process keeps the cores busy, one team thread
+    is regularly descheduled and every op waits a scheduler time slice for it: measured at 200k
+    faces, 1024² on the 2-core machine with two busy-loop processes beside it, 1.2-18 s per call
+    with 2 threads against 0.5-2.6 s with one (the C++ backend, whose threads share no per-op
+    barrier, slowed ~2x). Single-threaded, the quiet cost is ~10 % more wall time."""
+    n = torch.get_num_threads()
+    if device.type != "cpu" or n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def coverage_counts(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "auto",
                     static_shapes: bool = False, stamp_size: Optional[int] = None) -> torch.Tensor:
     """int32 [B, H, W]: how many triangle pieces cover each pixel centre, whatever their depth.
@@ -176,15 +221,15 @@ def coverage_counts(inp, memory_budget: Optional[int] = None, *, edge_arith: str
     :func:`rasterize` and counts instead of resolving visibility: on a closed tessellated surface
     filling the view every count is 1 (no crack, no double coverage of shared edges).
     """
-    run, edge_arith = _prepare(inp, memory_budget, edge_arith, static_shapes, stamp_size, False)
-    dev = inp.pos.device
-    B, H, W = inp.pos.shape[0], inp.height, inp.width
-    cnt = torch.zeros(B * run.Hp * run.Wp, dtype=torch.int32, device=dev)
-    if run.pc is not None:
-        def consume(idx, key):
-            cnt.scatter_add_(0, idx, ((key >> 32) < (1 << _UNCOVERED_BIT)).to(torch.int32))
+    with _cpu_threads(inp.pos.device):
+        run, edge_arith = _prepare(inp, memory_budget, edge_arith, static_shapes, stamp_size, False)
+        B, H, W = inp.pos.shape[0], inp.height, inp.width
+        cnt = torch.zeros(B * run.Hp * run.Wp, dtype=torch.int32, device=inp.pos.device)
+        if run.pc is not None:
+            def consume(idx, key):
+                cnt.scatter_add_(0, idx, ((key >> 32) < (1 << _UNCOVERED_BIT)).to(torch.int32))
 
-        _raster_pass(run, edge_arith, static_shapes, False, consume)
-    return cnt.view(B, run.Hp, run.Wp)[:, :H, :W].contiguous()
+            _raster_pass(run, edge_arith, static_shapes, False, consume)
+        return cnt.view(B, run.Hp, run.Wp)[:, :H, :W].contiguous()
 
 

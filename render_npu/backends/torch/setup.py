@@ -34,11 +34,40 @@ _BYTES_PER_STAMP_PIXEL = {"int64": 32, "float32": 40}  # bools, depth, key, inde
 _BYTES_PER_CANDIDATE = 700  # setup temporaries per face (or clip fan slot)
 _BYTES_PER_CLIPPED_FACE = 9000  # clipper polygons ([16 x 7] floats, a few copies per plane)
 _BYTES_PER_RESOLVE_PIXEL = 400  # gathered table columns, edge values, results
-# On CPU, temporaries above glibc's mmap threshold (<= 32 MiB) are mapped and unmapped per op and
-# page faults then cost more than the arithmetic (measured: 5-10x slower per element), so chunks
-# are also capped to keep every temporary at a few MiB; a caching allocator (CUDA, NPU) has no
-# such cost and chunks follow memory_budget alone.
-_CPU_CAP = {"stamp_pixels": 1 << 18, "candidates": 1 << 16, "clipped": 1 << 12, "resolve": 1 << 16}
+# Chunks follow memory_budget on every device, so that the number of chunks (and so of dispatched
+# ops: kernel launches on an NPU) stays the same as scenes grow: the chunk grows instead. On CPU,
+# glibc maps every temporary above its mmap threshold afresh per op and unmaps it on free, and the
+# page faults then cost more than the arithmetic (measured 1.5x the whole call at 200k faces);
+# :func:`cpu_heap_tuning` raises that threshold once, and every CPU temporary is kept below it.
+_CPU_HEAP_THRESHOLD = 1 << 26  # bytes: mallopt(M_MMAP_THRESHOLD) (64 MiB)
+_CPU_CAP = {"stamp_pixels": 1 << 22, "candidates": 1 << 19, "clipped": 1 << 13, "resolve": 1 << 20}
+_cpu_heap_tuned = [False]
+
+
+def cpu_heap_tuning() -> bool:
+    """Once per process, on glibc: keep freed blocks up to 64 MiB in the heap (``mallopt``
+    ``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``) so that the chunk temporaries of the CPU path are
+    recycled instead of being mapped and page-faulted afresh by every op. This is process-wide
+    (like running under jemalloc or tcmalloc): freed memory is kept for reuse rather than returned
+    at once. ``RENDER_NPU_MALLOPT=0`` turns it off. Returns whether it is in effect."""
+    if _cpu_heap_tuned[0] is None or _cpu_heap_tuned[0]:
+        return bool(_cpu_heap_tuned[0])
+    _cpu_heap_tuned[0] = None
+    import os
+
+    if os.environ.get("RENDER_NPU_MALLOPT", "1") == "0":
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        ok = bool(libc.mallopt(M_MMAP_THRESHOLD, _CPU_HEAP_THRESHOLD)) and bool(
+            libc.mallopt(M_TRIM_THRESHOLD, 2 * _CPU_HEAP_THRESHOLD))
+    except (OSError, AttributeError):  # not glibc
+        return False
+    _cpu_heap_tuned[0] = ok
+    return ok
 
 # Candidate tables, component-major ([rows, N + 1]: long contiguous rows vectorize; a [N, 3]
 # layout is ~10x slower per element on CPU). A candidate is a plain face or one fan slot of a
@@ -86,6 +115,7 @@ def _chunks(memory_budget: int, device: torch.device) -> _Chunks:
              "stamp_pixels": memory_budget // max(_BYTES_PER_STAMP_PIXEL.values()),
              "resolve": memory_budget // _BYTES_PER_RESOLVE_PIXEL}
     if device.type == "cpu":
+        cpu_heap_tuning()
         sizes = {k: min(v, _CPU_CAP[k]) for k, v in sizes.items()}
     return _Chunks(**{k: max(1, v) for k, v in sizes.items()})
 
