@@ -30,6 +30,7 @@ import render_npu
 from agreement import assert_agree
 from render_npu import _validate, reference, testing
 from render_npu.backends import torch as tb
+from render_npu.backends.torch import static
 from render_npu.meshes import look_at, orthographic, perspective, sphere_with_faces, to_clip
 
 
@@ -298,14 +299,21 @@ def test_op_count_independent_of_faces_and_resolution():
 
 def test_host_syncs_are_constant():
     """Three device -> host syncs per call (clip count; piece and stamp counts; covered pixels),
-    independent of faces, resolution, clipping and chunking."""
+    independent of faces, resolution, clipping and chunking; static shapes: one (the capacity
+    check), none inside :func:`static.rasterize_static`."""
     scenes = [(sphere(500), 32, {}), (sphere(20000), 128, {}), (sphere(20000, ortho=False), 100, {}),
               (soup(np.random.default_rng(2), 2, 50, "near"), 40, {}),
               (sphere(20000), 128, {"memory_budget": 1 << 20}),
-              (sphere(20000), 128, {"static_shapes": True, "edge_arith": "float32"})]
+              (sphere(20000), 128, {"static_shapes": True, "edge_arith": "float32"}),
+              (sphere(20000, ortho=False), 100, {"static_shapes": True})]
     for (pos, faces), res, opts in scenes:
-        _, n = testing.count_ops(tb.rasterize, inputs(pos, faces, res, res), **opts)
-        assert n.syncs == 3, (len(faces), res, opts, n.syncs, {k: v for k, v in n.by_name.items() if k in testing.SYNC_OPS})
+        inp = inputs(pos, faces, res, res)
+        _, n = testing.count_ops(tb.rasterize, inp, **opts)
+        expected = 1 if opts.get("static_shapes") else 3
+        assert n.syncs == expected, (len(faces), res, opts, n.syncs,
+                                     {k: v for k, v in n.by_name.items() if k in testing.SYNC_OPS})
+    _, n = testing.count_ops(static.rasterize_static, inp.pos, inp.faces, res, res)
+    assert n.syncs == 0, {k: v for k, v in n.by_name.items() if k in testing.SYNC_OPS}
 
 
 def test_sync_and_op_growth_bounds_at_default_settings():

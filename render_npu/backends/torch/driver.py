@@ -8,23 +8,26 @@ from typing import Dict, NamedTuple, Optional, Tuple
 import torch
 
 from ...resolve import resolve_ as resolve_parent_
+from . import static
 from .raster import _block_stamps, _raster_buffers, _raster_chunk, _resolve_chunk
-from .setup import (_EMPTY_BELOW, _I64_MAX, _I_B, _I_C, _NI_RASTER, _NR_RASTER, _R_C, _R_INVAREA, _STAMP_SIZES,
-                    _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _Pieces, _setup)
+from .setup import (_CLIP_CAP, _EMPTY_BELOW, _I64_MAX, _I_B, _I_C, _NI_RASTER, _NR_RASTER, _R_C, _R_INVAREA,
+                    _STAMP_SIZES, _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _host,
+                    _Pieces, _setup)
 
 # ----------------------------------------------------------------------------- driver
 
 _compiled: Dict[str, object] = {}
 
 
-def _maybe_compiled(name: str, fn, compile_):
+def _static_fn(compile_):
+    """:func:`static.rasterize_static`, or its ``torch.compile(fullgraph=True, dynamic=False)``
+    (``compile_`` True: inductor, or a backend name), made once per backend."""
     if not compile_:
-        return fn
+        return static.rasterize_static
     backend = compile_ if isinstance(compile_, str) else "inductor"
-    key = f"{name}:{backend}"
-    if key not in _compiled:
-        _compiled[key] = torch.compile(fn, fullgraph=True, dynamic=False, backend=backend)
-    return _compiled[key]
+    if backend not in _compiled:
+        _compiled[backend] = torch.compile(static.rasterize_static, fullgraph=True, dynamic=False, backend=backend)
+    return _compiled[backend]
 
 
 def _filled(shape: Tuple[int, ...], value, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -55,13 +58,11 @@ class _Run(NamedTuple):
     Wp: int  # key buffer row pitch
 
 
-def _prepare(inp, memory_budget, edge_arith, static_shapes, stamp_size, compile_) -> Tuple[_Run, str]:
+def _prepare(inp, memory_budget, edge_arith) -> Tuple[_Run, str]:
     dev = inp.pos.device
-    memory_budget, edge_arith = _check_options(memory_budget, edge_arith, stamp_size, static_shapes, dev)
-    if compile_ and not static_shapes:
-        raise ValueError("compile needs static_shapes=True (the dynamic mode has data-dependent shapes)")
+    memory_budget, edge_arith = _check_options(memory_budget, edge_arith, None, False, dev)
     chunks = _chunks(memory_budget, dev)
-    sizes = (stamp_size or STATIC_STAMP_SIZE,) if static_shapes else _STAMP_SIZES
+    sizes = _STAMP_SIZES
     Smax = max(sizes)
     pc = None
     if inp.pos.shape[0] and inp.faces.shape[0]:
@@ -72,18 +73,16 @@ def _prepare(inp, memory_budget, edge_arith, static_shapes, stamp_size, compile_
     return _Run(pc, chunks, sizes, inp.height + Smax, inp.width + Smax), edge_arith
 
 
-def _raster_pass(run: _Run, edge_arith: str, static_shapes: bool, compile_, consume) -> None:
+def _raster_pass(run: _Run, edge_arith: str, consume) -> None:
     """Rasterize every stamp, chunk by chunk; ``consume(index, key)`` receives each chunk's
     (index int64 [n], key int64 [n]) pairs (see :func:`_raster_chunk`)."""
     pc, sizes = run.pc, run.sizes
     dev = pc.itab.device
     float_edges = edge_arith == "float32"
-    raster = _maybe_compiled("raster", _raster_chunk, compile_)
     bufs = None
-    if not (compile_ or float_edges):  # scratch for the largest chunk this call has, not the largest allowed
-        need = max((C if static_shapes else min(int(counts[k]), C)) * S * S  # static chunks are padded to C
-                   for _, _, counts in pc.blocks for k, S in enumerate(sizes)
-                   for C in (max(1, run.chunks.stamp_pixels // (S * S)),))
+    if not float_edges:  # scratch for the largest chunk this call has, not the largest allowed
+        need = max(min(int(counts[k]), max(1, run.chunks.stamp_pixels // (S * S))) * S * S
+                   for _, _, counts in pc.blocks for k, S in enumerate(sizes))
         bufs = _raster_buffers(max(1, need), dev)
     for c0, c1, counts in pc.blocks:
         for k, S in enumerate(sizes):
@@ -91,16 +90,10 @@ def _raster_pass(run: _Run, edge_arith: str, static_shapes: bool, compile_, cons
             if n == 0:
                 continue
             C = max(1, run.chunks.stamp_pixels // (S * S))  # S * S * C <= chunks.stamp_pixels
-            arrays = _block_stamps(pc, c0, c1, k, S, n, run.Hp, run.Wp)
-            if static_shapes and n % C:  # pad with dummy stamps: the dummy piece covers nothing
-                pad = C - n % C
-                arrays = tuple(torch.cat((a, torch.full((pad,), v, dtype=torch.int64, device=dev)))
-                               for a, v in zip(arrays, (pc.dummy, 0, 0, 0, 0)))
-            cand, rank, ox, oy, base = arrays
-            del arrays
+            cand, rank, ox, oy, base = _block_stamps(pc, c0, c1, k, S, n, run.Hp, run.Wp)
             for s in range(0, cand.shape[0], C):
                 cc = cand[s:s + C]
-                idx, key = raster(_cols(pc.itab[:_NI_RASTER], cc), _cols(pc.ftab[:_NR_RASTER], cc), rank[s:s + C],
+                idx, key = _raster_chunk(_cols(pc.itab[:_NI_RASTER], cc), _cols(pc.ftab[:_NR_RASTER], cc), rank[s:s + C],
                                   ox[s:s + C], oy[s:s + C], base[s:s + C], S, run.Wp, float_edges,
                                   **({} if bufs is None else {"out": bufs}))
                 consume(idx, key)
@@ -121,11 +114,12 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
             number of ops, stays constant); on CPU each temporary also stays below 32 MiB.
         edge_arith: "auto" (int64 on CPU and CUDA, float32 elsewhere), "int64" or "float32": how
             edge functions are evaluated per pixel. Both are exact and give identical results.
-        static_shapes: one stamp size and fixed chunk shapes (the last chunk padded with a dummy
-            piece), so every raster/resolve chunk is the same fixed-shape graph; big pieces are
-            cut into more stamps, nothing is dropped. Results equal the dynamic mode's.
+        static_shapes: the whole call as one fixed-shape computation without host syncs
+            (:func:`render_npu.backends.torch.static.rasterize_static`: one stamp size, fixed
+            capacities), followed by one host sync that checks the capacities (and reruns with
+            exact ones when they were short). Results equal the dynamic mode's bit for bit.
         stamp_size: stamp side in pixels in static mode (default 8; a power of two, at most 64).
-        compile: with static_shapes, run the chunk kernels through
+        compile: with static_shapes, run ``rasterize_static`` as one graph through
             ``torch.compile(fullgraph=True, dynamic=False)``; True means the inductor backend, a
             string names another torch.compile backend.
         num_threads and other backend options are accepted and ignored.
@@ -135,28 +129,54 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
         three (clip count; piece and stamp counts; covered pixels), none inside the loops. On CPU
         the call runs its ops on one intra-op thread (see :func:`_cpu_threads`).
     """
+    _check_options(memory_budget, edge_arith, stamp_size, static_shapes, inp.pos.device)
+    if compile and not static_shapes:
+        raise ValueError("compile needs static_shapes=True (the dynamic mode has data-dependent shapes)")
     with _cpu_threads(inp.pos.device):
-        run, edge_arith = _prepare(inp, memory_budget, edge_arith, static_shapes, stamp_size, compile)
+        if static_shapes:
+            return _rasterize_static(inp, memory_budget, edge_arith, stamp_size or STATIC_STAMP_SIZE, compile)
+        run, edge_arith = _prepare(inp, memory_budget, edge_arith)
         B, H, W = inp.pos.shape[0], inp.height, inp.width
         rast = _filled((B, H, W, 4), 0, torch.float32, inp.pos.device)
         depth = _filled((B, H, W), 0, torch.float32, inp.pos.device)
         if run.pc is None:
             return rast, depth
-        fb = _visibility(run, B, edge_arith, static_shapes, compile)
-        return resolve_output(run, fb, rast, depth, inp, static_shapes, compile)
+        fb = _visibility(run, B, edge_arith)
+        return resolve_output(run, fb, rast, depth, inp)
 
 
-def _visibility(run: _Run, B: int, edge_arith: str, static_shapes: bool, compile_) -> torch.Tensor:
+def _rasterize_static(inp, memory_budget, edge_arith, stamp_size: int, compile_):
+    """``static_shapes=True``: :func:`static.rasterize_static` with the default capacities, then
+    one host sync to read what it needed; if a capacity was short, again with exact ones (twice
+    at most when too few faces were clipped: their stamps are counted once they are)."""
+    _check_options(memory_budget, edge_arith, stamp_size, True, inp.pos.device)
+    args = (inp.pos, inp.faces, inp.height, inp.width, inp.viewport, inp.cull_backfaces)
+    opts = {"stamp_size": stamp_size, "memory_budget": memory_budget, "edge_arith": edge_arith}
+    fn = _static_fn(compile_)
+    max_stamps, max_clipped = static.default_capacities(inp.pos.shape[0], inp.faces.shape[0], inp.height,
+                                                        inp.width, stamp_size)
+    while True:
+        rast, depth, need = fn(*args, max_stamps=max_stamps, max_clipped=max_clipped, **opts)
+        n_clip, n_stamps, n_over = _host(need)  # the one host sync (per run)
+        if n_over:
+            raise RuntimeError(f"torch backend: {n_over} clipped polygon(s) exceeded {_CLIP_CAP} vertices "
+                               "(degenerate input); please report this scene")
+        if n_clip <= max_clipped and n_stamps <= max_stamps:
+            return rast, depth
+        # exact capacities; the stamps of the faces clipped only now are counted by the next run
+        max_stamps, max_clipped = max(n_stamps, max_stamps), max(n_clip, max_clipped)
+
+
+def _visibility(run: _Run, B: int, edge_arith: str) -> torch.Tensor:
     """The visibility merge: every stamp chunk's keys meet in one ``scatter_reduce(amin)`` per chunk
     into the per-pixel key buffer, int64 [B * Hp * Wp] (``bits(d') << 32 | rank``, or int64 max
     where nothing was drawn): nearest depth wins, equal depth -> lowest rank -> lowest id."""
     fb = _filled((B * run.Hp * run.Wp,), _I64_MAX, torch.int64, run.pc.itab.device)
-    _raster_pass(run, edge_arith, static_shapes, compile_, lambda idx, key: fb.scatter_reduce_(0, idx, key, "amin"))
+    _raster_pass(run, edge_arith, lambda idx, key: fb.scatter_reduce_(0, idx, key, "amin"))
     return fb
 
 
-def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor, inp,
-                   static_shapes: bool = False, compile_=False):
+def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor, inp):
     """The final output step: for each covered pixel of the key buffer ``fb`` (see
     :func:`_visibility`), the winning piece's id and depth-test depth, then the barycentrics and
     depth from the parent triangle (:func:`render_npu.resolve.resolve_`), written into ``rast``
@@ -169,10 +189,7 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
     n = hit.shape[0]
     if n == 0:
         return rast, depth
-    resolve = _maybe_compiled("resolve", _resolve_chunk, compile_)
     C = run.chunks.resolve
-    if static_shapes and n % C:  # pad by repeating the last pixel (rewrites the same values)
-        hit = torch.cat((hit, hit[-1:].expand(C - n % C)))
     rast_flat, depth_flat = rast.view(B * H * W, 4), depth.view(B * H * W)
     HW = H * W
     for s in range(0, hit.shape[0], C):
@@ -182,7 +199,7 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
         py = torch.div(rem, W, rounding_mode="floor")
         px = rem - py * W
         cc = pc.cand.index_select(0, fb.index_select(0, (b * Hp + py) * Wp + px) & 0xFFFFFFFF)
-        r, d = resolve(_cols(pc.itab[:_I_B.stop], cc), _cols(pc.itab[_I_C], cc), _cols(pc.ftab[:_R_INVAREA + 1], cc),
+        r, d = _resolve_chunk(_cols(pc.itab[:_I_B.stop], cc), _cols(pc.itab[_I_C], cc), _cols(pc.ftab[:_R_INVAREA + 1], cc),
                        _cols(pc.ftab[_R_C.start:], cc), px, py)
         # index_copy_: on CPU about half the time of the index_put_ of ``rast_flat[q] = r`` (measured
         # 27 -> 13 ms per call at 1024², first touch of the outputs included)
@@ -213,8 +230,7 @@ def _cpu_threads(device: torch.device):
         torch.set_num_threads(n)
 
 
-def coverage_counts(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "auto",
-                    static_shapes: bool = False, stamp_size: Optional[int] = None) -> torch.Tensor:
+def coverage_counts(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "auto") -> torch.Tensor:
     """int32 [B, H, W]: how many triangle pieces cover each pixel centre, whatever their depth.
 
     A test and debugging utility that runs exactly the setup, binning and coverage code of
@@ -222,14 +238,14 @@ def coverage_counts(inp, memory_budget: Optional[int] = None, *, edge_arith: str
     filling the view every count is 1 (no crack, no double coverage of shared edges).
     """
     with _cpu_threads(inp.pos.device):
-        run, edge_arith = _prepare(inp, memory_budget, edge_arith, static_shapes, stamp_size, False)
+        run, edge_arith = _prepare(inp, memory_budget, edge_arith)
         B, H, W = inp.pos.shape[0], inp.height, inp.width
         cnt = torch.zeros(B * run.Hp * run.Wp, dtype=torch.int32, device=inp.pos.device)
         if run.pc is not None:
             def consume(idx, key):
                 cnt.scatter_add_(0, idx, ((key >> 32) < (1 << _UNCOVERED_BIT)).to(torch.int32))
 
-            _raster_pass(run, edge_arith, static_shapes, False, consume)
+            _raster_pass(run, edge_arith, consume)
         return cnt.view(B, run.Hp, run.Wp)[:, :H, :W].contiguous()
 
 

@@ -99,6 +99,7 @@ class _Pieces(NamedTuple):
     count: int  # P, the number of pieces
     dummy: int  # N
     blocks: List[Tuple[int, int, List[int]]]  # candidate ranges (c0, c1) and their stamp counts per class
+    need: Optional[torch.Tensor] = None  # static shapes: (faces needing clipping, clipper overflows), int64 [2]
 
 
 class _Chunks(NamedTuple):
@@ -347,12 +348,15 @@ def _stamp_cost(n_stamps: torch.Tensor, S: int) -> torch.Tensor:
 
 
 def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str, cull: bool,
-           chunks: _Chunks, sizes) -> _Pieces:
+           chunks: _Chunks, sizes, clip_capacity: Optional[int] = None) -> _Pieces:
     """Triangle setup for all faces and batch entries (see the module docstring); the candidates
     are set up in blocks, which the raster loop then walks in the same order.
 
     pos: float32 [B, V, 4]; faces: int32 [F, 3]. Two host syncs (the number of triangles that
-    need clipping; the number of pieces with the per-block stamp counts).
+    need clipping; the number of pieces with the per-block stamp counts). With ``clip_capacity``
+    (static shapes): none; the first ``clip_capacity`` triangles that need clipping are clipped,
+    the piece count and the block's stamp counts stay tensors, and ``_Pieces.need`` holds
+    (triangles that needed clipping, polygons over the clipper's capacity).
     """
     dev = pos.device
     B, V, F = pos.shape[0], pos.shape[1], faces.shape[0]
@@ -379,7 +383,16 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
 
     vid = (vertex_ids(0, G) if B > 1 else fidx).reshape(-1)
     fplain = vin.index_select(0, vid).view(3, G).all(0)
-    gclip = torch.nonzero(vok.index_select(0, vid).view(3, G).all(0) & ~fplain).squeeze(1)  # host sync 1
+    to_clip = vok.index_select(0, vid).view(3, G).all(0) & ~fplain
+    mvalid = None
+    if clip_capacity is None:
+        gclip = torch.nonzero(to_clip).squeeze(1)  # host sync 1
+    else:  # the first clip_capacity of them, in face order, without a sync (slot M collects the rest)
+        slot = torch.cumsum(to_clip, 0) - 1
+        slot = torch.where(to_clip & (slot < clip_capacity), slot, clip_capacity)
+        gclip = torch.zeros(clip_capacity + 1, dtype=torch.int64, device=dev).scatter_(
+            0, slot, torch.arange(G, device=dev))[:clip_capacity]
+        mvalid = torch.arange(clip_capacity, device=dev) < to_clip.sum()
     del vid
     M = gclip.shape[0]
     N = G + M * _FAN
@@ -433,6 +446,8 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
             cand = pv[:, :, fan].permute(0, 3, 1, 2).reshape(4, 3, n)  # [4, 3 (vertex), m * _FAN]
             beta = Bc[:, fan].permute(2, 3, 0, 1).reshape(3, 3, n)  # [3 (vertex i), 3 (parent k), m * _FAN]
             exists = ((i + 1)[None, :] < nc[:, None]).reshape(n) & _snapped_ok(cand).all(0)
+            if mvalid is not None:  # empty slots of the static clip capacity
+                exists = exists & mvalid[m0:m1, None].expand(-1, _FAN).reshape(n)
             XY = torch.where(exists, cand[:2], 0.0).long()  # exact: integral floats below 2**29
 
             def permuted(perm, cand=cand):
@@ -449,6 +464,9 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     if M:
         cnt.index_add_(0, gclip, ok[G:].view(M, _FAN).sum(1))
     first = torch.cumsum(cnt, 0) - cnt
+    if clip_capacity is not None:
+        return _static_ranks(itab, ftab, box, batch, cls, nst, ok, first, gclip, G, M, N, counts,
+                             torch.stack((to_clip.sum(), overflow)))
     tot = _host(torch.cat((torch.stack((cnt.sum(), overflow)), torch.stack(counts).reshape(-1))))  # host sync 2
     P, n_over = int(tot[0]), int(tot[1])
     K = len(sizes)
@@ -465,13 +483,33 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     rank = torch.where(ok, rank, P)
     cand_of = torch.empty(P + 1, dtype=torch.int64, device=dev).index_copy_(0, rank, torch.arange(N, device=dev))
     cand_of[P:].fill_(N)  # fill_, not item assignment: that would lift a host scalar tensor
+    _dummy_column(itab, ftab, N)
+    return _Pieces(itab, ftab, box, batch, cls, nst, rank, cand_of, P, N, blocks)
 
-    # column N: a dummy piece covering nothing (E = -1 < bias everywhere)
+
+def _dummy_column(itab: torch.Tensor, ftab: torch.Tensor, N: int) -> None:
+    """Column N: a dummy piece covering nothing (E = -1 < bias everywhere)."""
     itab[:, N].fill_(0)
     itab[_I_CB, N].fill_(-1)
     ftab[:, N].fill_(0.0)
     ftab[_R_INVAREA, N].fill_(1.0)
-    return _Pieces(itab, ftab, box, batch, cls, nst, rank, cand_of, P, N, blocks)
+
+
+def _static_ranks(itab, ftab, box, batch, cls, nst, ok, first, gclip, G: int, M: int, N: int, counts, need) -> _Pieces:
+    """The end of :func:`_setup` with static shapes: ranks and the rank -> candidate map without
+    knowing the piece count on the host (ranks of non-pieces and the map past the last piece
+    point at the dummy column N)."""
+    dev = itab.device
+    P = ok.sum()
+    rank = first
+    if M:
+        rank = torch.cat((first, (first[gclip][:, None] + torch.cumsum(ok[G:].view(M, _FAN), 1) - 1).reshape(-1)))
+    rank = torch.where(ok, rank, P)
+    # non-pieces write slot N + 1, which is cut off: cand_of[r] = N for every r >= P
+    cand_of = torch.full((N + 2,), N, dtype=torch.int64, device=dev).index_copy_(
+        0, torch.where(ok, rank, N + 1), torch.arange(N, device=dev))[:N + 1]
+    _dummy_column(itab, ftab, N)
+    return _Pieces(itab, ftab, box, batch, cls, nst, rank, cand_of, P, N, [(0, N, torch.stack(counts).sum(0))], need)
 
 
 
