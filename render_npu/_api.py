@@ -115,7 +115,9 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> 
     F = tri.shape[0]
     idf = rast[..., 3]
     ids = None
-    if idf.numel():
+    # the id check needs values on the host: skipped while torch.compile traces (one graph with
+    # the static-shape rasterizer, docs/torch_backend.md); eager calls always check
+    if idf.numel() and not torch.compiler.is_compiling():
         # range first, on the float values (NaN fails it): NaN/inf/huge ids would become arbitrary int64s
         lo, hi = (float(v) for v in torch.aminmax(idf))
         ok = lo >= 0 and hi <= F

@@ -108,7 +108,7 @@ def faces(tri: torch.Tensor, num_vertices: int, name: str = "faces") -> torch.Te
         raise ValueError(f"{name}: {tri.shape[0]} faces is more than 2**24 = {MAX_FACES}; triangle ids "
                          "are stored in float32 and would no longer be exact")
     not_meta(tri, name)  # even with no faces: no values to range-check, and no results to return
-    if tri.numel() > 0:
+    if tri.numel() > 0 and not torch.compiler.is_compiling():  # a value check: eager calls only
         if tri.device.type == "cpu":
             # numpy, single-threaded: a parallel torch op here leaves torch's OpenMP workers
             # spinning for milliseconds, stealing the cores from the compiled backend's threads.

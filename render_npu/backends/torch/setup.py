@@ -295,7 +295,8 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
     hi[1].clamp_max_(H - 1)
     ok = ok & (lo[0] <= hi[0]) & (lo[1] <= hi[1])
     box[:2] = lo
-    nxy = torch.sub(hi, lo - 1, out=box[2:]) * ok
+    box[2:] = hi - (lo - 1)  # (out= into these strided views would stop torch.compile's tracing)
+    nxy = box[2:] * ok
     del XY, lo, hi
     # stamp size: the cheapest class per piece (elementwise; argmin over a short dim is slow)
     best = None
@@ -316,7 +317,7 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
 
     # depth: z = sum_i q_i E_i / area, so dz/dpx = -(NA_1 (q1 - q0) + NA_2 (q2 - q0)) / area
     q = cand[2]
-    torch.sub(q[1:], q[:1], out=ftab[_R_DQ])
+    ftab[_R_DQ] = q[1:] - q[:1]
     dq = ftab[_R_DQ]
     ftab[_R_Q0] = q[0]
     inv_area = torch.reciprocal(area.clamp_min_(1).float(), out=ftab[_R_INVAREA])
@@ -337,7 +338,7 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
         c.zero_()
         c.scatter_(1, perm[:, None], rw[:, None])
     else:
-        torch.mul(torch.gather(beta, 0, perm[:, None].expand(3, 3, -1)), rw[:, None], out=c)
+        c.copy_(torch.gather(beta, 0, perm[:, None].expand(3, 3, -1)) * rw[:, None])
     return counts
 
 
