@@ -93,9 +93,9 @@ def _raster_pass(run: _Run, edge_arith: str, consume) -> None:
             cand, rank, ox, oy, base = _block_stamps(pc, c0, c1, k, S, n, run.Hp, run.Wp)
             for s in range(0, cand.shape[0], C):
                 cc = cand[s:s + C]
-                idx, key = _raster_chunk(_cols(pc.itab[:_NI_RASTER], cc), _cols(pc.ftab[:_NR_RASTER], cc), rank[s:s + C],
-                                  ox[s:s + C], oy[s:s + C], base[s:s + C], S, run.Wp, float_edges,
-                                  **({} if bufs is None else {"out": bufs}))
+                idx, key = _raster_chunk(_cols(pc.itab[:_NI_RASTER], cc), _cols(pc.ftab[:_NR_RASTER], cc),
+                                         rank[s:s + C], ox[s:s + C], oy[s:s + C], base[s:s + C], S, run.Wp,
+                                         float_edges, **({} if bufs is None else {"out": bufs}))
                 consume(idx, key)
                 del idx, key
 
