@@ -39,7 +39,7 @@ def _coverage_int64(e, NA, Bc, ar, out=None):
     ``out``: optional (cover, scratch) bool buffers of the result's shape.
     """
     a = ar[:, None]
-    row = e[:, None, :] + Bc[:, None, :] * a  # [3, S, C]
+    row = torch.addcmul(e[:, None, :], Bc[:, None, :], a)  # [3, S, C] = e + Bc ly (exact; one op, not two)
     col = NA[:, None, :] * a
     if out is None:
         cover = row[0][:, None] >= col[0][None]
