@@ -467,7 +467,8 @@ def test_torch_npu_is_optional():
     backend for any non-CPU device, and on CPU when the compiled module is missing."""
     import subprocess
 
-    code = ("import sys, render_npu, render_npu.torch_backend as tb; import torch; "
+    code = ("import sys, render_npu, render_npu.backends.torch as tb; import torch; "
+            "assert set(render_npu.backends()) >= {'torch', 'cpu'}; "
             "from render_npu import _backends; "
             "assert 'torch_npu' not in sys.modules; "
             "assert _backends.choose('auto', 'cuda') == 'torch'; "
