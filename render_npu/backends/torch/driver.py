@@ -10,7 +10,7 @@ import torch
 from ...resolve import resolve_ as resolve_parent_
 from . import static
 from .raster import _block_stamps, _raster_buffers, _raster_chunk, _resolve_chunk
-from .setup import (_CLIP_CAP, _EMPTY_BELOW, _I64_MAX, _I_B, _I_C, _NI_RASTER, _NR_RASTER, _R_C, _R_INVAREA,
+from .setup import (resolve_dtype, _CLIP_CAP, _EMPTY_BELOW, _I64_MAX, _I_B, _I_C, _NI_RASTER, _NR_RASTER, _R_ID, _R_INVAREA,
                     _STAMP_SIZES, _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _host,
                     _Pieces, _setup)
 
@@ -142,7 +142,7 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
         if run.pc is None:
             return rast, depth
         fb = _visibility(run, B, edge_arith)
-        return resolve_output(run, fb, rast, depth, inp)
+        return resolve_output(run, fb, rast, depth, inp, resolve_dtype(edge_arith))
 
 
 def _rasterize_static(inp, memory_budget, edge_arith, stamp_size: int, compile_):
@@ -176,12 +176,13 @@ def _visibility(run: _Run, B: int, edge_arith: str) -> torch.Tensor:
     return fb
 
 
-def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor, inp):
+def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor, inp,
+                   dtype: torch.dtype = torch.float32):
     """The final output step: for each covered pixel of the key buffer ``fb`` (see
     :func:`_visibility`), the winning piece's id and depth-test depth, then the barycentrics and
     depth from the parent triangle (:func:`render_npu.resolve.resolve_`), written into ``rast``
-    float32 [B, H, W, 4] and ``depth`` float32 [B, H, W] (zeros elsewhere, as given); returns
-    them. One host sync (the covered pixels); chunks of ``run.chunks.resolve`` pixels."""
+    float32 [B, H, W, 4] and ``depth`` float32 [B, H, W] (zeros elsewhere, as given), solved in
+    ``dtype`` (:func:`.setup.resolve_dtype`); returns them. One host sync (the covered pixels); chunks of ``run.chunks.resolve`` pixels."""
     pc = run.pc
     B, H, W = rast.shape[:3]
     Hp, Wp = run.Hp, run.Wp
@@ -199,14 +200,14 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
         py = torch.div(rem, W, rounding_mode="floor")
         px = rem - py * W
         cc = pc.cand.index_select(0, fb.index_select(0, (b * Hp + py) * Wp + px) & 0xFFFFFFFF)
-        r, d = _resolve_chunk(_cols(pc.itab[:_I_B.stop], cc), _cols(pc.itab[_I_C], cc), _cols(pc.ftab[:_R_INVAREA + 1], cc),
-                       _cols(pc.ftab[_R_C.start:], cc), px, py)
+        ident, d = _resolve_chunk(_cols(pc.itab[:_I_B.stop], cc), _cols(pc.itab[_I_C], cc),
+                                  _cols(pc.ftab[:_R_INVAREA + 1], cc), pc.ftab[_R_ID].index_select(0, cc), px, py)
         # index_copy_: on CPU about half the time of the index_put_ of ``rast_flat[q] = r`` (measured
         # 27 -> 13 ms per call at 1024², first touch of the outputs included)
-        rast_flat.index_copy_(0, q, r)
+        rast_flat.select(1, 3).index_copy_(0, q, ident)
         depth_flat.index_copy_(0, q, d)
     # final barycentrics/depth from the parent triangles: render_npu/resolve.py
-    return resolve_parent_(rast, depth, inp.pos, inp.faces, inp.viewport, hit=hit[:n], chunk=C)
+    return resolve_parent_(rast, depth, inp.pos, inp.faces, inp.viewport, hit=hit[:n], chunk=C, dtype=dtype)
 
 
 @contextlib.contextmanager

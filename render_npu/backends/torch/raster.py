@@ -159,21 +159,18 @@ def _raster_buffers(n: int, device: torch.device) -> Dict[str, torch.Tensor]:
 
 # ----------------------------------------------------------------------------- resolve
 
-def _resolve_chunk(gi: torch.Tensor, gc: torch.Tensor, gf: torch.Tensor, gb: torch.Tensor, px: torch.Tensor,
+def _resolve_chunk(gi: torch.Tensor, gc: torch.Tensor, gf: torch.Tensor, gid: torch.Tensor, px: torch.Tensor,
                    py: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Barycentrics, id and depth of n covered pixels from their winning pieces.
+    """Id and depth-test depth of n covered pixels from their winning pieces (the barycentrics and
+    output depth come from the parent triangle afterwards: :mod:`render_npu.resolve`).
 
-    The winners' table columns, only the rows the resolve reads (the random-access gathers are
-    most of its cost): gi int64 [6, n] (itab rows NA, B), gc int64 [3, n] (rows C), gf float32
-    [4, n] (ftab rows q0, dq, 1 / area), gb float32 [10, n] (rows c, id); px, py int64 [n]: pixel
-    indices. Returns (rast float32 [n, 4], depth float32 [n]).
+    The winners' table columns, only the rows read (the random-access gathers are most of the
+    cost): gi int64 [6, n] (itab rows NA, B), gc int64 [3, n] (rows C), gf float32 [4, n] (ftab
+    rows q0, dq, 1 / area), gid float32 [n] (row id); px, py int64 [n]: pixel indices. Returns
+    (id + 1 float32 [n], depth float32 [n]).
     """
-    E = gi[_I_B] * py - gi[_I_NA] * px + gc  # exact, >= 0 inside [3, n]
-    Ef = E.float()
-    c = gb[:9]
-    u = Ef[0:1] * c[0:3] + Ef[1:2] * c[3:6] + Ef[2:3] * c[6:9]  # u_k = sum_i E_i c_ik  [3, n]
-    bary = u / u.sum(0)
-    depth = gf[_R_Q0] + (gf[_R_DQ] * (Ef[1:] * gf[_R_INVAREA])).sum(0)
-    return torch.stack((bary[0], bary[1], bary[2], gb[9] + 1.0), 1), depth
+    E = gi[_I_B][1:] * py - gi[_I_NA][1:] * px + gc[1:]  # edges 1 and 2: exact, >= 0 inside [2, n]
+    depth = gf[_R_Q0] + (gf[_R_DQ] * (E.float() * gf[_R_INVAREA])).sum(0)
+    return gid + 1.0, depth
 
 

@@ -33,7 +33,7 @@ MAX_FIXED = float(2 ** 29)
 _BYTES_PER_STAMP_PIXEL = {"int64": 32, "float32": 40}  # bools, depth, key, index (+ float temporaries)
 _BYTES_PER_CANDIDATE = 700  # setup temporaries per face (or clip fan slot)
 _BYTES_PER_CLIPPED_FACE = 9000  # clipper polygons ([16 x 7] floats, a few copies per plane)
-_BYTES_PER_RESOLVE_PIXEL = 400  # gathered table columns, edge values, results
+_BYTES_PER_RESOLVE_PIXEL = 500  # gathered table columns, edge values, results (float64 resolve included)
 # Chunks follow memory_budget on every device, so that the number of chunks (and so of dispatched
 # ops: kernel launches on an NPU) stays the same as scenes grow: the chunk grows instead. On CPU,
 # glibc maps every temporary above its mmap threshold afresh per op and unmaps it on free, and the
@@ -128,6 +128,14 @@ def default_edge_arith(device: torch.device) -> str:
     return "int64" if device.type in ("cpu", "cuda") else "float32"
 
 
+def resolve_dtype(edge_arith: str) -> torch.dtype:
+    """Arithmetic of the parent-triangle resolve (render_npu/resolve.py) that goes with the edge
+    arithmetic: float64 beside int64 edges (CPU, CUDA: as the reference and the compiled backend,
+    and cheaper there than float32's compensated steps), float32 beside float32 edges (the device
+    arithmetic: no int64 multiply, no float64)."""
+    return torch.float64 if edge_arith == "int64" else torch.float32
+
+
 def _check_options(memory_budget, edge_arith, stamp_size, static_shapes, device) -> Tuple[int, str]:
     if memory_budget is None:
         memory_budget = DEFAULT_MEMORY_BUDGET
@@ -184,11 +192,17 @@ def _plane_distance(plane: int, x, y, z, w):
     return (gw - x, gw + x, gw - y, gw + y)[plane - 2]
 
 
-def _outside_any(x, y, z, w) -> torch.Tensor:
-    """bool: clip-space points outside some clip plane (the reference's distance < 0)."""
+def _outcodes(x, y, z, w) -> torch.Tensor:
+    """int32 bit set of the clip planes each clip-space point is outside (the reference's distance
+    < 0), 0 inside all six. A triangle whose three vertices share a bit is clipped away entirely by
+    that plane, so it needs no clipping (a scene behind the camera costs a setup, not a clip)."""
     gw = w * GUARD_BAND
     # fl(a - b) < 0 iff a < b (correct rounding keeps the sign), so plain comparisons suffice
-    return (z < -w) | (z > w) | (x > gw) | (x < -gw) | (y > gw) | (y < -gw)
+    planes = ((z < -w), (z > w), (x > gw), (x < -gw), (y > gw), (y < -gw))
+    code = planes[0].to(torch.int32)
+    for bit, outside in enumerate(planes[1:], 1):
+        code = code | (outside.to(torch.int32) << bit)
+    return code
 
 
 def _clip(V: torch.Tensor):
@@ -371,7 +385,8 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     x, y, z, w = pt
     vt = torch.stack((_snap(x / w, ax, bx), _snap(y / w, ay, by), z / w, w))  # [4, B*V]
     vok = torch.isfinite(pt).all(0)
-    vin = vok & ~_outside_any(x, y, z, w)
+    vcode = _outcodes(x, y, z, w)
+    vin = vok & (vcode == 0)
     vfin = _snapped_ok(vt)  # w = 0 makes the snapped values NaN
     # exact int64 fixed-point coordinates, once per vertex (0 where not finite: never used then)
     vxy = torch.where(vfin, vt[:2], 0.0).long()  # integral floats below 2**29 where it matters
@@ -384,7 +399,9 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
 
     vid = (vertex_ids(0, G) if B > 1 else fidx).reshape(-1)
     fplain = vin.index_select(0, vid).view(3, G).all(0)
-    to_clip = vok.index_select(0, vid).view(3, G).all(0) & ~fplain
+    codes = vcode.index_select(0, vid).view(3, G)
+    to_clip = vok.index_select(0, vid).view(3, G).all(0) & ~fplain & ((codes[0] & codes[1] & codes[2]) == 0)
+    del codes
     mvalid = None
     if clip_capacity is None:
         gclip = torch.nonzero(to_clip).squeeze(1)  # host sync 1

@@ -17,7 +17,7 @@ import torch
 
 from ... import resolve as parent
 from .raster import _raster_chunk, _resolve_chunk
-from .setup import (_EMPTY_BELOW, _I64_MAX, _I_B, _I_C, _NI_RASTER, _NR_RASTER, _R_C, _R_INVAREA,
+from .setup import (resolve_dtype, _EMPTY_BELOW, _I64_MAX, _I_B, _I_C, _NI_RASTER, _NR_RASTER, _R_ID, _R_INVAREA,
                     DEFAULT_MEMORY_BUDGET, STATIC_STAMP_SIZE, _check_options, _chunks, _cols, _setup)
 
 
@@ -95,20 +95,26 @@ def rasterize_static(pos: torch.Tensor, faces: torch.Tensor, height: int, width:
         idx, key = _raster_chunk(_cols(pc.itab[:_NI_RASTER], cc), _cols(pc.ftab[:_NR_RASTER], cc), rank[s:s + C],
                                  ox[s:s + C], oy[s:s + C], base[s:s + C], S, Wp, float_edges)
         fb.scatter_reduce_(0, idx, key, "amin")
-    resolve_dense(pc, fb, rast, depth, Hp, Wp, min(chunks.resolve, B * H * W), pos, faces, viewport)
+    resolve_dense(pc, fb, rast, depth, Hp, Wp, min(chunks.resolve, B * H * W), pos, faces, viewport,
+                  resolve_dtype(edge_arith))
     return rast, depth, need
 
 
 def resolve_dense(pc, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor, Hp: int, Wp: int, C: int,
-                  pos: torch.Tensor, faces: torch.Tensor, viewport: str) -> None:
+                  pos: torch.Tensor, faces: torch.Tensor, viewport: str, dtype: torch.dtype = torch.float32) -> None:
     """The final output step with static shapes: every pixel, in chunks of C (the last one
     overlapping the one before it), resolved from its key as driver.resolve_output does (the
     winning piece's id and depth-test depth, then the barycentrics and depth from the parent
-    triangle, render_npu.resolve); empty pixels read the dummy piece and are written as zeros."""
+    triangle, render_npu.resolve, in ``dtype``); empty pixels read the dummy piece and are written
+    as zeros."""
     B, H, W = depth.shape
     V = pos.shape[1]
     screen = parent._screen(H, W, viewport)
-    pos_flat, expo = parent._normalise(pos.detach().to(torch.float32).reshape(B * V, 4))
+    pos_flat = pos.detach().to(torch.float32).reshape(B * V, 4)
+    if dtype == torch.float64:
+        pos_flat, expo = pos_flat.to(torch.float64), None
+    else:
+        pos_flat, expo = parent._normalise(pos_flat)
     n = B * H * W
     rast_flat, depth_flat = rast.view(n, 4), depth.view(n)
     HW = H * W
@@ -123,12 +129,12 @@ def resolve_dense(pc, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor,
         key = fb.index_select(0, (b * Hp + py) * Wp + px)
         hit = key < _EMPTY_BELOW
         cc = pc.cand.index_select(0, torch.where(hit, key & 0xFFFFFFFF, pc.dummy))
-        r, d = _resolve_chunk(_cols(pc.itab[:_I_B.stop], cc), _cols(pc.itab[_I_C], cc),
-                              _cols(pc.ftab[:_R_INVAREA + 1], cc), _cols(pc.ftab[_R_C.start:], cc), px, py)
-        fid = torch.where(hit, r[:, 3].long() - 1, 0)  # empty pixels: face 0, masked below
+        ident, d = _resolve_chunk(_cols(pc.itab[:_I_B.stop], cc), _cols(pc.itab[_I_C], cc),
+                                  _cols(pc.ftab[:_R_INVAREA + 1], cc), pc.ftab[_R_ID].index_select(0, cc), px, py)
+        fid = torch.where(hit, ident.long() - 1, 0)  # empty pixels: face 0, masked below
         v, vid = parent._gather(pos_flat, faces, V, b, fid)
-        bary, d = parent.resolve_pixels(v, px, py, screen, d, expo[vid])
-        r = torch.cat((bary.to(torch.float32), r[:, 3:]), 1)
+        bary, d = parent.resolve_pixels(v, px, py, screen, d, None if expo is None else expo[vid])
+        r = torch.cat((bary.to(torch.float32), ident[:, None]), 1)
         rast_flat[s:s + C] = torch.where(hit[:, None], r, 0.0)
         depth_flat[s:s + C] = torch.where(hit, d.to(torch.float32), 0.0)
 
