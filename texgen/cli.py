@@ -1,5 +1,5 @@
 """Command line: ``texgen demo``, ``texgen bake MESH --views IMG...``, ``texgen transfer SOURCE TARGET``,
-``texgen batch MANIFEST --out DIR``.
+``texgen batch MANIFEST --out DIR``, ``texgen unwrap MESH -o OUT``.
 
 Run ``texgen COMMAND --help`` for the options. Every error (unreadable meshes or images, meshes
 without faces, a wrong number of images, images of different sizes, out-of-range options, an
@@ -21,7 +21,9 @@ import time
 import warnings
 from typing import Optional, Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "console_main", "build_parser"]
+
+EXIT_INTERRUPTED = 130
 
 
 def _common(p: argparse.ArgumentParser, render_default: Optional[int], texture_default: int) -> None:
@@ -107,6 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run the jobs as Ray tasks: 'local' starts a local cluster, else the address of a "
                          "running one (needs pip install \"render_npu[batch]\")")
     ba.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    un = sub.add_parser("unwrap", help="give a mesh a fresh UV atlas (no texture)",
+                        description="UV-unwrap MESH and write it with its atlas (no texture) to OUT. Ctrl-C "
+                                    "stops it within a second (exit status 130).")
+    un.add_argument("mesh", help="mesh file (OBJ, GLB, PLY, ...)")
+    un.add_argument("-o", "--out", required=True, help="output .glb or .obj")
+    un.add_argument("--texture-size", type=int, default=2048, metavar="PX",
+                    help="atlas resolution the charts are packed for (default 2048)")
+    un.add_argument("--padding", type=int, default=None, metavar="TEXELS",
+                    help="empty texels between charts (default max(2, size / 512))")
+    un.add_argument("--method", default="auto", choices=["auto", "xatlas", "charts"],
+                    help="auto: xatlas when no connected part has over 30000 faces, else texgen's chart atlas "
+                         "(default auto)")
+    un.add_argument("--max-angle", type=float, default=40.0, metavar="DEG",
+                    help="charts: largest angle between a face normal and its chart's axis (default 40)")
+    un.add_argument("--no-progress", action="store_true", help="no progress bar")
+    un.add_argument("--overwrite", action="store_true",
+                    help="let an .obj output replace existing NAME.mtl / NAME.png files")
     return parser
 
 
@@ -271,6 +291,27 @@ def _cmd_batch(args) -> int:
     return 1 if summary.failed else 0
 
 
+def _cmd_unwrap(args) -> int:
+    from .export import export_mesh
+    from .files import plan_outputs, with_companions
+    from .mesh import load_mesh
+    from .uv import choose_method, unwrap
+
+    t0 = time.perf_counter()
+    plan_outputs(args.out, with_companions([args.mesh]), args.overwrite)
+    mesh = load_mesh(args.mesh)
+    _checkpoint()
+    method = choose_method(mesh) if args.method == "auto" else args.method
+    print(f"texgen: unwrapping {args.mesh} ({mesh.num_faces} faces, method {method})", file=sys.stderr, flush=True)
+    result = unwrap(mesh, args.texture_size, args.padding, method=args.method, max_angle=args.max_angle,
+                    progress=not args.no_progress)
+    _checkpoint()
+    export_mesh(result, args.out, overwrite=args.overwrite)
+    print(f"texgen: wrote {args.out} ({result.num_faces} faces, {len(result.uv)} UV vertices, atlas "
+          f"{args.texture_size}^2) in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from .mesh import MeshError
 
@@ -287,8 +328,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.command == "batch":  # the jobs' options are checked per manifest line
             return _cmd_batch(args)
         _check_options(args)
-        _check_device(args)
-        return {"demo": _cmd_demo, "bake": _cmd_bake, "transfer": _cmd_transfer}[args.command](args)
+        if hasattr(args, "device"):
+            _check_device(args)
+        return {"demo": _cmd_demo, "bake": _cmd_bake, "transfer": _cmd_transfer,
+                "unwrap": _cmd_unwrap}[args.command](args)
     except (MeshError, ValueError, OSError, MemoryError) as exc:
         # one line, whatever the message: the user's shell shows nothing else
         msg = " ".join(str(exc).split()) or type(exc).__name__
@@ -296,7 +339,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("texgen: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         warnings.showwarning = old_show
         if old_sigint is not None:
@@ -310,5 +353,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"texgen: warning: {text}", file=sys.stderr)
 
 
+def console_main() -> None:
+    """The ``texgen`` command: :func:`main`, then exit. After Ctrl-C it leaves at once
+    (``os._exit``): tearing down an interpreter that imported torch takes seconds on a busy machine,
+    and an interrupted command should stop within one."""
+    rc = main()
+    if rc == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    sys.exit(rc)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

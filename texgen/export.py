@@ -61,18 +61,19 @@ def split_vertices(pos_idx: np.ndarray, uv_idx: np.ndarray, num_pos: int):
 def to_trimesh(mesh: Mesh, texture: Optional[np.ndarray] = None, normalized: bool = False,
                material_name: str = "texgen"):
     """A ``trimesh.Trimesh`` with a PBR material (named ``material_name``) whose base colour
-    texture is ``texture`` (default ``mesh.texture``); vertex colours are kept when there is no
-    texture."""
+    texture is ``texture`` (default ``mesh.texture``); without a texture, the UVs (and an
+    untextured material) are kept, or the vertex colours when the mesh has them."""
     import trimesh
     from PIL import Image
 
     tex = mesh.texture if texture is None else texture
     pos = mesh.pos if normalized else mesh.original_positions()
-    if tex is not None and mesh.has_uv:
+    # UVs without a texture (an unwrapped mesh) are kept unless vertex colours are what it shows
+    if mesh.has_uv and (tex is not None or mesh.vertex_colors is None):
         vert_pos, vert_uv, faces = split_vertices(mesh.pos_idx, mesh.uv_idx, mesh.num_vertices)
         verts = pos[vert_pos]
         uv = mesh.uv[vert_uv]
-        image = Image.fromarray(to_uint8(np.asarray(tex)[..., :3]))
+        image = None if tex is None else Image.fromarray(to_uint8(np.asarray(tex)[..., :3]))
         material = trimesh.visual.material.PBRMaterial(name=material_name, baseColorTexture=image,
                                                        baseColorFactor=[255, 255, 255, 255],
                                                        metallicFactor=0.0, roughnessFactor=1.0)

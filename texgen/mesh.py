@@ -1,4 +1,4 @@
-"""Mesh preparation: load (trimesh), normalise into the cameras' view volume, UV-unwrap (xatlas).
+"""Mesh preparation: load (trimesh), normalise into the cameras' view volume, UV-unwrap (:mod:`texgen.uv`).
 
 Conventions (see docs/texgen.md):
 
@@ -468,30 +468,14 @@ def normalize(mesh: Mesh, radius: float = DEFAULT_RADIUS, like: Optional[Mesh] =
     return mesh.copy(pos=step.apply(pos), normalization=total)
 
 
-def unwrap(mesh: Mesh, texture_size: int = 2048, padding: Optional[int] = None) -> Mesh:
-    """A copy of ``mesh`` with a fresh xatlas atlas (UVs split at seams, ``pos``/``pos_idx``
-    unchanged; the old UVs and texture are dropped). ``padding``: texels between charts
-    (default ``max(2, texture_size // 512)``)."""
-    import xatlas
+def unwrap(mesh: Mesh, texture_size: int = 2048, padding: Optional[int] = None, **options) -> Mesh:
+    """A copy of ``mesh`` with a fresh atlas (UVs split at seams, ``pos``/``pos_idx`` unchanged;
+    the old UVs and texture are dropped): :func:`texgen.uv.unwrap` (xatlas on small meshes, texgen's
+    chart atlas on large ones; ``options``: ``method``, ``max_angle``, ``progress``). ``padding``:
+    texels between charts (default ``max(2, texture_size // 512)``)."""
+    from .uv import unwrap as _unwrap
 
-    if padding is None:
-        padding = max(2, texture_size // 512)
-    atlas = xatlas.Atlas()
-    atlas.add_mesh(np.ascontiguousarray(mesh.pos, np.float32), np.ascontiguousarray(mesh.pos_idx.astype(np.uint32)))
-    chart = xatlas.ChartOptions()
-    pack = xatlas.PackOptions()
-    pack.resolution = int(texture_size)
-    pack.padding = int(padding)
-    pack.bilinear = True
-    atlas.generate(chart, pack, False)
-    vmapping, indices, uvs = atlas[0]
-    indices = np.asarray(indices, dtype=np.int64)
-    if indices.shape != mesh.pos_idx.shape:
-        raise MeshError(f"{mesh.name}: xatlas returned {indices.shape[0]} faces for {mesh.num_faces}")
-    pos_idx = np.asarray(vmapping, dtype=np.int64)[indices]
-    if not np.array_equal(pos_idx, mesh.pos_idx):
-        raise MeshError(f"{mesh.name}: xatlas reordered the faces; cannot keep index buffers aligned")
-    return mesh.copy(uv=np.asarray(uvs, np.float32), uv_idx=indices.astype(np.int32), texture=None)
+    return _unwrap(mesh, texture_size, padding, **options)
 
 
 def prepare_mesh(mesh, texture_size: int = 2048, radius: Optional[float] = DEFAULT_RADIUS,

@@ -16,17 +16,17 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-__all__ = ["UV_TOLERANCE", "OVERLAP_FRACTION", "uv_overlap", "uv_problem", "decide_unwrap"]
+__all__ = ["UV_TOLERANCE", "OVERLAP_FRACTION", "uv_overlap", "overlap_winners", "uv_problem", "decide_unwrap"]
 
 UV_TOLERANCE = 1e-4  # UVs this far outside [0, 1] still count as inside (exporters round)
 OVERLAP_FRACTION = 1e-3  # more than this share of the covered texels covered twice is an overlap
 MAX_CHECK_SIZE = 1024  # atlas resolution of the overlap test (texels)
 
 
-def uv_overlap(uv: np.ndarray, uv_idx: np.ndarray, size: int = MAX_CHECK_SIZE) -> Tuple[int, int]:
-    """(texels covered by two or more UV triangles, texels covered at all) at ``size`` x ``size``
-    texels (texel centres at ``u = col / (size - 1)``, as the bake uses). ``uv`` float [T, 2] inside
-    [0, 1], ``uv_idx`` int [F, 3]."""
+def overlap_winners(uv: np.ndarray, uv_idx: np.ndarray, size: int = MAX_CHECK_SIZE):
+    """The two rasterizations behind :func:`uv_overlap`: int32 torch tensors ``[2, size, size]``
+    holding, per texel, 1 + the index of the face that won with depth ordered by face index (0)
+    and by the reverse order (1); 0 where no face covers the texel."""
     import torch
 
     import render_npu
@@ -39,12 +39,18 @@ def uv_overlap(uv: np.ndarray, uv_idx: np.ndarray, size: int = MAX_CHECK_SIZE) -
     clip[:, :, 0] = corners[:, 0] * 2 - 1
     clip[:, :, 1] = corners[:, 1] * 2 - 1
     clip[:, :, 3] = 1
-    order = (np.arange(F, dtype=np.float64) + 0.5) / F  # in (0, 1): inside the depth range
+    order = (np.arange(F, dtype=np.float64) + 0.5) / max(F, 1)  # in (0, 1): inside the depth range
     clip[0, :, 2] = np.repeat(order, 3)
     clip[1, :, 2] = np.repeat(1 - order, 3)
     tri = torch.arange(3 * F, dtype=torch.int32).reshape(F, 3)
-    rast = render_npu.rasterize(int(size), tri, torch.from_numpy(clip)).rast[..., 3]
-    a, b = rast[0], rast[1]
+    return render_npu.rasterize(int(size), tri, torch.from_numpy(clip)).rast[..., 3].round().int()
+
+
+def uv_overlap(uv: np.ndarray, uv_idx: np.ndarray, size: int = MAX_CHECK_SIZE) -> Tuple[int, int]:
+    """(texels covered by two or more UV triangles, texels covered at all) at ``size`` x ``size``
+    texels (texel centres at ``u = col / (size - 1)``, as the bake uses). ``uv`` float [T, 2] inside
+    [0, 1], ``uv_idx`` int [F, 3]."""
+    a, b = overlap_winners(uv, uv_idx, size)
     covered = int((a > 0).sum())
     twice = int(((a > 0) & (a != b)).sum())
     return twice, covered
