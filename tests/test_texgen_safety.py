@@ -522,8 +522,6 @@ def _xatlas_loaded(pid):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="watches /proc to send Ctrl-C inside xatlas")
-@pytest.mark.xfail(reason="issue 16 runs xatlas where Ctrl-C can interrupt it; until then SIGINT waits for "
-                          "xatlas to finish", strict=True)
 def test_sigint_stops_the_cli_within_a_second(tmp_path):
     trimesh.creation.icosphere(subdivisions=5).export(tmp_path / "big.ply")  # 20480 faces: xatlas takes seconds
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "v.png")
