@@ -3,7 +3,7 @@ six renders, checked on held-out views.
 
 1. :func:`demo_mesh`: a bumpy blob with a tilted ring around it (two components; the ring
    occludes parts of the body, so some texels are seen by no view and must be inpainted).
-2. :func:`ground_truth`: the mesh with its own xatlas atlas and a texture that samples a smooth
+2. :func:`ground_truth`: the mesh with its own atlas (:func:`texgen.uv.unwrap`) and a texture that samples a smooth
    3D colour field (:func:`solid_color`) at every texel's surface point.
 3. The pipeline textures a *fresh* copy of the geometry (its own atlas, another texture size)
    from the ground truth's renders from Hunyuan3D-2's six views (:class:`TransferSource`).

@@ -41,7 +41,8 @@ class PipelineConfig:
         inpaint: "harmonic" (default), "pushpull", "ns" or "telea" (see :mod:`texgen.inpaint`).
         vertex_inpaint: run render_npu's mesh-graph inpaint before the image-space fill.
         radius: normalisation radius (None: use the mesh's coordinates as they are).
-        unwrap: "auto" (xatlas when the mesh has no UVs), "always" or "never".
+        unwrap: "auto" (a fresh atlas, :func:`texgen.uv.unwrap`, when the mesh has no usable UVs),
+            "always" or "never".
         device: torch device for rendering and baking.
         backend: render_npu backend ("auto", "cpu", "torch", "reference", "ascendc").
         progress: tqdm progress bars.
