@@ -8,7 +8,8 @@ World frame: +Y up, front facing +Z (glTF). Images: float32 [H, W, 3|4] in [0, 1
 top. Cameras: (elevation, azimuth, distance), orthographic by default (half-width 0.6, distance
 1.45); the default views are Hunyuan3D-2's six. Submodules: mesh, camera, render, bake (``bake.bake``
 back-projects and merges), inpaint, export, files (atomic writes, output checks), uvcheck (whether a
-mesh's UVs can hold a bake), uv (how to unwrap: xatlas or the chart atlas for 1M faces), sources, pipeline, demo, cli, batch (manifests on a process pool or Ray).
+mesh's UVs can hold a bake), uv (how to unwrap: xatlas, or the chart atlas for 1M faces), sources,
+pipeline, demo, cli, batch (manifests on a process pool or Ray).
 """
 from .bake import BakeResult, BakeSettings, back_project
 from .camera import (HUNYUAN_AZIMUTHS, HUNYUAN_ELEVATIONS, HUNYUAN_WEIGHTS, Camera, hunyuan_cameras, orbit_cameras,
