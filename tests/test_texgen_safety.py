@@ -258,7 +258,7 @@ def test_bad_uvs_auto_unwraps_never_refuses(truth_files, tmp_path, capsys, bad):
     assert snapshot(tmp_path) == before
     rc, err = run(capsys, args)
     assert rc == 0
-    assert err == f"texgen: warning: t.obj: {why}; unwrapping it again with xatlas (--unwrap never would refuse instead)\n"
+    assert err == f"texgen: warning: t.obj: {why}; unwrapping it again (--unwrap never would refuse instead)\n"
     out = load_mesh(tmp_path / "out.glb")
     assert np.isfinite(out.uv).all() and out.uv.min() >= 0 and out.uv.max() <= 1
     # the fresh atlas bakes properly: held-out views match the truth

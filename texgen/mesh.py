@@ -503,7 +503,7 @@ def prepare_mesh(mesh, texture_size: int = 2048, radius: Optional[float] = DEFAU
         if why:
             import warnings
 
-            warnings.warn(f"texgen: {m.name}: {why}; unwrapping it again with xatlas "
+            warnings.warn(f"texgen: {m.name}: {why}; unwrapping it again "
                           f"(--unwrap never would refuse instead)", TexgenWarning, stacklevel=2)
         m = unwrap(m, texture_size)
     return m
