@@ -277,7 +277,7 @@ def test_ray_is_imported_only_when_asked(tmp_path, monkeypatch):
             "assert 'ray' not in sys.modules, 'ray imported'")
     import subprocess
 
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)  # cwd: not the source tree
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ValueError, match=r"render_npu\[batch\]"):
         run_batch(str(manifest), str(tmp_path / "out"), ray="local", progress=False, log=None)

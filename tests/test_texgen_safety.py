@@ -530,6 +530,7 @@ def test_sigint_stops_the_cli_within_a_second(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "texgen.cli", "bake", str(tmp_path / "big.ply"), "--views",
                              *[str(tmp_path / "v.png")] * 6, "-o", str(out), "--no-progress", "--texture-size", "1024",
                              "--render-size", "32"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path,  # not the repository: `-m` would import its source tree
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60

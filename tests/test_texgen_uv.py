@@ -199,7 +199,8 @@ def test_ctrl_c_stops_within_a_second(tmp_path, method, subdiv):
     tmp.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "texgen.cli", "unwrap", str(src), "-o", str(tmp_path / "o.glb"),
                              "--method", method, "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "TMPDIR": str(tmp)})
+                            env={**os.environ, "TMPDIR": str(tmp)},
+                            cwd=tmp_path)  # not the repository: `-m` would import its source tree
     try:
         line = proc.stderr.readline().decode()  # printed just before unwrapping starts
         assert line.startswith("texgen: unwrapping"), line

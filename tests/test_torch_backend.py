@@ -477,7 +477,7 @@ def test_option_errors():
         render_npu.rasterize(8, torch.from_numpy(faces), torch.from_numpy(pos), backend="torch", memory_budget=5)
 
 
-def test_torch_npu_is_optional():
+def test_torch_npu_is_optional(tmp_path):
     """Neither ``import render_npu`` nor the torch backend imports torch_npu; "auto" picks this
     backend for any non-CPU device, and on CPU when the compiled module is missing."""
     import subprocess
@@ -490,7 +490,6 @@ def test_torch_npu_is_optional():
             "assert _backends.choose('auto', 'npu') in ('torch', 'ascendc'); "
             "assert tb.default_edge_arith(torch.device('cpu')) == 'int64'; "
             "assert tb.default_edge_arith(torch.device('meta')) == 'float32'; print('ok')")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                       os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    # a fresh process on the package under test (cwd: not the repository, whose source tree `-c` would import)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
