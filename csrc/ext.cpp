@@ -109,6 +109,8 @@ void rasterize_backward_binding(CArray<double> pos, CArray<int32_t> faces, CArra
     rasterize_backward_typed<double>(pos, faces, rast, opengl, grad_bary, grad_depth, num_threads, grad_pos);
   else
     rasterize_backward_typed<float>(pos, faces, rast, opengl, grad_bary, grad_depth, num_threads, grad_pos);
+}
+
 // ---- texture ------------------------------------------------------------------------------------
 // levels: [Bt, h_k, w_k, C] float32 arrays (mip level k); uv [B, H, W, 2]; uv_da [B, H, W, 4] or None;
 // bias [B, H, W] or None; out [B, H, W, C]. filter 0..3 = nearest, linear, linear-mipmap-nearest,
