@@ -361,7 +361,7 @@ def test_antialias_fits_a_silhouette():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0]
 
 
