@@ -3,12 +3,15 @@
 // line of defence against a caller that bypasses it.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "inpaint/inpaint.h"
 #include "rasterize/rasterize_cpu.h"
+#include "texture/texture_cpu.h"
 #include "../ascendc_kernels/fine_raster_format.h"     // AscendC kernel buffer layout
 #include "../ascendc_kernels/host/fine_raster_host.h"  // AscendC kernel, host emulation
 
@@ -108,6 +111,47 @@ void rasterize_backward_binding(CArray<double> pos, CArray<int32_t> faces, CArra
     rasterize_backward_typed<float>(pos, faces, rast, opengl, grad_bary, grad_depth, num_threads, grad_pos);
 }
 
+// ---- texture ------------------------------------------------------------------------------------
+// levels: [Bt, h_k, w_k, C] float32 arrays (mip level k); uv [B, H, W, 2]; uv_da [B, H, W, 4] or None;
+// bias [B, H, W] or None; out [B, H, W, C]. filter 0..3 = nearest, linear, linear-mipmap-nearest,
+// linear-mipmap-linear; boundary 0..2 = wrap, clamp, zero.
+void texture_forward_binding(const std::vector<CArray<float>>& levels, CArray<float> uv, py::object uv_da,
+                             py::object bias, int filter, int boundary, int num_threads, CArray<float> out) {
+  if (levels.empty()) throw std::invalid_argument("levels: at least one level");
+  require_shape(uv, {-1, -1, -1, 2}, "uv");
+  const auto B = uv.shape(0), H = uv.shape(1), W = uv.shape(2);
+  const auto Bt = levels[0].shape(0), C = levels[0].shape(3);
+  if (Bt != 1 && Bt != B) throw std::invalid_argument("levels: batch must be 1 or uv's");
+  std::vector<render_npu::TexLevel> lv;
+  for (const auto& a : levels) {
+    require_shape(a, {Bt, -1, -1, C}, "levels");
+    if (a.shape(1) < 1 || a.shape(2) < 1) throw std::invalid_argument("levels: empty level");
+    lv.push_back({a.data(), a.shape(1), a.shape(2)});
+  }
+  require_shape(out, {B, H, W, C}, "out");
+  if (filter < 0 || filter > 3) throw std::invalid_argument("filter: 0..3");
+  if (boundary < 0 || boundary > 2) throw std::invalid_argument("boundary: 0..2");
+  CArray<float> da, bi;
+  const float* da_p = nullptr;
+  const float* bi_p = nullptr;
+  if (!uv_da.is_none()) {
+    da = uv_da.cast<CArray<float>>();
+    require_shape(da, {B, H, W, 4}, "uv_da");
+    da_p = da.data();
+  }
+  if (!bias.is_none()) {
+    bi = bias.cast<CArray<float>>();
+    require_shape(bi, {B, H, W}, "mip_level_bias");
+    bi_p = bi.data();
+  }
+  if (filter >= 2 && !da_p && !bi_p) throw std::invalid_argument("mipmapped filter needs uv_da or bias");
+  const float* u = uv.data();
+  float* o = out.mutable_data();
+  py::gil_scoped_release release;
+  render_npu::texture_forward_cpu(lv, Bt, C, u, da_p, bi_p, B, H, W, static_cast<render_npu::TexFilter>(filter),
+                                  static_cast<render_npu::TexBoundary>(boundary), num_threads, o);
+}
+
 // ---- inpaint -----------------------------------------------------------------------------------
 // Returns (iterations, list_entries, last_uncolored, colored_vertices).
 py::tuple mesh_vertex_inpaint_binding(CArray<float> texture, CArray<uint8_t> mask, CArray<float> vtx_pos,
@@ -204,6 +248,8 @@ PYBIND11_MODULE(_C, m) {
         "The tile kernel 'auto' picks on this CPU ('avx2' or 'scalar').");
   m.def("rasterize_release_cache", &render_npu::rasterize_cpu_release_cache,
         "Free the rasterizer's scratch memory kept between calls.");
+  m.def("texture_forward", &texture_forward_binding, py::arg("levels"), py::arg("uv"), py::arg("uv_da"),
+        py::arg("bias"), py::arg("filter"), py::arg("boundary"), py::arg("num_threads"), py::arg("out"));
   m.def("mesh_vertex_inpaint", &mesh_vertex_inpaint_binding, py::arg("texture"), py::arg("mask"),
         py::arg("vtx_pos"), py::arg("vtx_uv"), py::arg("pos_idx"), py::arg("uv_idx"), py::arg("method"),
         py::arg("out_texture"), py::arg("out_mask"),

@@ -113,7 +113,7 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> 
     if attr.dim() == 3 and attr.shape[0] not in (1, B):
         raise ValueError(f"attr has batch {attr.shape[0]} but rast has batch {B}")
     F = tri.shape[0]
-    idf = rast[..., 3]
+    idf = rast[..., 3].detach()  # ids carry no gradient (and float() of a graph tensor warns)
     ids = None
     # the id check needs values on the host: skipped while torch.compile traces (one graph with
     # the static-shape rasterizer, docs/torch_backend.md); eager calls always check

@@ -41,7 +41,7 @@ def test_nvdiffrast_layout_matches_core(ctx):
     assert torch.equal(rast[..., 2], core.depth) and torch.equal(rast[..., 3], core.rast[..., 3])
     empty = rast[..., 3] == 0
     assert empty.any() and (rast[empty] == 0).all()
-    assert rast_db.shape == (3, s.H, s.W, 4) and not rast_db.any()
+    assert rast_db.shape == (3, s.H, s.W, 4) and not rast_db[empty].any() and rast_db[~empty].any()
 
 
 def test_nvdiffrast_output_db_off():
@@ -76,7 +76,7 @@ def test_nvdiffrast_interpolate():
         assert out.shape == (3, s.H, s.W, 5) and out_db.shape == (3, s.H, s.W, 0)
         torch.testing.assert_close(out, want, rtol=0, atol=2e-6)
     out, out_db = dr.interpolate(attr, rast, tri, rast_db=rast_db, diff_attrs="all")
-    assert out_db.shape == (3, s.H, s.W, 10) and not out_db.any()
+    assert out_db.shape == (3, s.H, s.W, 10) and not out_db[rast[..., 3] == 0].any()
     _, out_db = dr.interpolate(attr, rast, tri, rast_db=rast_db, diff_attrs=[1, 3])
     assert out_db.shape == (3, s.H, s.W, 4)
 
@@ -107,10 +107,25 @@ def test_nvdiffrast_interpolate_grad():
     torch.testing.assert_close(attr.grad.sum(dim=0), (rast[..., 3] > 0).sum().float().expand(2), rtol=1e-5, atol=1e-3)
 
 
-def test_nvdiffrast_ranges_not_supported():
-    s, pos, tri = _scene("tri_ccw")
-    with pytest.raises(NotImplementedError, match="range"):
-        dr.rasterize(None, pos, tri, (8, 8), ranges=torch.tensor([[0, 1]], dtype=torch.int32))
+def test_nvdiffrast_range_mode():
+    """ranges [B, 2] = (start, count): image b renders tri[start:start + count] of a [V, 4] pos, with ids
+    into the whole tri: equal to instanced mode on the sub-list with ids shifted by start."""
+    s, pos, tri = _scene("batch3")
+    p = pos[1]
+    ranges = torch.tensor([[0, 5], [3, tri.shape[0] - 3], [2, 0]], dtype=torch.int32)
+    rast, db = dr.rasterize(None, p, tri, (s.H, s.W), ranges=ranges)
+    assert rast.shape == (3, s.H, s.W, 4) and db.shape == (3, s.H, s.W, 4)
+    for b, (start, count) in enumerate(ranges.tolist()):
+        want, want_db = dr.rasterize(None, p[None], tri[start:start + count], (s.H, s.W))
+        ids = want[..., 3]
+        assert torch.equal(rast[b, ..., 3], torch.where(ids > 0, ids + start, ids)[0])
+        assert torch.equal(rast[b, ..., :3], want[0, ..., :3])
+        torch.testing.assert_close(db[b], want_db[0])
+    assert not rast[2].any()
+    with pytest.raises(ValueError, match="ranges"):
+        dr.rasterize(None, p, tri, (8, 8), ranges=torch.tensor([[0, tri.shape[0] + 1]], dtype=torch.int32))
+    with pytest.raises(ValueError, match="range mode"):
+        dr.rasterize(None, pos, tri, (8, 8), ranges=ranges)
     with pytest.raises(TypeError, match="glctx"):
         dr.rasterize(object(), pos, tri, (8, 8))
 

@@ -1,0 +1,169 @@
+"""Analytic antialiasing of silhouette edges (Laine et al. 2020, section 3.4), in torch ops.
+
+For every pair of horizontally or vertically adjacent pixels whose triangle ids differ, the
+triangle nearer the camera (smaller z/w; any triangle over background) is the candidate occluder.
+Walking from its pixel centre O towards the neighbour's centre N, the first of its edges crossed
+(parameter t in [0, 1] along O -> N) is where its surface ends. If that edge is a silhouette edge
+(no neighbouring triangle, a neighbour facing the other way in screen space, or a non-manifold
+edge) and is at most 45 degrees from the pair's normal direction (horizontal pairs take the more
+vertical edges, vertical pairs the more horizontal ones, so a pixel is not blended twice for one
+edge), the colours are blended as if the edge split a unit-wide pixel along the pair's axis:
+
+* t < 1/2: the edge cuts O's own pixel, which the occluder covers only partly:
+  ``out[O] += (1/2 - t) (color[N] - color[O])``;
+* t > 1/2: the occluder reaches into N's pixel: ``out[N] += (t - 1/2) (color[O] - color[N])``.
+
+Pixels in no such pair keep their colour exactly. ``t`` depends on the edge's screen-space
+endpoints, so autograd gives the gradients with respect to ``pos`` (the visibility gradients)
+as well as to ``color``. Triangles with a vertex at or behind the camera plane (w <= 0) are not
+antialiased.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+
+def construct_topology_hash(tri: torch.Tensor) -> torch.Tensor:
+    """int64 ``[F, 3]``: for edge k = (tri[f, k], tri[f, (k + 1) % 3]) of face f, the face sharing it,
+    -1 if none (a boundary edge) or -2 if more than two faces share it (treated as a silhouette)."""
+    F = tri.shape[0]
+    dev = tri.device
+    t = tri.long()
+    a = t
+    b = t.roll(-1, dims=1)
+    lo, hi = torch.minimum(a, b).reshape(-1), torch.maximum(a, b).reshape(-1)
+    V = int(t.max()) + 1 if F else 1
+    key = lo * V + hi
+    order = torch.argsort(key, stable=True)
+    ks = key[order]
+    nbr = torch.full((F * 3,), -1, dtype=torch.int64, device=dev)
+    if F == 0:
+        return nbr.view(0, 3)
+    _, inv, counts = torch.unique_consecutive(ks, return_inverse=True, return_counts=True)
+    cnt = counts[inv]  # multiplicity of each sorted edge
+    face = order // 3
+    pair = cnt == 2
+    # for an edge seen exactly twice, the two entries are adjacent in sorted order
+    first = pair & torch.cat([ks[1:] == ks[:-1], torch.zeros(1, dtype=torch.bool, device=dev)])
+    i = torch.nonzero(first).squeeze(1)
+    nbr[order[i]] = face[i + 1]
+    nbr[order[i + 1]] = face[i]
+    nbr[order[cnt > 2]] = -2
+    return nbr.view(F, 3)
+
+
+def _pairs(ids: torch.Tensor, depth: torch.Tensor, axis: int):
+    """Adjacent pixel pairs along ``axis`` (2 = x, 1 = y) with differing ids:
+    (b, y, x of O, y, x of N, occluder id + 1), O = the occluder's pixel."""
+    n = ids.shape[axis]
+    ia, ib = ids.narrow(axis, 0, n - 1), ids.narrow(axis, 1, n - 1)
+    za, zb = depth.narrow(axis, 0, n - 1), depth.narrow(axis, 1, n - 1)
+    b, y, x = torch.nonzero(ia != ib, as_tuple=True)
+    ida, idb = ia[b, y, x], ib[b, y, x]
+    a_occ = (idb == 0) | ((ida > 0) & (za[b, y, x] <= zb[b, y, x]))
+    dy, dx = (1, 0) if axis == 1 else (0, 1)
+    oy = torch.where(a_occ, y, y + dy)
+    ox = torch.where(a_occ, x, x + dx)
+    ny = torch.where(a_occ, y + dy, y)
+    nx = torch.where(a_occ, x + dx, x)
+    return b, oy, ox, ny, nx, torch.where(a_occ, ida, idb)
+
+
+def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor,
+              topology_hash: Optional[torch.Tensor] = None, pos_gradient_boost: float = 1.0) -> torch.Tensor:
+    """See the module docstring. ``color`` ``[B, H, W, C]``, ``rast`` ``[B, H, W, 4]`` (nvdiffrast layout,
+    OpenGL viewport), ``pos`` ``[B, V, 4]`` or ``[V, 4]``, ``tri`` int ``[F, 3]`` (validated by the caller).
+    Returns ``[B, H, W, C]`` in ``color``'s dtype."""
+    B, H, W, C = color.shape
+    if pos.dim() == 2:
+        pos = pos.unsqueeze(0)
+    if pos_gradient_boost != 1.0:
+        # same values, gradient scaled by the boost
+        pos = pos + (pos_gradient_boost - 1.0) * (pos - pos.detach())
+    if topology_hash is None:
+        topology_hash = construct_topology_hash(tri)
+    dt = torch.promote_types(color.dtype, pos.dtype)
+    ids = rast[..., 3].detach().long()
+    depth = rast[..., 2].detach()
+    t = tri.long()
+    pw = pos.to(dt)
+    w = pw[..., 3:4]
+    w_ok = w > 0
+    wsafe = torch.where(w_ok, w, torch.ones((), dtype=dt, device=pw.device))
+    # screen position in pixel-index units (pixel centres at integers), row grows with NDC y
+    scr = torch.stack([(pw[..., 0:1] / wsafe + 1)[..., 0] * (W / 2) - 0.5,
+                       (pw[..., 1:2] / wsafe + 1)[..., 0] * (H / 2) - 0.5], -1)  # [Bp, V, 2]
+    # silhouette edges per face, decided once per face rather than per pixel pair: an edge is one
+    # when no face shares it, several do, or the face across it has the other homogeneous
+    # orientation (sign of det of the (x, y, w) rows = screen-space winding when all w > 0)
+    hom = pos.detach()[..., [0, 1, 3]].to(dt)
+    Bp = pos.shape[0]
+    orient = torch.linalg.det(hom[:, t]) > 0  # [Bp, F]
+    nbr = topology_hash.to(device=pos.device, dtype=torch.int64)
+    sil_edge = (nbr < 0).unsqueeze(0) | (orient.unsqueeze(-1) != orient[:, nbr.clamp_min(0)])  # [Bp, F, 3]
+    face_sil = sil_edge.any(-1)
+    flat = color.reshape(B * H * W, C)
+    adds_idx, adds_val = [], []
+    for axis in (2, 1):
+        b, oy, ox, ny, nx, occ = _pairs(ids, depth, axis)
+        if b.numel() == 0:
+            continue
+        f = occ - 1
+        pb = b if Bp > 1 else torch.zeros_like(b)
+        keep = torch.nonzero(face_sil[pb, f]).squeeze(1)  # occluders without a silhouette edge blend nothing
+        if keep.numel() == 0:
+            continue
+        b, oy, ox, ny, nx, f, pb = (x_[keep] for x_ in (b, oy, ox, ny, nx, f, pb))
+        vi = t[f]  # [n, 3]
+        P = scr[pb.unsqueeze(1), vi]  # [n, 3, 2]
+        ok = w_ok[pb.unsqueeze(1), vi, 0].all(1)
+        O = torch.stack([ox, oy], -1).to(dt)
+        N = torch.stack([nx, ny], -1).to(dt)
+        best_t = torch.full((b.shape[0],), 2.0, dtype=dt, device=color.device)
+        best_k = torch.full((b.shape[0],), -1, dtype=torch.int64, device=color.device)
+        tk = []
+        for k in range(3):
+            Pa, Pb = P[:, k], P[:, (k + 1) % 3]
+            e = Pb - Pa
+            eO = e[:, 0] * (O[:, 1] - Pa[:, 1]) - e[:, 1] * (O[:, 0] - Pa[:, 0])
+            eN = e[:, 0] * (N[:, 1] - Pa[:, 1]) - e[:, 1] * (N[:, 0] - Pa[:, 0])
+            den = eO - eN
+            cross = (eO * eN <= 0) & (den != 0)
+            tt = eO / torch.where(cross, den, torch.ones((), dtype=dt, device=den.device))
+            cpt = O + tt.unsqueeze(1) * (N - O)
+            s = ((cpt - Pa) * e).sum(1) / (e * e).sum(1).clamp_min(1e-30)
+            steep = e[:, 0].abs() <= e[:, 1].abs() if axis == 2 else e[:, 1].abs() < e[:, 0].abs()
+            tkd = tt.detach()
+            valid = cross & (s.detach() >= 0) & (s.detach() <= 1) & (tkd >= 0) & (tkd <= 1)
+            better = valid & (tkd < best_t)
+            # the first edge crossed decides; it must also be steep enough for this pair direction
+            best_k = torch.where(better, torch.where(steep, k, 3), best_k)
+            best_t = torch.where(better, tkd, best_t)
+            tk.append(tt)
+        found = (best_k >= 0) & (best_k < 3) & ok
+        if not found.any():
+            continue
+        sel = torch.nonzero(found).squeeze(1)
+        k = best_k[sel]
+        tsel = torch.stack(tk, 1)[sel].gather(1, k.unsqueeze(1)).squeeze(1)
+        sil = sil_edge[pb[sel], f[sel], k]
+        if not sil.any():
+            continue
+        keep = torch.nonzero(sil).squeeze(1)
+        tsel = tsel[keep]
+        sel = sel[keep]
+        bb = b[sel]
+        io = (bb * H + oy[sel]) * W + ox[sel]
+        inn = (bb * H + ny[sel]) * W + nx[sel]
+        cut_o = tsel.detach() < 0.5
+        tgt = torch.where(cut_o, io, inn)
+        src = torch.where(cut_o, inn, io)
+        alpha = torch.where(cut_o, 0.5 - tsel, tsel - 0.5).to(dt).unsqueeze(1)
+        adds_idx.append(tgt)
+        adds_val.append(alpha * (flat[src].to(dt) - flat[tgt].to(dt)))
+    if not adds_idx:
+        return color.clone()  # a new tensor, as when pixels are blended
+    out = flat.to(dt).index_add(0, torch.cat(adds_idx), torch.cat(adds_val)).to(color.dtype)
+    return out.reshape(B, H, W, C)
