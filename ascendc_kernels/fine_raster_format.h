@@ -1,6 +1,6 @@
 // Input/output format of the AscendC fine-raster kernel (ascendc_kernels/README.md, "Input
 // format", explains every field). Shared by the kernel (device and host builds), the torch_npu
-// op wrapper and, mirrored as Python constants, render_npu/ascendc_backend.py.
+// op wrapper and, mirrored as Python constants, render_npu/backends/ascendc.py.
 #pragma once
 #include <cstdint>
 
@@ -26,7 +26,7 @@ constexpr int32_t kTileStart = 2;   // offset of the tile's piece list in `lists
 constexpr int32_t kTileCount = 3;   // number of pieces in that list
 // words 4..7: zero (reserved)
 
-// Piece records, built from the torch backend's setup tables by render_npu/ascendc_backend.py
+// Piece records, built from the torch backend's setup tables by render_npu/backends/ascendc.py
 // (pieces_from_torch, canonical_tables). Edge i is the edge opposite vertex i; orientation is
 // normalised (positive area), so pixel (px, py) is covered iff E_i = A_i px + B_i py + C_i >= bias_i
 // for i = 0, 1, 2 (exact integers; |A_i|, |B_i| <= 2**38, |C_i| < 2**61).

@@ -3,7 +3,7 @@
 //   torch.ops.render_npu_ascendc.fine_raster(coords, tiles, lists, rec_i, rec_f, block_dim=0) -> out
 //
 // Tensors on one NPU, in the kernel's format (fine_raster_format.h, README.md "Input format");
-// out is float32 [num_tiles, 1280]. render_npu/ascendc_backend.py builds the inputs with torch ops
+// out is float32 [num_tiles, 1280]. render_npu/backends/ascendc.py builds the inputs with torch ops
 // on the NPU and unpacks the output. The launch goes on torch_npu's current stream, asynchronously.
 //
 // NOT COMPILED OR RUN on the machines this project is developed on (no CANN toolkit, no NPU).

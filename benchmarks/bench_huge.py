@@ -8,7 +8,7 @@ resolutions of 8k and more): a UV sphere with 10M faces at 4096x4096 and with 1M
 wall time of one ``render_npu.rasterize`` call (median over ``--repeat``), the growth of the
 process' peak resident set during the call (VmHWM after a reset through /proc/self/clear_refs:
 outputs + working memory, the scene itself excluded), the guard's estimate
-(``render_npu.cpu_backend.estimate_memory``, which a call must fit in or it raises MemoryError
+(``render_npu.backends.cpu.estimate_memory``, which a call must fit in or it raises MemoryError
 before allocating) and the outputs alone (B*H*W*20 bytes). A last row shows the guard refusing a
 call that cannot fit in this machine's memory. The output is a markdown table.
 """
@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import render_npu  # noqa: E402
-from render_npu import cpu_backend  # noqa: E402
+from render_npu.backends import cpu as cpu_backend  # noqa: E402
 from render_npu.meshes import look_at, orthographic  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_rasterize import _reset_peak, _status_kb, cpu_name  # noqa: E402  (one peak-memory probe for all benchmarks)

@@ -7,7 +7,7 @@ custom_rasterizer and mesh_processor.
 """
 from . import backends  # the backend packages; calling it lists the backends (render_npu/backends/__init__.py)
 from ._api import RasterOutput, interpolate, rasterize
-from ._backends import resolve_backend
+from .backends import resolve_backend
 
 __version__ = "0.1.0"
 __all__ = ["rasterize", "interpolate", "backends", "resolve_backend", "RasterOutput", "__version__"]

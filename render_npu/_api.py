@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 
-from . import _backends, _validate, resolve
+from . import _validate, backends, resolve
 
 
 class RasterOutput(NamedTuple):
@@ -22,7 +22,8 @@ class RasterOutput(NamedTuple):
 def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_clip: torch.Tensor, *,
               viewport: str = "align_corners", cull_backfaces: bool = False, backend: str = "auto",
               num_threads: Optional[int] = None, memory_budget: Optional[int] = None,
-              out: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> RasterOutput:
+              out: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+              backend_options: Optional[Dict[str, Any]] = None) -> RasterOutput:
     """Rasterize triangles given in clip space.
 
     Args:
@@ -38,11 +39,16 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
             :func:`render_npu.backends`.
         num_threads: CPU backend threads (default ``torch.get_num_threads()``); never changes results.
         memory_budget: torch backend's bound on extra working memory, bytes.
+            (Both are checked whatever the backend, and passed to the backends that take them.)
         out: optional ``(rast, depth)`` to write into: contiguous float32 ``[B, H, W, 4]`` and
             ``[B, H, W]`` on the input device, sharing no memory with each other or with the inputs
             (ValueError otherwise). For render loops: a fresh 2048² frame is 80 MB of
             untouched pages whose first-touch faults can cost more than rasterizing it. The CPU
             backend writes into them directly; other backends copy their result in.
+        backend_options: further options of the chosen backend, by name (each backend's
+            ``Backend.options`` in :mod:`render_npu.backends`; ValueError for others). The torch
+            backend: ``edge_arith`` ("auto", "int64", "float32"), ``static_shapes``, ``stamp_size``,
+            ``compile`` (docs/torch_backend.md); ``ascendc``: ``block_dim``.
 
     Returns:
         :class:`RasterOutput` ``(rast, depth)`` on the input device (``out``'s tensors if given);
@@ -56,8 +62,14 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
         # checked whatever the backend (one that ignores an option must not hide a bad value)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{opt} must be a positive int or None, got {value!r}")
-    name = _backends.choose(backend, inp.pos.device.type)
-    fn = _backends.status(name).fn
+    chosen = backends.choose(backend, inp.pos.device.type)
+    options = {k: v for k, v in (("num_threads", num_threads), ("memory_budget", memory_budget))
+               if v is not None and k in chosen.options}
+    if backend_options:
+        unknown = sorted(set(backend_options) - set(chosen.options) - {"num_threads", "memory_budget"})
+        if unknown:
+            raise ValueError(f"backend_options: backend {chosen.name!r} takes {list(chosen.options)}, got {unknown}")
+        options.update(backend_options)
     B = inp.pos.shape[0]
     if out is not None:
         out = _validate.out_buffers(out, B, inp.height, inp.width, inp.pos.device,
@@ -70,14 +82,9 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
         return RasterOutput(*resolve.attach(
             pos_graph, inp.faces, inp.viewport, torch.zeros((B, inp.height, inp.width, 4), dtype=torch.float32, device=dev),
             torch.zeros((B, inp.height, inp.width), dtype=torch.float32, device=dev)))
-    options = {}
-    if num_threads is not None:
-        options["num_threads"] = num_threads
-    if memory_budget is not None:
-        options["memory_budget"] = memory_budget
-    if out is not None and name == "cpu":
+    if out is not None and chosen.writes_out:
         options["out"] = out
-    rast, depth = fn(inp, **options)
+    rast, depth = backends.status(chosen.name).fn(inp, **options)
     if out is not None and rast is not out[0]:
         out[0].copy_(rast), out[1].copy_(depth)
         rast, depth = out

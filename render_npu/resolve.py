@@ -34,14 +34,14 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from . import reference
+from .contract import screen_transform
 
 _CHUNK = 1 << 16  # pixels per chunk by default: ~400 bytes of temporaries each
 
 
 def _screen(H: int, W: int, viewport: str) -> Tuple[float, float, float, float]:
-    ax, bx = reference.screen_transform(W, viewport)
-    ay, by = reference.screen_transform(H, viewport)
+    ax, bx = screen_transform(W, viewport)
+    ay, by = screen_transform(H, viewport)
     return float(ax), float(bx), float(ay), float(by)
 
 

@@ -41,7 +41,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from render_npu import reference
+from render_npu.backends import reference
 
 EDGE_TOL = 1e-3  # pixels
 DEPTH_TIE = 1e-6  # NDC depth units

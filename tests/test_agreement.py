@@ -8,7 +8,7 @@ import pytest
 
 import scenes
 from agreement import agreement_report, assert_agree
-from render_npu import reference
+from render_npu.backends import reference
 
 
 @pytest.fixture(scope="module")

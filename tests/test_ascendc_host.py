@@ -27,7 +27,7 @@ import torch
 import scenes
 from agreement import assert_agree
 from render_npu import _validate
-from render_npu import ascendc_backend as ab
+from render_npu.backends import ascendc as ab
 
 pytestmark = pytest.mark.compiled("ascendc_host_fine_raster")
 

@@ -134,9 +134,9 @@ def test_faces_and_pos_on_different_devices():
 
 @pytest.mark.compiled("rasterize")
 def test_cpu_backend_needs_cpu_tensors():
-    from render_npu import _backends  # no second real device here: ask the dispatcher directly
+    from render_npu import backends  # no second real device here: ask the dispatcher directly
 
-    expect(ValueError, ["cpu", "npu"], _backends.choose, "cpu", "npu")
+    expect(ValueError, ["cpu", "npu"], backends.choose, "cpu", "npu")
 
 
 # ------------------------------------------------------------------ options
@@ -157,9 +157,9 @@ def test_bad_cull_backfaces(bad):
 
 
 def test_unavailable_backend_says_why(monkeypatch):
-    from render_npu import _backends
+    from render_npu import backends
 
-    monkeypatch.setitem(_backends._cache, "torch", _backends.BackendStatus(False, "pretend: no torch ops here"))
+    monkeypatch.setitem(backends._cache, "torch", backends.BackendStatus(False, "pretend: no torch ops here"))
     expect(RuntimeError, ["torch", "not available", "pretend: no torch ops here"], raster, backend="torch")
 
 

@@ -25,7 +25,7 @@ import torch
 import render_npu
 import scenes
 from agreement import assert_agree, backend_params
-from render_npu import reference
+from render_npu.backends import reference
 
 golden = scenes.load_golden
 EXACT = ("reference", "cpu")

@@ -1,4 +1,4 @@
-"""The CPU backend's memory guard (render_npu/cpu_backend.py, docs/robustness.md): a call that cannot
+"""The CPU backend's memory guard (render_npu/backends/cpu.py, docs/robustness.md): a call that cannot
 fit raises MemoryError with the numbers *before* anything is allocated. Fast: the available-memory
 probe is monkeypatched, nothing large is ever allocated."""
 from __future__ import annotations
@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import render_npu
-from render_npu import _ext, cpu_backend
+from render_npu import _ext
+from render_npu.backends import cpu as cpu_backend
 
 
 

@@ -36,7 +36,7 @@ def test_rast_db_matches_finite_differences():
     checked = 0
     for ch, val, axis in ((0, u, 2), (1, u, 1), (2, v, 2), (3, v, 1)):
         n = val.shape[axis]
-        fwd, bwd, mid = (val.narrow(axis, 2, n - 2), val.narrow(axis, 0, n - 2), val.narrow(axis, 1, n - 2))
+        fwd, bwd = val.narrow(axis, 2, n - 2), val.narrow(axis, 0, n - 2)
         same = (ids.narrow(axis, 2, n - 2) == ids.narrow(axis, 1, n - 2)) & \
                (ids.narrow(axis, 0, n - 2) == ids.narrow(axis, 1, n - 2)) & (ids.narrow(axis, 1, n - 2) > 0)
         fd = (fwd - bwd) / 2

@@ -27,7 +27,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import render_npu
 from agreement import assert_agree
-from render_npu import _validate, reference, testing
+from render_npu import _validate, testing
+from render_npu.backends import reference
 from render_npu.backends import torch as tb
 from render_npu.backends.torch import static
 from render_npu.meshes import look_at, orthographic, perspective, sphere_with_faces, to_clip
@@ -483,10 +484,10 @@ def test_torch_npu_is_optional(tmp_path):
 
     code = ("import sys, render_npu, render_npu.backends.torch as tb; import torch; "
             "assert set(render_npu.backends()) >= {'torch', 'cpu'}; "
-            "from render_npu import _backends; "
+            "from render_npu import resolve_backend; "
             "assert 'torch_npu' not in sys.modules; "
-            "assert _backends.choose('auto', 'cuda') == 'torch'; "
-            "assert _backends.choose('auto', 'npu') in ('torch', 'ascendc'); "
+            "assert resolve_backend('auto', 'cuda') == 'torch'; "
+            "assert resolve_backend('auto', 'npu') in ('torch', 'ascendc'); "
             "assert tb.default_edge_arith(torch.device('cpu')) == 'int64'; "
             "assert tb.default_edge_arith(torch.device('meta')) == 'float32'; print('ok')")
     # a fresh process on the package under test (cwd: not the repository, whose source tree `-c` would import)

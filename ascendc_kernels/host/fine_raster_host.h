@@ -1,6 +1,6 @@
 // Host (CPU) build of the AscendC fine-raster kernel: runs fine_raster_kernel.h against the
 // emulated AscendC API of kernel_operator_host.h. Used by render_npu._C.ascendc_host_fine_raster
-// (csrc/ext.cpp) and so by render_npu/ascendc_backend.py and tests/test_ascendc_host.py.
+// (csrc/ext.cpp) and so by render_npu/backends/ascendc.py and tests/test_ascendc_host.py.
 // This header is free of AscendC names so that the binding file can include it.
 #pragma once
 #include <cstdint>

@@ -20,7 +20,6 @@ cube filtering.
 """
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Sequence, Union
 
 import torch

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(HERE))  # tests/
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))  # repository root
 
 import scenes  # noqa: E402
-from render_npu import reference  # noqa: E402
+from render_npu.backends import reference  # noqa: E402
 
 
 def make(name: str) -> str:

@@ -8,7 +8,7 @@ following ``memory_budget``. See docs/torch_backend.md for the design and measur
 
 Pipeline (all faces at once: no Python loop over faces, tiles or pixels):
 
-1. Setup, float32, bit-identical to :mod:`render_npu.reference` (the same operations in the same
+1. Setup, float32, bit-identical to :mod:`render_npu.backends.reference` (the same operations in the same
    order): per-vertex projection and 1/256-pixel snapping; the few triangles that cross a clip
    plane are clipped by a vectorized Sutherland-Hodgman (six planes, polygons of up to
    ``_CLIP_CAP`` vertices) and fanned into pieces that keep the parent's id. Each piece, its

@@ -7,9 +7,8 @@ from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 
-SUBPIXEL = 256  # fixed-point steps per pixel, as the reference
-HALF = SUBPIXEL // 2
-GUARD_BAND = 128.0  # clip planes |x|, |y| <= G w, as the reference
+from ...contract import HALF, MAX_FIXED, SUBPIXEL, is_top_left, pixel_span, plane_distances, snap
+from ...contract import screen_transform as _screen_f32
 DEFAULT_MEMORY_BUDGET = 256 << 20  # bytes of scratch per chunk (setup, raster and resolve loops)
 MIN_MEMORY_BUDGET = 1 << 20
 _STAMP_SIZES = (4, 8, 16, 32)  # candidate stamp sides in pixels (dynamic mode)
@@ -25,9 +24,9 @@ _STEEP = 4096.0  # |dz/dx| + |dz/dy| per pixel above which a piece's depth is ta
 _I64_MAX = (1 << 63) - 1
 _EMPTY_BELOW = (1 << _UNCOVERED_BIT) << 32  # keys below this are covered pixels
 _SPLIT = 14  # bits of the low part in the float32 edge arithmetic
-# As the reference: a piece with a snapped coordinate beyond 2**29 in magnitude (float32 clipping of
-# wildly scaled inputs broke down) or a non-finite depth covers nothing; this also bounds |dx|, |dy|.
-MAX_FIXED = float(2 ** 29)
+# As the reference: a piece with a snapped coordinate beyond contract.MAX_FIXED in magnitude (float32
+# clipping of wildly scaled inputs broke down) or a non-finite depth covers nothing; this also
+# bounds |dx|, |dy|.
 
 # Scratch bytes per unit of work (upper bounds over the live tensors of one chunk):
 _BYTES_PER_STAMP_PIXEL = {"int64": 32, "float32": 40}  # bools, depth, key, index (+ float temporaries)
@@ -171,37 +170,19 @@ def _host(t: torch.Tensor) -> list:
 # ----------------------------------------------------------------------------- setup
 
 def _screen(size: int, viewport: str) -> Tuple[float, float]:
-    """(A, B) with ``s = X * A + B`` (values exactly representable in float32, as the reference's)."""
-    if viewport == "align_corners":
-        return 0.5 * (size - 1), 0.5 * (size - 1) + 0.5
-    return 0.5 * size, 0.5 * size
-
-
-def _snap(X: torch.Tensor, a: float, b: float) -> torch.Tensor:
-    """float32 NDC -> fixed-point screen coordinate, ``rint((X * a + b) * 256)`` (float32, integral)."""
-    return torch.round((X * a + b) * float(SUBPIXEL))  # three float32 roundings, no FMA: as numpy
-
-
-def _plane_distance(plane: int, x, y, z, w):
-    """The reference's plane_distance, same float32 operations."""
-    if plane == 0:
-        return z + w
-    if plane == 1:
-        return w - z
-    gw = w * GUARD_BAND
-    return (gw - x, gw + x, gw - y, gw + y)[plane - 2]
+    """:func:`render_npu.contract.screen_transform` as Python floats (exact: float32 values)."""
+    a, b = _screen_f32(size, viewport)
+    return float(a), float(b)
 
 
 def _outcodes(x, y, z, w) -> torch.Tensor:
     """int32 bit set of the clip planes each clip-space point is outside (the reference's distance
     < 0), 0 inside all six. A triangle whose three vertices share a bit is clipped away entirely by
     that plane, so it needs no clipping (a scene behind the camera costs a setup, not a clip)."""
-    gw = w * GUARD_BAND
-    # fl(a - b) < 0 iff a < b (correct rounding keeps the sign), so plain comparisons suffice
-    planes = ((z < -w), (z > w), (x > gw), (x < -gw), (y > gw), (y < -gw))
-    code = planes[0].to(torch.int32)
-    for bit, outside in enumerate(planes[1:], 1):
-        code = code | (outside.to(torch.int32) << bit)
+    code = None
+    for bit, d in enumerate(plane_distances(x, y, z, w)):
+        outside = (d < 0).to(torch.int32) << bit
+        code = outside if code is None else code | outside
     return code
 
 
@@ -222,7 +203,7 @@ def _clip(V: torch.Tensor):
     overflow = torch.zeros((), dtype=torch.int64, device=dev)
     for plane in range(6):
         x, y, z, w = P.unbind(-1)
-        d = _plane_distance(plane, x, y, z, w)  # [M, CAP]
+        d = plane_distances(x, y, z, w)[plane]  # [M, CAP]
         nn = n[:, None]
         valid = slot < nn
         j = torch.where(slot + 1 < nn, slot + 1, 0)  # next vertex, cyclic
@@ -296,15 +277,15 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
         torch.mul(dy, SUBPIXEL, out=itab[i])  # NA
         torch.mul(dx, SUBPIXEL, out=itab[3 + i])  # B
         c = torch.sub(dx * (HALF - Y[a]), dy * (HALF - X[a]), out=itab[9 + i])  # C
-        torch.sub(c, ((dy > 0) | ((dy == 0) & (dx >= 0))).long(), out=itab[6 + i])  # Cb: top-left bias
+        torch.sub(c, (~is_top_left(dx, dy)).long(), out=itab[6 + i])  # Cb: top-left bias
         if i == 2:
             area = dx * (Y[2] - Y[0]) - dy * (X[2] - X[0])  # twice the area, > 0 for pieces
     del dx, dy, c
 
-    # pixel box: pixels whose centre 256 p + 128 lies within the vertices' range (the reference's);
-    # ceil((v - 128) / 256) = (v + 127) >> 8 and floor((v - 128) / 256) = (v - 128) >> 8
-    lo = ((torch.minimum(torch.minimum(XY[:, 0], XY[:, 1]), XY[:, 2]) + (HALF - 1)) >> 8).clamp_min_(0)  # [2, n]
-    hi = (torch.maximum(torch.maximum(XY[:, 0], XY[:, 1]), XY[:, 2]) - HALF) >> 8
+    # pixel box: pixels whose centre lies within the vertices' range (contract.pixel_span)
+    lo, hi = pixel_span(torch.minimum(torch.minimum(XY[:, 0], XY[:, 1]), XY[:, 2]),
+                        torch.maximum(torch.maximum(XY[:, 0], XY[:, 1]), XY[:, 2]))  # [2, n] each
+    lo = lo.clamp_min_(0)
     hi[0].clamp_max_(W - 1)
     hi[1].clamp_max_(H - 1)
     ok = ok & (lo[0] <= hi[0]) & (lo[1] <= hi[1])
@@ -383,7 +364,7 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     # per-vertex projection: a vertex shared by many faces is projected once (same result)
     pt = pos.permute(2, 0, 1).reshape(4, B * V)
     x, y, z, w = pt
-    vt = torch.stack((_snap(x / w, ax, bx), _snap(y / w, ay, by), z / w, w))  # [4, B*V]
+    vt = torch.stack((snap(x / w, ax, bx), snap(y / w, ay, by), z / w, w))  # [4, B*V]
     vok = torch.isfinite(pt).all(0)
     vcode = _outcodes(x, y, z, w)
     vin = vok & (vcode == 0)
@@ -459,7 +440,7 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
             Pc, Bc, nc, over = _clip(pos[bm[:, None], fidx.t()[fm]])
             overflow = overflow + over
             Xn, Yn = Pc[..., 0] / Pc[..., 3], Pc[..., 1] / Pc[..., 3]
-            pv = torch.stack((_snap(Xn, ax, bx), _snap(Yn, ay, by), Pc[..., 2] / Pc[..., 3], Pc[..., 3]))  # [4, m, CAP]
+            pv = torch.stack((snap(Xn, ax, bx), snap(Yn, ay, by), Pc[..., 2] / Pc[..., 3], Pc[..., 3]))  # [4, m, CAP]
             n = (m1 - m0) * _FAN
             cand = pv[:, :, fan].permute(0, 3, 1, 2).reshape(4, 3, n)  # [4, 3 (vertex), m * _FAN]
             beta = Bc[:, fan].permute(2, 3, 0, 1).reshape(3, 3, n)  # [3 (vertex i), 3 (parent k), m * _FAN]

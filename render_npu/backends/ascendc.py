@@ -31,7 +31,8 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from . import resolve
+from .. import resolve
+from ..contract import HALF, SUBPIXEL, is_top_left, pixel_span, screen_transform, snap
 
 # ---- kernel format (ascendc_kernels/fine_raster_format.h) -----------------------------------------
 TILE = 16  # tile edge, pixels
@@ -42,7 +43,6 @@ TILE_DESC_WORDS = 8
 REC_I_WORDS = 12  # int64: A[3], B[3], C[3], bias[3]
 REC_F_WORDS = 16  # float32: q[3], c[9], id, (2 unused), 1/area
 LIST_ALIGN = 8  # list segments start on 32-byte boundaries
-SUBPIXEL, HALF = 256, 128
 
 OP_NAMESPACE = "render_npu_ascendc"
 # Must equal the m.def() string in ascendc_kernels/torch_npu_op.cpp (a test checks it).
@@ -85,7 +85,7 @@ def pieces_from_torch(inp) -> PieceTables:
     vectorize there) and not laid out for per-row DMA, hence the conversion. Same arithmetic as
     the torch backend, so the two agree exactly on coverage; q1, q2 are rebuilt as q0 + (q_i - q0),
     exact when q_i and q0 are within a factor 2. (ascendc depends on torch, never the reverse.)"""
-    from .backends.torch import setup as ts
+    from .torch import setup as ts
 
     dev = inp.pos.device
     pc = ts.setup_pieces(inp)
@@ -121,7 +121,7 @@ def tables_from_vertices(X: torch.Tensor, Y: torch.Tensor, q: torch.Tensor, coef
     Ya, Yb = torch.roll(Y, -1, 1), torch.roll(Y, -2, 1)
     dx, dy = s * (Xb - Xa), s * (Yb - Ya)
     itab = torch.cat((-SUBPIXEL * dy, SUBPIXEL * dx, dx * (HALF - Ya) - dy * (HALF - Xa),
-                      ((dy >= 0) & ((dy != 0) | (dx >= 0))).long()), 1)
+                      (~is_top_left(dx, dy)).long()), 1)
     wide = torch.float64 if dev.type in ("cpu", "cuda") else torch.float32
     c = coef.to(wide)
     c = c / c.abs().amax(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(wide).tiny)  # max |c| = 1
@@ -130,10 +130,8 @@ def tables_from_vertices(X: torch.Tensor, Y: torch.Tensor, q: torch.Tensor, coef
     ftab[:, 3:12] = c.reshape(P, 9).float()
     ftab[:, 12] = face.float()
     ftab[:, 15] = (1.0 / signed.abs().to(wide)).float()
-    x0 = (-torch.div(HALF - X.amin(1), SUBPIXEL, rounding_mode="floor")).clamp(0, W - 1)
-    x1 = torch.div(X.amax(1) - HALF, SUBPIXEL, rounding_mode="floor").clamp(0, W - 1)
-    y0 = (-torch.div(HALF - Y.amin(1), SUBPIXEL, rounding_mode="floor")).clamp(0, H - 1)
-    y1 = torch.div(Y.amax(1) - HALF, SUBPIXEL, rounding_mode="floor").clamp(0, H - 1)
+    x0, x1 = (t.clamp(0, W - 1) for t in pixel_span(X.amin(1), X.amax(1)))
+    y0, y1 = (t.clamp(0, H - 1) for t in pixel_span(Y.amin(1), Y.amax(1)))
     box = torch.stack((x0, y0, (x1 - x0 + 1).clamp_min(1), (y1 - y0 + 1).clamp_min(1), batch.long()), 1)
     return PieceTables(itab, ftab, box, P)
 
@@ -146,8 +144,8 @@ def pieces_from_reference(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int
 
     pos_np = pos.detach().cpu().numpy().astype(np.float32)
     faces_np = faces.cpu().numpy().astype(np.int64)
-    ax, bx = ref.screen_transform(W, viewport)
-    ay, by = ref.screen_transform(H, viewport)
+    ax, bx = screen_transform(W, viewport)
+    ay, by = screen_transform(H, viewport)
     rows = {k: [] for k in ("X", "Y", "q", "coef", "face", "batch")}
     for b in range(pos_np.shape[0]):
         for f in range(faces_np.shape[0]):
@@ -161,8 +159,7 @@ def pieces_from_reference(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int
             beta = np.stack([p.beta for p in poly])
             with np.errstate(all="ignore"):
                 Xn, Yn, qv = P[:, 0] / P[:, 3], P[:, 1] / P[:, 3], P[:, 2] / P[:, 3]
-                fx = np.rint((Xn * ax + bx) * np.float32(ref.SUBPIXEL))
-                fy = np.rint((Yn * ay + by) * np.float32(ref.SUBPIXEL))
+                fx, fy = snap(Xn, ax, bx), snap(Yn, ay, by)
             for i in range(1, len(poly) - 1):
                 idx = [0, i, i + 1]
                 if not (np.all(np.isfinite(fx[idx])) and np.all(np.isfinite(fy[idx]))
@@ -308,7 +305,7 @@ def fine_raster_host(coords, tiles, lists, rec_i, rec_f, block_dim: int = 8, num
     """Run the kernel on the host (CPU tensors in the kernel's format) -> (out [NT, 1280], stats).
     ``device_rounding``: emulate the device's documented rounding bounds (fused Axpy, Div one ulp
     off) instead of IEEE host arithmetic."""
-    from . import _ext
+    from .. import _ext
 
     ext = _ext.get()
     if ext is None or not hasattr(ext, "ascendc_host_fine_raster"):
@@ -383,7 +380,7 @@ def _load_op_library() -> str:
 
 def _torch_setup_available() -> bool:
     try:
-        from .backends.torch import setup  # noqa: F401
+        from .torch import setup  # noqa: F401
     except Exception:  # noqa: BLE001
         return False
     return True
@@ -398,7 +395,7 @@ def status() -> Tuple[bool, str]:
         import torch_npu  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - ImportError or a broken install
         _status = (False, f"torch_npu is not importable ({type(exc).__name__}: {exc}); the AscendC kernel runs on "
-                          "Ascend NPUs only (its host-emulated build is render_npu.ascendc_backend.rasterize_host)")
+                          "Ascend NPUs only (its host-emulated build is render_npu.backends.ascendc.rasterize_host)")
         return _status
     why = _load_op_library()
     if why:
@@ -414,7 +411,7 @@ def status() -> Tuple[bool, str]:
 
 def host_status() -> Tuple[bool, str]:
     """(available, reason) of :func:`rasterize_host` (the host-emulated kernel; CPU tensors)."""
-    from . import _ext
+    from .. import _ext
 
     ext = _ext.get()
     if ext is None:

@@ -1,4 +1,5 @@
-"""The reference rasterizer: the executable definition of the contract (../docs/rasterization.md).
+"""The reference rasterizer: the executable definition of the contract (../docs/rasterization.md),
+built on the rules of render_npu/contract.py.
 
 Written to be read, not to be fast: one triangle at a time, numpy over the triangle's pixel
 bounding box. Every other backend is tested against it. The arithmetic is specified to the
@@ -37,38 +38,16 @@ from typing import List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-SUBPIXEL = 256  # fixed-point steps per pixel (8 bits)
-HALF = SUBPIXEL // 2  # pixel centre offset in fixed point
-GUARD_BAND = np.float32(128.0)  # |X|, |Y| <= G after clipping: fixed-point values stay < 2**29
-MAX_FIXED = np.float32(2.0 ** 29)  # snapped coordinates beyond this mean clipping broke down numerically
+from ..contract import (HALF, MAX_FIXED, NUM_PLANES, SUBPIXEL, is_top_left, pixel_span, plane_distances,
+                        screen_transform, snap)
+
 F32 = np.float32
 
 
-def screen_transform(size: int, viewport: str) -> Tuple[np.float32, np.float32]:
-    """(A, B) with ``s = X * A + B`` mapping NDC to pixel units along an axis of ``size`` pixels."""
-    if viewport == "align_corners":
-        return F32(0.5 * (size - 1)), F32(0.5 * (size - 1) + 0.5)
-    return F32(0.5 * size), F32(0.5 * size)
-
-
 def plane_distance(plane: int, v: np.ndarray) -> np.float32:
-    """Signed distance-like value of clip-space vertex ``v`` (float32 [4]) to clip plane ``plane``."""
-    x, y, z, w = v
-    if plane == 0:
-        return z + w
-    if plane == 1:
-        return w - z
-    gw = GUARD_BAND * w
-    if plane == 2:
-        return gw - x
-    if plane == 3:
-        return gw + x
-    if plane == 4:
-        return gw - y
-    return gw + y
-
-
-NUM_PLANES = 6
+    """Signed distance-like value of clip-space vertex ``v`` (float32 [4]) to clip plane ``plane``
+    (:func:`render_npu.contract.plane_distances`, float32)."""
+    return plane_distances(*(F32(t) for t in v))[plane]
 
 
 class ClipVertex(NamedTuple):
@@ -129,7 +108,7 @@ def setup_piece(X, Y, q, w, beta, cull_backfaces: bool) -> Optional[Piece]:
         a.append(-dy * SUBPIXEL)
         b.append(dx * SUBPIXEL)
         c.append(dx * (HALF - Y[ia]) - dy * (HALF - X[ia]))
-        bias.append(0 if (dy < 0 or (dy == 0 and dx < 0)) else 1)
+        bias.append(0 if is_top_left(dx, dy) else 1)
     area = c[0] + c[1] + c[2]
     assert area == s * signed
     inv = 1.0 / float(area)
@@ -159,8 +138,7 @@ def triangle_pieces(v: np.ndarray, H: int, W: int, viewport: str, cull_backfaces
     beta = np.stack([p.beta for p in poly])  # float32 [n, 3]
     with np.errstate(all="ignore"):
         Xn, Yn, q = P[:, 0] / P[:, 3], P[:, 1] / P[:, 3], P[:, 2] / P[:, 3]
-        fx = np.rint((Xn * ax + bx) * F32(SUBPIXEL))
-        fy = np.rint((Yn * ay + by) * F32(SUBPIXEL))
+        fx, fy = snap(Xn, ax, bx), snap(Yn, ay, by)
     pieces = []
     for i in range(1, len(poly) - 1):
         idx = [0, i, i + 1]
@@ -178,8 +156,7 @@ def triangle_pieces(v: np.ndarray, H: int, W: int, viewport: str, cull_backfaces
 
 def pixel_range(lo_fixed: int, hi_fixed: int, size: int) -> Tuple[int, int]:
     """Pixels whose centre 256 p + 128 lies in [lo, hi], clamped to [0, size); may be empty."""
-    first = -((HALF - lo_fixed) // SUBPIXEL)  # ceil((lo - 128) / 256)
-    last = (hi_fixed - HALF) // SUBPIXEL
+    first, last = pixel_span(lo_fixed, hi_fixed)
     return max(first, 0), min(last, size - 1)
 
 

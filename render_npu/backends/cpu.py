@@ -8,7 +8,12 @@ from typing import Optional
 import numpy as np
 import torch
 
-from . import _ext
+from .. import _ext
+
+
+def status():
+    """(available, reason): the compiled module ``render_npu._C`` loads."""
+    return (True, "") if _ext.get() is not None else (False, _ext.reason())
 
 
 def rasterize(inp, num_threads: Optional[int] = None, out=None, **_options):
