@@ -252,6 +252,7 @@ def test_patch_after_and_before_import(mesh, clean):
 
 
 # -- hy3dgen 2.0.2: plain on the fronts vs accelerated ------------------------------------------------------
+@pytest.mark.compiled("interpolate", "splat_bilinear", "mesh_vertex_inpaint")
 def test_hy3dgen_20_plain_vs_accelerated(mesh, clean):
     h3d.enable(accelerate=False)
     mod = h3d.import_mesh_render("2.0")
@@ -308,6 +309,7 @@ def test_hunyuan3d_21_plain_vs_accelerated(mesh, clean, monkeypatch):
     _compare(results[1], results[3], mr)
 
 
+@pytest.mark.compiled("splat_bilinear")
 def test_compiled_splat_is_hy3dgen_linear_grid_put_2d(clean):
     """csrc/splat against hy3dgen's own bilinear splat: the same bits, for any thread count,
     samples outside [0, 1] included (they extrapolate onto the border texels upstream too)."""
