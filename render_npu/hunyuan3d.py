@@ -657,7 +657,7 @@ def _bake_geometry(mod, version: str, mr, e: _Entry) -> _Entry:
         hit = rast[0, ..., 3] > 0
         hit_idx = torch.nonzero(hit.reshape(-1)).squeeze(1)
         visible = hit.unsqueeze(-1).float()
-        sel = depth.reshape(-1)[hit_idx]
+        sel = depth.reshape(-1).index_select(0, hit_idx)
         dmax, dmin = sel.max(), sel.min()
         depth_image = (depth - dmin) / (dmax - dmin) * visible
         edges = cv2.Canny((depth_image.cpu().numpy() * 255).astype(np.uint8), 30, 80)
@@ -665,7 +665,7 @@ def _bake_geometry(mod, version: str, mr, e: _Entry) -> _Entry:
         # upstream's F.cosine_similarity([0, 0, -1], normal), on the covered pixels only: torch
         # computes it as sum_k (n_k / max(|n|, 1e-8)) * l_k, which for this l is exactly
         # -(n_z / max(|n|, 1e-8)) with the same norm op (bitwise, checked on 2M random vectors)
-        n_hit = normal.reshape(-1, 3)[hit_idx]
+        n_hit = normal.reshape(-1, 3).index_select(0, hit_idx)
         norm = torch.linalg.vector_norm(n_hit, dim=-1).clamp_min_(1e-8)
         cos_hit = torch.div(n_hit[:, 2], norm).neg_()
         cos_thres = np.cos(mr.bake_angle_thres / 180 * np.pi)
@@ -679,8 +679,9 @@ def _bake_geometry(mod, version: str, mr, e: _Entry) -> _Entry:
             vis = hit
         cos = torch.where(vis, cos, torch.zeros((), dtype=cos.dtype, device=cos.device))
         idx = torch.nonzero(vis.reshape(-1)).squeeze(1)
-        geo = _Entry(idx=idx, coords=uv.reshape(-1, 2)[idx][:, [1, 0]].contiguous(),
-                     extra=torch.stack([cos.reshape(-1)[idx], sketch.reshape(-1)[idx].float()]),  # [2, N]
+        geo = _Entry(idx=idx, coords=uv.reshape(-1, 2).index_select(0, idx).flip(1),  # (v, u) per pixel
+                     extra=torch.stack([cos.reshape(-1).index_select(0, idx),
+                                        sketch.reshape(-1).index_select(0, idx).float()]),  # [2, N]
                      cos=cos, sketch=sketch, visible=vis, depth=depth, hw=(H, W))
         e.bake = geo
         return geo
