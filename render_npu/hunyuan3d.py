@@ -14,8 +14,9 @@ Three lines in the user's script, before or after Hunyuan3D is imported::
   ``DifferentiableRenderer.mesh_inpaint_processor`` (2.1, also under ``hy3dpaint.``) ->
   :mod:`render_npu.mesh_processor` (``method="smooth"`` and ``"forward"``).
 
-With ``accelerate=True`` the hot methods of both versions' ``MeshRender`` are replaced by
-implementations with the same signatures and return types (:data:`ACCELERATED`): one raster per
+With ``accelerate=True`` the hot methods of both versions' ``MeshRender`` (:data:`ACCELERATED`)
+and the pipelines' ``bake_from_multiview`` (:data:`PIPELINE_MODULES`) are replaced by
+implementations with the same signatures and return types: one raster per
 (mesh, camera, resolution) in a bounded cache shared by the renders and the back-projection, the
 compiled interpolate and bilinear splat (``csrc/``), OpenCV morphology in place of 17x17
 convolutions, compiled mesh inpaint, views baked in threads and merged in view order. What is
@@ -39,7 +40,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-__all__ = ["enable", "disable", "is_enabled", "import_mesh_render", "ACCELERATED", "ALIASES"]
+__all__ = ["enable", "disable", "is_enabled", "import_mesh_render", "ACCELERATED", "ALIASES", "RENDER_MODULES",
+           "PIPELINE_MODULES"]
 
 #: module name -> render_npu module that stands in for it
 ALIASES: Dict[str, str] = {
@@ -853,7 +855,7 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
     # upstream: uint8 of texture * 255 (truncation) where known, cv2.inpaint's fill elsewhere
     u8 = (tex32 * 255).astype(np.uint8)
     if known.all() or not known.any() or tex32.ndim != 3:
-        return u8 if known.all() or tex32.ndim != 3 else original_fill(tex32, known)
+        return u8 if known.all() or tex32.ndim != 3 else _all_unknown(tex32)
     H, W = known.shape
     used = (_uv_raster(mr)[0, ..., 3] > 0).cpu().numpy()
     if used.shape == (H, W):
@@ -883,6 +885,6 @@ def _mesh_arrays(mr):
     return pos, uv, mr.pos_idx.cpu().numpy(), mr.uv_idx.cpu().numpy()
 
 
-def original_fill(tex32: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Nothing known: upstream's cv2.inpaint has nothing to propagate either (it returns black)."""
+def _all_unknown(tex32: np.ndarray) -> np.ndarray:
+    """No texel known: nothing to propagate (cv2.inpaint returns black then too)."""
     return np.zeros(tex32.shape, np.uint8)
