@@ -698,9 +698,10 @@ def _splat_bake(geo: _Entry, img: torch.Tensor, Ht: int, Wt: int, threads: int):
     flat = img.reshape(-1, C)
     ext = _compiled()
     if flat.device.type == "cpu" and ext is not None and Ht >= 2 and Wt >= 2:
-        out = np.zeros((Ht, Wt, C), np.float32)
-        out_extra = np.zeros((2, Ht, Wt), np.float32)
-        count = np.zeros((Ht, Wt), np.float32)
+        # zeroed by writing, not calloc: untouched calloc pages would fault later, in every reader
+        out, out_extra, count = (np.empty(shape, np.float32) for shape in ((Ht, Wt, C), (2, Ht, Wt), (Ht, Wt)))
+        for a in (out, out_extra, count):
+            a.fill(0)
         ext.splat_bilinear(geo.coords.numpy(), np.ascontiguousarray(flat.numpy(), np.float32), geo.idx.numpy(),
                            geo.extra.numpy(), out, out_extra, count, True, threads)
         extra = torch.from_numpy(out_extra)
