@@ -66,9 +66,9 @@ PIPELINE_MODULES: Dict[str, Tuple[str, str]] = {
 #: MeshRender methods replaced by ``enable(accelerate=True)``, per version
 ACCELERATED: Dict[str, Tuple[str, ...]] = {
     "2.0": ("render_normal", "render_position", "render_depth", "uv_feature_map", "back_project",
-            "bake_texture", "fast_bake_texture", "uv_inpaint"),
+            "bake_texture", "uv_inpaint"),
     "2.1": ("render_normal", "render_position", "render_alpha", "uv_feature_map", "extract_textiles",
-            "back_project", "bake_texture", "fast_bake_texture", "uv_inpaint"),
+            "back_project", "bake_texture", "uv_inpaint"),
 }
 
 _lock = threading.RLock()
@@ -527,25 +527,6 @@ def _methods(mod, version: str) -> Dict[str, Callable]:
             cos_maps.append(weight * (cos_map ** exp))
         return self.fast_bake_texture(textures, cos_maps)
 
-    @torch.no_grad()
-    def fast_bake_texture(self, original, textures, cos_maps):
-        dev = _device(self)
-        channel = textures[0].shape[-1]
-        merged = torch.zeros(tuple(self.texture_size) + (channel,), device=dev)
-        trust = torch.zeros(tuple(self.texture_size) + (1,), device=dev)
-        tmp = None
-        for texture, cos_map in zip(textures, cos_maps):
-            covered = cos_map > 0
-            view_sum = covered.sum()
-            painted_sum = (covered & (trust > 0)).sum()
-            if painted_sum / view_sum > 0.99:  # the view adds (almost) nothing new: skipped, as upstream
-                continue
-            tmp = torch.mul(texture, cos_map, out=tmp if tmp is not None and tmp.shape == texture.shape else None)
-            merged += tmp
-            trust += cos_map
-        merged = merged / torch.clamp(trust, min=1e-8)
-        return merged, trust > 1e-8
-
     def uv_inpaint(self, original, texture, mask, vertex_inpaint=True, method="NS", return_float=False):
         if version == "2.1" and (method != "NS" or return_float):
             return original(self, texture, mask, vertex_inpaint, method, return_float)
@@ -559,8 +540,7 @@ def _methods(mod, version: str) -> Dict[str, Callable]:
 
     return {"render_normal": render_normal, "render_position": render_position, "render_depth": render_depth,
             "render_alpha": render_alpha, "uv_feature_map": uv_feature_map, "extract_textiles": extract_textiles,
-            "back_project": back_project, "bake_texture": bake_texture, "fast_bake_texture": fast_bake_texture,
-            "uv_inpaint": uv_inpaint}
+            "back_project": back_project, "bake_texture": bake_texture, "uv_inpaint": uv_inpaint}
 
 
 def _face_map(face_normals: torch.Tensor, rast: torch.Tensor) -> torch.Tensor:
