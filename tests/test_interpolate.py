@@ -97,3 +97,22 @@ def test_bad_ids_name_the_argument(bad):
         render_npu.interpolate(torch.randn(V, 3), rast, faces)
     with pytest.raises(ValueError, match="findices"):
         cr.interpolate(torch.randn(V, 3), rast[0, ..., 3], rast[0, ..., :3], faces)
+
+
+def test_gradient_reaches_pos_clip_through_the_compiled_kernel():
+    """rast is differentiable w.r.t. pos_clip (render_npu.resolve): the compiled interpolate's
+    barycentric gradient carries it on, as the torch path's autograd does."""
+    rast0, faces, V, g = _scene(batch=1)
+    pos = torch.rand(1, V, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    pos[..., 3] = 1
+    pos[..., 2] = pos[..., 2].abs() * 0.5
+    attr = torch.randn(V, 3, generator=g)
+    gout = torch.randn(1, 48, 56, 3, generator=g)
+    grads = []
+    for fn in (render_npu.interpolate, _torch_path):
+        p = pos.clone().requires_grad_(True)
+        rast, _ = render_npu.rasterize((48, 56), faces, p)
+        (fn(attr, rast, faces) * gout).sum().backward()
+        grads.append(p.grad)
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
