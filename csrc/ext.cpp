@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "inpaint/inpaint.h"
+#include "interpolate/interpolate.h"
+#include "splat/splat.h"
 #include "rasterize/rasterize_cpu.h"
 #include "texture/texture_cpu.h"
 #include "../ascendc_kernels/fine_raster_format.h"     // AscendC kernel buffer layout
@@ -228,6 +230,161 @@ py::dict ascendc_host_fine_raster_binding(CArray<float> coords, CArray<int32_t> 
   return d;
 }
 
+// ---- interpolate -------------------------------------------------------------------------------
+// Pixel arrays are numpy views (any strides that step uniformly over the pixels): bary's last
+// dimension holds b0, b1, b2 (and may be longer: rast[..., :4]), ids has one value per pixel.
+py::ssize_t uniform_pixel_stride(const py::array& a, int pixel_dims, py::ssize_t pixels, const char* name) {
+  py::ssize_t count = 1, stride = -1;
+  for (int d = pixel_dims - 1; d >= 0; --d) {
+    if (a.shape(d) == 1) continue;
+    if (stride < 0) {
+      stride = a.strides(d);
+    } else if (a.strides(d) != stride * count) {
+      throw std::invalid_argument(std::string(name) + ": pixels must be evenly strided");
+    }
+    count *= a.shape(d);
+  }
+  count = 1;
+  for (int d = 0; d < pixel_dims; ++d) count *= a.shape(d);
+  if (count != pixels) throw std::invalid_argument(std::string(name) + ": wrong number of pixels");
+  if (stride < 0) stride = a.itemsize();
+  if (stride <= 0 || stride % a.itemsize()) throw std::invalid_argument(std::string(name) + ": bad strides");
+  return stride / a.itemsize();
+}
+
+template <typename T, typename I>
+py::object interpolate_dispatch(const py::array& attr, const py::array& bary, const py::array& ids,
+                                const CArray<int32_t>& faces, py::ssize_t batch, int num_threads,
+                                py::object grad_out, py::object out, py::object grad_attr, py::object grad_bary,
+                                py::object background) {
+  if (attr.ndim() != 3 || !(attr.flags() & py::array::c_style))
+    throw std::invalid_argument("attr: must be C-contiguous [Ba, V, C]");
+  const auto Ba = attr.shape(0), V = attr.shape(1), C = attr.shape(2);
+  if (Ba != 1 && Ba != batch) throw std::invalid_argument("attr: batch must be 1 or B");
+  if (bary.ndim() < 2 || bary.shape(bary.ndim() - 1) < 3 || bary.strides(bary.ndim() - 1) != bary.itemsize())
+    throw std::invalid_argument("bary: last dimension must hold b0, b1, b2 contiguously");
+  py::ssize_t pixels = 1;
+  for (int d = 0; d < bary.ndim() - 1; ++d) pixels *= bary.shape(d);
+  if (batch < 1 || pixels % batch) throw std::invalid_argument("bary: pixels not divisible by batch");
+  require_shape(faces, {-1, 3}, "faces");
+  render_npu::InterpolateArgs<T, I> a;
+  a.attr = static_cast<const T*>(attr.data());
+  a.attr_batch_stride = Ba == 1 ? 0 : V * C;
+  a.num_vertices = V;
+  a.channels = C;
+  a.bary = static_cast<const T*>(bary.data());
+  a.bary_stride = uniform_pixel_stride(bary, int(bary.ndim()) - 1, pixels, "bary");
+  a.ids = static_cast<const I*>(ids.data());
+  a.id_stride = uniform_pixel_stride(ids, int(ids.ndim()), pixels, "ids");
+  a.batch = batch;
+  a.pixels = pixels / batch;
+  a.faces = faces.data();
+  a.num_faces = faces.shape(0);
+  a.num_threads = num_threads < 1 ? 1 : num_threads;
+  auto buffer = [&](py::object o, std::initializer_list<py::ssize_t> shape, const char* name) -> T* {
+    if (o.is_none()) return nullptr;
+    auto arr = o.cast<CArray<T>>();
+    require_shape(arr, shape, name);
+    return arr.mutable_data();
+  };
+  CArray<T> bg_arr;
+  if (!background.is_none()) {
+    bg_arr = background.cast<CArray<T>>();
+    require_shape(bg_arr, {C}, "background");
+    a.background = bg_arr.data();
+  }
+  if (grad_out.is_none()) {
+    T* o = buffer(out, {pixels, C}, "out");
+    if (!o) throw std::invalid_argument("out: required");
+    py::gil_scoped_release release;
+    return py::int_(render_npu::interpolate_forward(a, o));
+  }
+  auto g = grad_out.cast<CArray<T>>();
+  require_shape(g, {pixels, C}, "grad_out");
+  T* ga = buffer(grad_attr, {Ba, V, C}, "grad_attr");
+  T* gb = buffer(grad_bary, {pixels, 3}, "grad_bary");
+  const T* gp = g.data();
+  {
+    py::gil_scoped_release release;
+    render_npu::interpolate_backward(a, gp, ga, gb);
+  }
+  return py::none();
+}
+
+py::object interpolate_binding(py::array attr, py::array bary, py::array ids, CArray<int32_t> faces,
+                               py::ssize_t batch, int num_threads, py::object out, py::object grad_out,
+                               py::object grad_attr, py::object grad_bary, py::object background) {
+  const bool f64 = attr.dtype().is(py::dtype::of<double>());
+  if (!f64 && !attr.dtype().is(py::dtype::of<float>())) throw std::invalid_argument("attr: float32 or float64");
+  if (!bary.dtype().is(attr.dtype())) throw std::invalid_argument("bary: must have attr's dtype");
+  const auto& idt = ids.dtype();
+  if (f64) {
+    if (idt.is(py::dtype::of<double>()))
+      return interpolate_dispatch<double, double>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+    if (idt.is(py::dtype::of<float>()))
+      return interpolate_dispatch<double, float>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+    if (idt.is(py::dtype::of<int32_t>()))
+      return interpolate_dispatch<double, int32_t>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+  } else {
+    if (idt.is(py::dtype::of<float>()))
+      return interpolate_dispatch<float, float>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+    if (idt.is(py::dtype::of<double>()))
+      return interpolate_dispatch<float, double>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+    if (idt.is(py::dtype::of<int32_t>()))
+      return interpolate_dispatch<float, int32_t>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+  }
+  throw std::invalid_argument("ids: float32, float64 or int32");
+}
+
+// ---- splat -------------------------------------------------------------------------------------
+void splat_binding(CArray<float> coords, CArray<float> values, py::object index, py::object extra,
+                   CArray<float> out, py::object out_extra, CArray<float> count, bool normalize, int num_threads) {
+  require_shape(coords, {-1, 2}, "coords");
+  const auto N = coords.shape(0);
+  require_shape(values, {-1, -1}, "values");
+  const auto M = values.shape(0), C = values.shape(1);
+  require_shape(out, {-1, -1, C}, "out");
+  const auto H = out.shape(0), W = out.shape(1);
+  require_shape(count, {H, W}, "count");
+  if (H < 2 || W < 2) throw std::invalid_argument("out: the grid must be at least 2 x 2");
+  render_npu::SplatArgs a;
+  const int64_t* idx = nullptr;
+  CArray<int64_t> index_arr;
+  if (!index.is_none()) {
+    index_arr = index.cast<CArray<int64_t>>();
+    require_shape(index_arr, {N}, "index");
+    idx = index_arr.data();
+    for (py::ssize_t i = 0; i < N; ++i)  // the last line of defence: rows must exist
+      if (idx[i] < 0 || idx[i] >= M) throw std::invalid_argument("index: out of range");
+  } else if (M != N) {
+    throw std::invalid_argument("values: one row per sample without an index");
+  }
+  CArray<float> extra_arr, out_extra_arr;
+  py::ssize_t E = 0;
+  if (!extra.is_none()) {
+    extra_arr = extra.cast<CArray<float>>();
+    require_shape(extra_arr, {-1, N}, "extra");
+    E = extra_arr.shape(0);
+    out_extra_arr = out_extra.cast<CArray<float>>();
+    require_shape(out_extra_arr, {E, H, W}, "out_extra");
+  }
+  a.coords = coords.data();
+  a.n = N;
+  a.values = values.data();
+  a.index = idx;
+  a.channels = C;
+  a.extra = E ? extra_arr.data() : nullptr;
+  a.extra_channels = E;
+  a.height = H;
+  a.width = W;
+  a.normalize = normalize;
+  a.num_threads = num_threads;
+  float* op = out.mutable_data();
+  float* oe = E ? out_extra_arr.mutable_data() : nullptr;
+  float* cp = count.mutable_data();
+  py::gil_scoped_release release;
+  render_npu::splat_bilinear(a, op, oe, cp);
+}
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -250,6 +407,21 @@ PYBIND11_MODULE(_C, m) {
         "Free the rasterizer's scratch memory kept between calls.");
   m.def("texture_forward", &texture_forward_binding, py::arg("levels"), py::arg("uv"), py::arg("uv_da"),
         py::arg("bias"), py::arg("filter"), py::arg("boundary"), py::arg("num_threads"), py::arg("out"));
+  m.def("interpolate", &interpolate_binding, py::arg("attr"), py::arg("bary"), py::arg("ids"), py::arg("faces"),
+        py::arg("batch"), py::arg("num_threads"), py::arg("out") = py::none(), py::arg("grad_out") = py::none(),
+        py::arg("grad_attr") = py::none(), py::arg("grad_bary") = py::none(), py::arg("background") = py::none(),
+        "Interpolate attr [Ba,V,C] (float32/float64, C-contiguous) at the barycentrics bary[..., :3] and ids "
+        "(id + 1; float or int32) of B*H*W evenly strided pixels. Forward (grad_out None): writes out [BHW, C], "
+        "returns -1 or the index of a pixel whose id is not an integer in [0, F]. Backward: writes grad_attr "
+        "[Ba,V,C] and/or grad_bary [BHW, 3] (either may be None). background [C] (forward): written where id == 0 "
+        "instead of zeros. Releases the GIL; threads never change results.");
+  m.def("splat_bilinear", &splat_binding, py::arg("coords"), py::arg("values"), py::arg("index"), py::arg("extra"),
+        py::arg("out").noconvert(), py::arg("out_extra"), py::arg("count").noconvert(), py::arg("normalize"),
+        py::arg("num_threads"),
+        "Bilinear splat (csrc/splat/splat.h): sample n at coords[n] (row, col fractions of H-1, W-1) adds "
+        "values[index[n] if index else n] [Cv] into out [H,W,Cv], extra[:, n] into out_extra [E,H,W] and its "
+        "weight into count [H,W] (float32, accumulated; index int64 [N], extra float32 [E,N], both optional). "
+        "normalize: then divide by count where > 0. Releases the GIL; threads never change results.");
   m.def("mesh_vertex_inpaint", &mesh_vertex_inpaint_binding, py::arg("texture"), py::arg("mask"),
         py::arg("vtx_pos"), py::arg("vtx_uv"), py::arg("pos_idx"), py::arg("uv_idx"), py::arg("method"),
         py::arg("out_texture"), py::arg("out_mask"),

@@ -4,9 +4,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
-from . import _validate, backends, resolve
+from . import _ext, _validate, backends, resolve
 
 
 class RasterOutput(NamedTuple):
@@ -96,58 +98,163 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> 
 
     Args:
         attr: float ``[V, C]`` or ``[B, V, C]`` per-vertex attributes.
-        rast: float32 ``[B, H, W, 4]`` from :func:`rasterize`.
+        rast: float ``[B, H, W, 4]`` from :func:`rasterize`.
         faces: int ``[F, 3]``, the faces that were rasterized.
 
     Returns:
-        ``[B, H, W, C]`` = ``sum_k b_k * attr[faces[id - 1, k]]``, zero where ``id == 0``;
-        differentiable with respect to ``attr``.
+        ``[B, H, W, C]`` (attr's dtype) = ``sum_k b_k * attr[faces[id - 1, k]]``, zero where ``id == 0``;
+        differentiable with respect to ``attr`` and ``rast[..., :3]`` (``rast[..., 3]`` gets a zero
+        gradient). CPU float32/float64 tensors run the compiled kernel (``csrc/interpolate``,
+        multithreaded, GIL released, backward compiled too); other devices and dtypes run torch
+        ops. Both give the same bits in the forward pass.
     """
+    _check_attr(attr)
+    if not isinstance(rast, torch.Tensor) or rast.dim() != 4 or rast.shape[-1] != 4:
+        raise ValueError(f"rast must be a tensor of shape [B, H, W, 4], got "
+                         f"{list(rast.shape) if isinstance(rast, torch.Tensor) else type(rast).__name__}")
+    if not rast.is_floating_point():
+        raise TypeError(f"rast must be a floating-point tensor, got {rast.dtype}")
+    return interpolate_pixels(attr, rast, rast[..., 3], faces, "rast[..., 3]")
+
+
+def _check_attr(attr) -> None:
     if not isinstance(attr, torch.Tensor) or not attr.is_floating_point():
         raise TypeError(f"attr must be a floating-point torch.Tensor, got "
                         f"{attr.dtype if isinstance(attr, torch.Tensor) else type(attr).__name__}")
     if attr.dim() not in (2, 3):
         raise ValueError(f"attr must have shape [V, C] or [B, V, C], got {list(attr.shape)}")
-    if not isinstance(rast, torch.Tensor) or rast.dim() != 4 or rast.shape[-1] != 4:
-        raise ValueError(f"rast must be a tensor of shape [B, H, W, 4], got "
-                         f"{list(rast.shape) if isinstance(rast, torch.Tensor) else type(rast).__name__}")
+
+
+def interpolate_pixels(attr: torch.Tensor, bary: torch.Tensor, ids: torch.Tensor, faces: torch.Tensor,
+                       ids_name: str = "ids") -> torch.Tensor:
+    """:func:`interpolate` with the barycentrics and ids as separate tensors (the fronts' layouts,
+    read in place): ``bary`` float ``[B, H, W, K >= 3]`` (``bary[..., :3]`` are used; a rast works),
+    ``ids`` ``[B, H, W]`` id + 1 (float or int). Differentiable w.r.t. ``attr`` and ``bary``."""
+    _check_attr(attr)
+    if bary.dim() != 4 or bary.shape[-1] < 3 or tuple(ids.shape) != tuple(bary.shape[:3]):
+        raise ValueError(f"barycentrics [B, H, W, 3] and ids [B, H, W] must match, got {list(bary.shape)} "
+                         f"and {list(ids.shape)}")
     tri = _validate.faces(faces, attr.shape[-2])
-    if attr.device != rast.device or tri.device != rast.device:
-        raise ValueError(f"attr, rast and faces must be on one device, got {attr.device}, {rast.device}, "
+    if attr.device != bary.device or tri.device != bary.device or ids.device != bary.device:
+        raise ValueError(f"attr, rast and faces must be on one device, got {attr.device}, {bary.device}, "
                          f"{tri.device}")
     _validate.not_meta(attr, "attr")
-    B = rast.shape[0]
+    _validate.not_meta(ids, "rast")
+    B = bary.shape[0]
     if attr.dim() == 3 and attr.shape[0] not in (1, B):
         raise ValueError(f"attr has batch {attr.shape[0]} but rast has batch {B}")
+    if (bary.device.type == "cpu" and attr.dtype in (torch.float32, torch.float64) and bary.is_floating_point()
+            and ids.numel() > 0 and not torch.compiler.is_compiling() and _ext.get() is not None):
+        return _interpolate_compiled(attr, bary, ids, tri, ids_name)
+    return _interpolate_torch(attr, bary, ids, tri, ids_name)
+
+
+def _bad_ids(ids: torch.Tensor, F: int, name: str) -> ValueError:
+    idf = ids.detach().double()
+    lo, hi = (float(v) for v in torch.aminmax(idf)) if idf.numel() else (0.0, 0.0)
+    return ValueError(f"{name} must hold triangle ids + 1 (integers in [0, {F}] for the {F} faces given), "
+                      f"found values in [{lo}, {hi}]" + (", not all integers" if lo >= 0 and hi <= F else ""))
+
+
+def _interpolate_torch(attr, bary, ids, tri, name):
+    ids = ids.detach()  # ids carry no gradient (and float() of a graph tensor warns)
+    B = bary.shape[0]
     F = tri.shape[0]
-    idf = rast[..., 3].detach()  # ids carry no gradient (and float() of a graph tensor warns)
-    ids = None
+    idl = None
     # the id check needs values on the host: skipped while torch.compile traces (one graph with
     # the static-shape rasterizer, docs/torch_backend.md); eager calls always check
-    if idf.numel() and not torch.compiler.is_compiling():
+    if ids.numel() and not torch.compiler.is_compiling():
         # range first, on the float values (NaN fails it): NaN/inf/huge ids would become arbitrary int64s
-        lo, hi = (float(v) for v in torch.aminmax(idf))
+        lo, hi = (float(v) for v in torch.aminmax(ids if ids.is_floating_point() else ids.double()))
         ok = lo >= 0 and hi <= F
         if ok:
-            ids = idf.to(torch.int64)  # exact: ids <= 2**24
-            ok = torch.equal(ids.to(idf.dtype), idf)  # integers only
+            idl = ids.to(torch.int64)  # exact: ids <= 2**24
+            ok = torch.equal(idl.to(ids.dtype), ids)  # integers only
         if not ok:
-            raise ValueError(f"rast[..., 3] must hold triangle ids + 1 (integers in [0, {F}] for the {F} faces "
-                             f"given), found values in [{lo}, {hi}]"
-                             + (", not all integers" if lo >= 0 and hi <= F else ""))
+            raise _bad_ids(ids, F, name)
     C = attr.shape[-1]
-    if F == 0 or attr.shape[-2] == 0:  # every id is 0: nothing to gather; stay attached to attr's graph
-        return attr.new_zeros((B,) + tuple(rast.shape[1:3]) + (C,)) + attr.reshape(-1)[:0].sum()
-    if ids is None:
-        ids = idf.to(torch.int64)
-    hit = ids > 0
-    corner = tri.long()[(ids - 1).clamp_min(0)]  # [B, H, W, 3] vertex indices
+    if F == 0 or attr.shape[-2] == 0:  # every id is 0: nothing to gather; stay attached to the graph
+        return (attr.new_zeros((B,) + tuple(bary.shape[1:3]) + (C,)) + attr.reshape(-1)[:0].sum()
+                + bary.reshape(-1)[:0].sum().to(attr.dtype))
+    if idl is None:
+        idl = ids.to(torch.int64)
+    hit = idl > 0
+    corner = tri.long()[(idl - 1).clamp_min(0)]  # [B, H, W, 3] vertex indices
     if attr.dim() == 2:
         vals = attr[corner]  # [B, H, W, 3, C]
     else:
         a = attr.expand(B, -1, -1) if attr.shape[0] == 1 else attr
         bidx = torch.arange(B, device=attr.device).view(B, 1, 1, 1)
         vals = a[bidx, corner]
-    bary = rast[..., :3].to(attr.dtype).unsqueeze(-1)
-    out = (bary * vals).sum(dim=-2)
+    b = bary[..., :3].to(attr.dtype).unsqueeze(-1)
+    out = (b * vals).sum(dim=-2)
     return torch.where(hit.unsqueeze(-1), out, torch.zeros((), dtype=out.dtype, device=out.device))
+
+
+def _evenly_strided(t: torch.Tensor, pixel_dims: int) -> bool:
+    """Whether the first ``pixel_dims`` dimensions step through memory with one stride (what the
+    compiled kernel reads in place)."""
+    stride = count = None
+    for d in range(pixel_dims - 1, -1, -1):
+        if t.shape[d] == 1:
+            continue
+        if stride is None:
+            stride, count = t.stride(d), t.shape[d]
+        elif t.stride(d) != stride * count:
+            return False
+        else:
+            count *= t.shape[d]
+    return stride is None or stride > 0
+
+
+def _interpolate_compiled(attr, bary, ids, tri, name):
+    if bary.dtype != attr.dtype:
+        bary = bary[..., :3].to(attr.dtype)
+    if bary.stride(-1) != 1 or not _evenly_strided(bary, 3):
+        bary = bary.contiguous()
+    if ids.dtype not in (torch.float32, torch.float64, torch.int32):
+        ids = ids.double()  # exact for every id a rast can hold; huge values stay out of range
+    if not _evenly_strided(ids, 3):
+        ids = ids.contiguous()
+    attr3 = (attr if attr.dim() == 3 else attr.unsqueeze(0)).contiguous()
+    return _CompiledInterpolate.apply(attr3, bary, ids, tri, name)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
+
+
+class _CompiledInterpolate(torch.autograd.Function):
+    """attr3 [Ba, V, C], bary [B, H, W, K >= 3], ids [B, H, W] -> [B, H, W, C]; backward compiled."""
+
+    @staticmethod
+    def forward(ctx, attr3, bary, ids, tri, name):
+        B, H, W = ids.shape
+        C = attr3.shape[-1]
+        # numpy-backed output: huge pages make first touch ~2x cheaper (see cpu_backend.rasterize)
+        out = np.empty((B * H * W, C), dtype=_np(attr3).dtype)
+        bad = _ext.get().interpolate(_np(attr3), _np(bary), _np(ids), tri.numpy(), B, torch.get_num_threads(),
+                                     out=out)
+        if bad >= 0:
+            raise _bad_ids(ids, tri.shape[0], name)
+        ctx.save_for_backward(attr3, bary, ids, tri)
+        return torch.from_numpy(out).view(B, H, W, C)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        attr3, bary, ids, tri = ctx.saved_tensors
+        need_attr, need_bary = ctx.needs_input_grad[:2]
+        B, H, W = ids.shape
+        dtype = _np(attr3).dtype
+        g = grad.to(attr3.dtype).contiguous().view(B * H * W, -1)
+        ga = np.empty(tuple(attr3.shape), dtype) if need_attr else None
+        gb = np.empty((B * H * W, 3), dtype) if need_bary else None
+        _ext.get().interpolate(_np(attr3), _np(bary), _np(ids), tri.numpy(), B, torch.get_num_threads(),
+                               grad_out=_np(g), grad_attr=ga, grad_bary=gb)
+        grad_bary = None
+        if need_bary:
+            grad_bary = torch.from_numpy(gb).view(B, H, W, 3)
+            if bary.shape[-1] != 3:
+                grad_bary = torch.cat([grad_bary, grad_bary.new_zeros((B, H, W, bary.shape[-1] - 3))], dim=-1)
+        return (torch.from_numpy(ga) if need_attr else None), grad_bary, None, None, None

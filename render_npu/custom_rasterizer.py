@@ -23,7 +23,7 @@ import torch
 
 from . import _api
 
-__all__ = ["rasterize", "interpolate"]
+__all__ = ["rasterize", "interpolate", "rasterize_image"]
 
 
 def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: Union[int, Sequence[int]],
@@ -60,6 +60,16 @@ def rasterize(pos: torch.Tensor, tri: torch.Tensor, resolution: Union[int, Seque
     return rast[..., 3].to(torch.int32), rast[..., :3].contiguous()
 
 
+def rasterize_image(V: torch.Tensor, F: torch.Tensor, D: torch.Tensor, width: int, height: int,
+                    occlusion_truncation: float = 1e-6, use_depth_prior: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The compiled ``custom_rasterizer_kernel.rasterize_image`` entry point (what Hunyuan3D's
+    ``custom_rasterizer.rasterize`` calls): ``V`` float ``[N, 4]`` clip-space vertices, ``F`` int
+    ``[F, 3]``, ``D`` the depth prior (unused unless ``use_depth_prior``, which is not supported),
+    image ``width`` x ``height``. ``occlusion_truncation`` only matters for the depth prior.
+    Returns ``(findices, barycentric)`` as :func:`rasterize`."""
+    return rasterize(V, F, (height, width), D, use_depth_prior)
+
+
 def interpolate(col: torch.Tensor, findices: torch.Tensor, barycentric: torch.Tensor,
                 tri: torch.Tensor) -> torch.Tensor:
     """Interpolate vertex attributes, Hunyuan3D layout.
@@ -72,7 +82,8 @@ def interpolate(col: torch.Tensor, findices: torch.Tensor, barycentric: torch.Te
 
     Returns:
         ``[1, H, W, C]`` = ``sum_k barycentric[..., k] * col[tri[findices - 1, k]]``, zero where ``findices == 0``;
-        differentiable with respect to ``col``.
+        differentiable with respect to ``col`` and ``barycentric``; compiled on CPU (see
+        :func:`render_npu.interpolate`).
     """
     if not isinstance(col, torch.Tensor) or col.dim() not in (2, 3):
         raise ValueError(f"col must be a tensor of shape [1, V, C] or [V, C], got "
@@ -84,5 +95,7 @@ def interpolate(col: torch.Tensor, findices: torch.Tensor, barycentric: torch.Te
     if not isinstance(barycentric, torch.Tensor) or tuple(barycentric.shape) != tuple(findices.shape) + (3,):
         raise ValueError(f"barycentric must have shape [H, W, 3] = {list(findices.shape) + [3]}, got "
                          f"{list(barycentric.shape) if isinstance(barycentric, torch.Tensor) else type(barycentric).__name__}")
-    rast = torch.cat([barycentric.to(torch.float32), findices.to(torch.float32).unsqueeze(-1)], dim=-1)
-    return _api.interpolate(attr, rast.unsqueeze(0), tri)
+    if not barycentric.is_floating_point():
+        raise TypeError(f"barycentric must be a floating-point tensor, got {barycentric.dtype}")
+    # read in place (no [H, W, 4] concatenation): MeshRender passes views of one rast tensor
+    return _api.interpolate_pixels(attr, barycentric.unsqueeze(0), findices.unsqueeze(0), tri, "findices")

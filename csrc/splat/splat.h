@@ -1,0 +1,34 @@
+// Bilinear splat of scattered samples into a grid ("linear" texture baking: each sample adds
+// value * weight to the 4 texels around it, and weight to their count). Hunyuan3D's MeshRender
+// bakes with this rule; render_npu.hunyuan3d's accelerated back_project calls it.
+#pragma once
+#include <cstdint>
+
+namespace render_npu {
+
+// coords [N, 2] float32 in grid units' fractions: row = coords[n, 0] * (H - 1),
+// col = coords[n, 1] * (W - 1) (computed in float32). The top-left texel (r0, c0) = floor, clamped
+// to [0, H - 2] x [0, W - 2]; fractions h = row - r0, w = col - c0 (not clamped: samples outside
+// [0, 1] extrapolate, as the rule they reproduce does). Weights (1-h)(1-w), (1-h)w, h(1-w), hw.
+// Sample n's value: values[index ? index[n] : n, 0..Cv) (a gather from an image), then
+// extra[e * N + n] for e < E (planar per-sample channels, may be null when E == 0).
+// out [H * W, Cv], out_extra [E, H * W] and count [H * W] are accumulated into (not cleared). Per
+// texel, additions happen in the order: corner (0,0) of every sample in sample order, then (0,1),
+// (1,0), (1,1) -- fixed whatever the thread count (threads own bands of rows). With normalize,
+// every texel whose count is > 0 is then divided by it (out and out_extra; count is kept).
+// Requires H, W >= 2.
+struct SplatArgs {
+  const float* coords = nullptr;
+  int64_t n = 0;
+  const float* values = nullptr;
+  const int64_t* index = nullptr;
+  int64_t channels = 0;
+  const float* extra = nullptr;
+  int64_t extra_channels = 0;
+  int64_t height = 0, width = 0;
+  bool normalize = false;
+  int num_threads = 1;
+};
+void splat_bilinear(const SplatArgs& a, float* out, float* out_extra, float* count);
+
+}  // namespace render_npu
