@@ -231,7 +231,7 @@ class _CompiledInterpolate(torch.autograd.Function):
     def forward(ctx, attr3, bary, ids, tri, name):
         B, H, W = ids.shape
         C = attr3.shape[-1]
-        # numpy-backed output: huge pages make first touch ~2x cheaper (see cpu_backend.rasterize)
+        # numpy-backed output: huge pages make first touch ~2x cheaper (see backends/cpu.py)
         out = np.empty((B * H * W, C), dtype=_np(attr3).dtype)
         bad = _ext.get().interpolate(_np(attr3), _np(bary), _np(ids), tri.numpy(), B, torch.get_num_threads(),
                                      out=out)
