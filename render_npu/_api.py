@@ -111,7 +111,7 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> 
     _check_attr(attr)
     if not isinstance(rast, torch.Tensor) or rast.dim() != 4 or rast.shape[-1] != 4:
         raise ValueError(f"rast must be a tensor of shape [B, H, W, 4], got "
-                         f"{list(rast.shape) if isinstance(rast, torch.Tensor) else type(rast).__name__}")
+                         f"{_validate.shape_of(rast)}")
     if not rast.is_floating_point():
         raise TypeError(f"rast must be a floating-point tensor, got {rast.dtype}")
     return interpolate_pixels(attr, rast, rast[..., 3], faces, "rast[..., 3]")

@@ -29,6 +29,11 @@ class RasterInputs:
     squeeze_batch: bool  # the caller passed [V, 4]
 
 
+
+def shape_of(x) -> str:
+    """For error messages: a tensor's shape as a list, else the type's name."""
+    return str(list(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
+
 def resolution(value: Union[int, Sequence[int]], name: str = "resolution") -> Tuple[int, int]:
     """``int`` or ``(H, W)`` -> (H, W), each in 1..16384."""
     if isinstance(value, torch.Tensor):

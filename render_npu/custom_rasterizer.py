@@ -21,7 +21,7 @@ from typing import Sequence, Tuple, Union
 
 import torch
 
-from . import _api
+from . import _api, _validate
 
 __all__ = ["rasterize", "interpolate", "rasterize_image"]
 
@@ -87,14 +87,14 @@ def interpolate(col: torch.Tensor, findices: torch.Tensor, barycentric: torch.Te
     """
     if not isinstance(col, torch.Tensor) or col.dim() not in (2, 3):
         raise ValueError(f"col must be a tensor of shape [1, V, C] or [V, C], got "
-                         f"{list(col.shape) if isinstance(col, torch.Tensor) else type(col).__name__}")
+                         f"{_validate.shape_of(col)}")
     attr = col[0] if col.dim() == 3 else col
     if not isinstance(findices, torch.Tensor) or findices.dim() != 2:
         raise ValueError(f"findices must be a tensor of shape [H, W], got "
-                         f"{list(findices.shape) if isinstance(findices, torch.Tensor) else type(findices).__name__}")
+                         f"{_validate.shape_of(findices)}")
     if not isinstance(barycentric, torch.Tensor) or tuple(barycentric.shape) != tuple(findices.shape) + (3,):
         raise ValueError(f"barycentric must have shape [H, W, 3] = {list(findices.shape) + [3]}, got "
-                         f"{list(barycentric.shape) if isinstance(barycentric, torch.Tensor) else type(barycentric).__name__}")
+                         f"{_validate.shape_of(barycentric)}")
     if not barycentric.is_floating_point():
         raise TypeError(f"barycentric must be a floating-point tensor, got {barycentric.dtype}")
     # read in place (no [H, W, 4] concatenation): MeshRender passes views of one rast tensor

@@ -125,7 +125,7 @@ def rasterize(glctx: Optional[RasterizeCudaContext], pos: torch.Tensor, tri: tor
     else:
         if not isinstance(pos, torch.Tensor) or pos.dim() != 2:
             raise ValueError(f"pos must have shape [V, 4] in range mode (ranges given), got "
-                             f"{list(pos.shape) if isinstance(pos, torch.Tensor) else type(pos).__name__}")
+                             f"{_validate.shape_of(pos)}")
         if not isinstance(tri, torch.Tensor):
             raise TypeError(f"tri must be a torch.Tensor, got {type(tri).__name__}")
         parts = []
@@ -159,7 +159,7 @@ def _to_render_npu(rast: torch.Tensor) -> torch.Tensor:
     """nvdiffrast ``(u, v, z/w, id + 1)`` -> render_npu ``(b0, b1, b2, id + 1)`` (b2 = 1 - u - v, 0 if empty)."""
     if not isinstance(rast, torch.Tensor) or rast.dim() != 4 or rast.shape[-1] != 4:
         raise ValueError(f"rast must be the [B, H, W, 4] output of rasterize(), got "
-                         f"{list(rast.shape) if isinstance(rast, torch.Tensor) else type(rast).__name__}")
+                         f"{_validate.shape_of(rast)}")
     u, v, tid = rast[..., 0], rast[..., 1], rast[..., 3]
     w = torch.where(tid > 0, 1 - u - v, torch.zeros_like(u))
     return torch.stack([u, v, w, tid], dim=-1)
@@ -197,7 +197,7 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, rast_
             raise ValueError(f"diff_attrs must index attributes in [0, {A}), got {idx}")
     if not isinstance(rast_db, torch.Tensor) or tuple(rast_db.shape) != (B, H, W, 4):
         raise ValueError(f"rast_db must have shape [{B}, {H}, {W}, 4], got "
-                         f"{list(rast_db.shape) if isinstance(rast_db, torch.Tensor) else type(rast_db).__name__}")
+                         f"{_validate.shape_of(rast_db)}")
     if not idx:
         return out, out.new_zeros((B, H, W, 0))
     tri_ok = _validate.faces(tri, attr.shape[-2], "tri")
@@ -244,11 +244,11 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
                          f"{(color.dtype, list(color.shape)) if isinstance(color, torch.Tensor) else type(color).__name__}")
     if not isinstance(rast, torch.Tensor) or tuple(rast.shape) != tuple(color.shape[:3]) + (4,):
         raise ValueError(f"rast must have shape {list(color.shape[:3]) + [4]} (color's [B, H, W] and 4), got "
-                         f"{list(rast.shape) if isinstance(rast, torch.Tensor) else type(rast).__name__}")
+                         f"{_validate.shape_of(rast)}")
     if not isinstance(pos, torch.Tensor) or not pos.is_floating_point() or pos.dim() not in (2, 3) \
             or pos.shape[-1] != 4 or (pos.dim() == 3 and pos.shape[0] not in (1, color.shape[0])):
         raise ValueError(f"pos must be a float tensor [B, V, 4] or [V, 4] with B = {color.shape[0]}, got "
-                         f"{list(pos.shape) if isinstance(pos, torch.Tensor) else type(pos).__name__}")
+                         f"{_validate.shape_of(pos)}")
     tri = _validate.faces(tri, pos.shape[-2], "tri")
     if topology_hash is not None and (not isinstance(topology_hash, torch.Tensor)
                                       or tuple(topology_hash.shape) != (tri.shape[0], 3)):

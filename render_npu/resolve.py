@@ -178,16 +178,21 @@ def _gather(pos_flat: torch.Tensor, faces: torch.Tensor, V: int, b: torch.Tensor
     return pos_flat.index_select(0, vid.reshape(-1)).view(-1, 3, 4), vid
 
 
+def unflatten_pixels(q: torch.Tensor, H: int, W: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flat indices ``q`` (int64 [n]) into a [B, H, W] image -> (batch, row, col), each int64 [n]."""
+    b = torch.div(q, H * W, rounding_mode="floor")
+    rem = q - b * (H * W)
+    py = torch.div(rem, W, rounding_mode="floor")
+    return b, py, rem - py * W
+
+
 def _pixels(ids: torch.Tensor, q: Optional[torch.Tensor] = None):
     """Covered pixels of ids [B, H, W] (id + 1, float): flat index (``q`` if given: those
     pixels), batch, row, col, face id."""
     B, H, W = ids.shape
     if q is None:
         q = torch.nonzero(ids.reshape(-1) > 0).squeeze(1)
-    b = torch.div(q, H * W, rounding_mode="floor")
-    rem = q - b * (H * W)
-    py = torch.div(rem, W, rounding_mode="floor")
-    px = rem - py * W
+    b, py, px = unflatten_pixels(q, H, W)
     fid = ids.reshape(-1).index_select(0, q).long() - 1
     return q, b, py, px, fid
 

@@ -8,6 +8,7 @@ from typing import Dict, NamedTuple, Optional, Tuple
 import torch
 
 from ...resolve import resolve_ as resolve_parent_
+from ...resolve import unflatten_pixels
 from . import static
 from .raster import _block_stamps, _raster_buffers, _raster_chunk, _resolve_chunk
 from .setup import (resolve_dtype, _CLIP_CAP, _EMPTY_BELOW, _I64_MAX, _I_B, _I_C, _NI_RASTER, _NR_RASTER, _R_ID, _R_INVAREA,
@@ -192,13 +193,9 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
         return rast, depth
     C = run.chunks.resolve
     rast_flat, depth_flat = rast.view(B * H * W, 4), depth.view(B * H * W)
-    HW = H * W
     for s in range(0, hit.shape[0], C):
         q = hit[s:s + C]
-        b = torch.div(q, HW, rounding_mode="floor")
-        rem = q - b * HW
-        py = torch.div(rem, W, rounding_mode="floor")
-        px = rem - py * W
+        b, py, px = unflatten_pixels(q, H, W)
         cc = pc.cand.index_select(0, fb.index_select(0, (b * Hp + py) * Wp + px) & 0xFFFFFFFF)
         ident, d = _resolve_chunk(_cols(pc.itab[:_I_B.stop], cc), _cols(pc.itab[_I_C], cc),
                                   _cols(pc.ftab[:_R_INVAREA + 1], cc), pc.ftab[_R_ID].index_select(0, cc), px, py)

@@ -476,14 +476,20 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     if P >= 2 ** 31 - 1:
         raise ValueError(f"torch backend: {P} triangle pieces after clipping is more than it indexes "
                          "(2**31 - 1); rasterize fewer batch entries per call")
-    rank = first
-    if M:
-        rank = torch.cat((first, (first[gclip][:, None] + torch.cumsum(ok[G:].view(M, _FAN), 1) - 1).reshape(-1)))
-    rank = torch.where(ok, rank, P)
+    rank = _ranks(first, gclip, ok, G, M, P)
     cand_of = torch.empty(P + 1, dtype=torch.int64, device=dev).index_copy_(0, rank, torch.arange(N, device=dev))
     cand_of[P:].fill_(N)  # fill_, not item assignment: that would lift a host scalar tensor
     _dummy_column(itab, ftab, N)
     return _Pieces(itab, ftab, box, batch, cls, nst, rank, cand_of, P, N, blocks)
+
+
+def _ranks(first, gclip, ok, G: int, M: int, P):
+    """Rank of every candidate in (batch, face, fan) order among the pieces, P for non-pieces:
+    ``first`` [G] is each face's first rank, a clipped face's fan slots follow it."""
+    rank = first
+    if M:
+        rank = torch.cat((first, (first[gclip][:, None] + torch.cumsum(ok[G:].view(M, _FAN), 1) - 1).reshape(-1)))
+    return torch.where(ok, rank, P)
 
 
 def _dummy_column(itab: torch.Tensor, ftab: torch.Tensor, N: int) -> None:
@@ -500,10 +506,7 @@ def _static_ranks(itab, ftab, box, batch, cls, nst, ok, first, gclip, G: int, M:
     point at the dummy column N)."""
     dev = itab.device
     P = ok.sum()
-    rank = first
-    if M:
-        rank = torch.cat((first, (first[gclip][:, None] + torch.cumsum(ok[G:].view(M, _FAN), 1) - 1).reshape(-1)))
-    rank = torch.where(ok, rank, P)
+    rank = _ranks(first, gclip, ok, G, M, P)
     # non-pieces write slot N + 1, which is cut off: cand_of[r] = N for every r >= P
     cand_of = torch.full((N + 2,), N, dtype=torch.int64, device=dev).index_copy_(
         0, torch.where(ok, rank, N + 1), torch.arange(N, device=dev))[:N + 1]

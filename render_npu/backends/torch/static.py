@@ -117,15 +117,11 @@ def resolve_dense(pc, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor,
         pos_flat, expo = parent._normalise(pos_flat)
     n = B * H * W
     rast_flat, depth_flat = rast.view(n, 4), depth.view(n)
-    HW = H * W
     dev = fb.device
     for s0 in range(0, n, C):
         s = min(s0, n - C)  # fixed chunk shape: the last chunk ends at n
         q = torch.arange(s, s + C, device=dev)
-        b = torch.div(q, HW, rounding_mode="floor")
-        rem = q - b * HW
-        py = torch.div(rem, W, rounding_mode="floor")
-        px = rem - py * W
+        b, py, px = parent.unflatten_pixels(q, H, W)
         key = fb.index_select(0, (b * Hp + py) * Wp + px)
         hit = key < _EMPTY_BELOW
         cc = pc.cand.index_select(0, torch.where(hit, key & 0xFFFFFFFF, pc.dummy))
