@@ -49,8 +49,11 @@ from render_npu import _ext  # noqa: E402
 
 
 def _origin(module) -> str:
+    """Where a package was imported from, marked when it is this checkout's source folder (a venv
+    inside the checkout, as .ci/run makes, is an installed copy)."""
     path = os.path.dirname(os.path.realpath(module.__file__))
-    return path + ("  (SOURCE TREE)" if path.startswith(os.path.realpath(ROOT) + os.sep) else "")
+    source = os.path.join(os.path.realpath(ROOT), module.__name__.split(".")[0])
+    return path + ("  (SOURCE TREE)" if path == source else "")
 
 
 def pytest_report_header(config):
