@@ -32,9 +32,12 @@ from typing import Any, List, NamedTuple, Optional, Sequence
 import numpy as np
 import torch
 
+from render_npu.contract import screen_transform
+
 from .camera import Camera, Resolution, as_hw
 from .images import to_float_image
-from .render import CHUNK, Raster, Renderer, TexelData, _split_intra_op_threads, alloc, bilinear_sample
+from .render import (CHUNK, VIEWPORT, Raster, Renderer, TexelData, _split_intra_op_threads, alloc,
+                     bilinear_sample)
 
 __all__ = ["BakeSettings", "BakeResult", "ViewContribution", "bake", "back_project", "reliable_mask",
            "prepare_images"]
@@ -264,7 +267,9 @@ def _project(camera: Camera, img: torch.Tensor, pos_t: torch.Tensor, normal_t: t
         return None
     # 2. project: pixel coordinates (column px, row py, pixel centres at integers) and depth
     aspect = W / H
-    sx, sy = 0.5 * (W - 1), 0.5 * (H - 1)
+    # render_npu's screen mapping (contract.screen_transform, the "align_corners" viewport the
+    # renders use) in pixel-index units (centres at integers): X * A + (B - 1/2), and B - 1/2 = A
+    sx, sy = (float(screen_transform(n, VIEWPORT)[0]) for n in (W, H))
     off = -np.stack([right, up, back]) @ cam  # camera-space translation
     dist = _affine(p, -back, -off[2])
     if camera.is_ortho:

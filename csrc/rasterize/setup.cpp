@@ -7,12 +7,7 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RNPU_SETUP_AVX2 1
-#include <immintrin.h>
-#else
-#define RNPU_SETUP_AVX2 0
-#endif
+#include "rasterize/simd.h"
 
 // Bit-exactness notes: every float expression below mirrors one numpy float32 operation of
 // reference.py; the build uses -ffp-contract=off (no FMA fusion) and never -ffast-math, and
@@ -323,7 +318,7 @@ bool setup_faces_portable(const float* pos, int64_t num_vertices, const int32_t*
 
 }  // namespace
 
-#if RNPU_SETUP_AVX2
+#if RNPU_HAVE_AVX2
 // AVX2 version: 8 faces per step in SIMD lanes (structure of arrays) for the projection, the
 // integer tests and the depth planes; the same IEEE operations lane by lane, so the same bits.
 // Only called after a run-time CPU check.
@@ -401,22 +396,158 @@ inline void planes4(const __m128i* dx, const __m128i* dy, const __m128i* Xa, con
   _mm256_storeu_pd(C, plane(c));
 }
 
-bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, int64_t f0, int64_t f1,
-                 const ScreenMap& map, ChunkOut& out) {
-  alignas(32) int32_t tail[24], SX[3][8], SY[3][8], R[4][8];
-  // Index check 8 faces at a time: 0 <= idx <= last (indices are int32, so a larger V admits all).
-  const __m256i last = _mm256_set1_epi32(int32_t(std::min<int64_t>(num_vertices, INT32_MAX + int64_t(1)) - 1));
-  alignas(32) float SW[3][8];
-  alignas(32) double PL[3][8];
+// setup_faces below runs these stages on 8 faces at a time (lane = face).
+
+// Stage 1: every vertex index of the 8 faces in [0, last].
+inline bool indices_ok(const int32_t* I, __m256i last) {
+  __m256i bad = _mm256_setzero_si256();
+  for (int i = 0; i < 3; ++i) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(I + 8 * i));
+    bad = _mm256_or_si256(bad, _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), v), _mm256_cmpgt_epi32(v, last)));
+  }
+  return _mm256_testz_si256(bad, bad);
+}
+
+// Stage 2: the faces' vertices, which lanes have a non-finite coordinate and which are inside
+// every clip plane (reference.clip_triangle's test for "no clipping needed").
+struct Lanes {
+  __m256 x[3], y[3], z[3], w[3];
+  __m256 inside;
+  __m256i nonfinite;
+  int finite_bits, inside_bits;
+};
+
+inline void load_faces(const float* pos, const int32_t* I, Lanes& L) {
   const __m256i expo = _mm256_set1_epi32(0x7f800000);
-  const __m256 guard = _mm256_set1_ps(kGuardBand), sign = _mm256_set1_ps(-0.0f);
+  const __m256 guard = _mm256_set1_ps(kGuardBand);
+  L.nonfinite = _mm256_setzero_si256();
+  __m256 inside = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  for (int k = 0; k < 3; ++k) {
+    load_vertices(pos, I + k, L.x[k], L.y[k], L.z[k], L.w[k]);
+    for (const __m256 v : {L.x[k], L.y[k], L.z[k], L.w[k]})
+      L.nonfinite = _mm256_or_si256(L.nonfinite, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), expo), expo));
+    const __m256 x = L.x[k], y = L.y[k], z = L.z[k], w = L.w[k], gw = _mm256_mul_ps(guard, w);
+    inside = _mm256_and_ps(inside, _mm256_and_ps(_mm256_and_ps(ge0(_mm256_add_ps(z, w)), ge0(_mm256_sub_ps(w, z))),
+                                                 _mm256_and_ps(ge0(_mm256_sub_ps(gw, x)), ge0(_mm256_add_ps(gw, x)))));
+    inside = _mm256_and_ps(inside, _mm256_and_ps(ge0(_mm256_sub_ps(gw, y)), ge0(_mm256_add_ps(gw, y))));
+  }
+  L.inside = inside;
+  L.finite_bits = ~_mm256_movemask_ps(_mm256_castsi256_ps(L.nonfinite)) & 0xff;
+  L.inside_bits = _mm256_movemask_ps(inside);
+}
+
+// Stage 3: projection and snapping (reference.triangle_pieces; np.rint as in rint_f32): fixed-point
+// X, Y (also stored to SX, SY), q = z / w in two halves, w (stored to SW), and the lanes whose
+// snapped values and depths are in range.
+struct Snapped {
+  __m256i X[3], Y[3];
+  __m128 q[2][3];
+  __m256 ok;
+};
+
+inline void project(const Lanes& L, const ScreenMap& map, Snapped& S, int32_t (*SX)[8], int32_t (*SY)[8],
+                    float (*SW)[8]) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
   const __m256 ax = _mm256_set1_ps(map.ax), bx = _mm256_set1_ps(map.bx);
   const __m256 ay = _mm256_set1_ps(map.ay), by = _mm256_set1_ps(map.by);
   const __m256 sub = _mm256_set1_ps(float(kSubpixel)), magic = _mm256_set1_ps(8388608.0f);
   const __m256 limit = _mm256_set1_ps(kMaxFixed), fmax = _mm256_set1_ps(std::numeric_limits<float>::max());
-  const __m256i one = _mm256_set1_epi32(1), half = _mm256_set1_epi32(kHalf);
+  S.ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+  for (int k = 0; k < 3; ++k) {
+    const __m256 w = L.w[k];
+    const __m256 X = _mm256_div_ps(L.x[k], w), Y = _mm256_div_ps(L.y[k], w), q = _mm256_div_ps(L.z[k], w);
+    __m256 f[2] = {_mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(X, ax), bx), sub),
+                   _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(Y, ay), by), sub)};
+    for (__m256& v : f) {
+      const __m256 a = _mm256_andnot_ps(sign, v);
+      const __m256 big = _mm256_cmp_ps(a, magic, _CMP_GE_OQ);
+      const __m256 r = _mm256_or_ps(_mm256_sub_ps(_mm256_add_ps(a, magic), magic), _mm256_and_ps(v, sign));
+      v = _mm256_blendv_ps(r, v, big);
+      S.ok = _mm256_and_ps(S.ok, _mm256_cmp_ps(_mm256_andnot_ps(sign, v), limit, _CMP_LE_OQ));
+    }
+    S.ok = _mm256_and_ps(S.ok, _mm256_cmp_ps(_mm256_andnot_ps(sign, q), fmax, _CMP_LE_OQ));
+    S.X[k] = _mm256_cvttps_epi32(f[0]);  // exact where ok: integral, |value| <= 2**29
+    S.Y[k] = _mm256_cvttps_epi32(f[1]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(SX[k]), S.X[k]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(SY[k]), S.Y[k]);
+    _mm256_store_ps(SW[k], w);
+    S.q[0][k] = _mm256_castps256_ps128(q);
+    S.q[1][k] = _mm256_extractf128_ps(q, 1);
+  }
+}
+
+// Stage 4: signed area (64-bit), culling, the pixel rectangle (stored to R: x0, x1, y0, y1) and
+// the small flag. ``keep`` (lanes still drawn) is narrowed; returns the sign of the area per lane.
+struct Bounds {
+  __m256i neg;
+  int keep_bits, neg_bits, small_bits;
+};
+
+inline Bounds bound(const Snapped& S, __m256i keep, const ScreenMap& map, int32_t (*R)[8]) {
+  const __m256i half = _mm256_set1_epi32(kHalf), zero = _mm256_setzero_si256();
   const __m256i wmax = _mm256_set1_epi32(map.width - 1), hmax = _mm256_set1_epi32(map.height - 1);
   const __m256i small_ext = _mm256_set1_epi32(kSmallExtent);
+  const __m256i* X = S.X;
+  const __m256i* Y = S.Y;
+  __m256i e0, o0, e1, o1;
+  mul_wide(_mm256_sub_epi32(X[1], X[0]), _mm256_sub_epi32(Y[2], Y[0]), e0, o0);
+  mul_wide(_mm256_sub_epi32(X[2], X[0]), _mm256_sub_epi32(Y[1], Y[0]), e1, o1);
+  const __m256i ae = _mm256_sub_epi64(e0, e1), ao = _mm256_sub_epi64(o0, o1);
+  Bounds b;
+  b.neg = _mm256_blend_epi32(_mm256_cmpgt_epi64(zero, ae), _mm256_cmpgt_epi64(zero, ao), 0xAA);
+  const __m256i posv = _mm256_blend_epi32(_mm256_cmpgt_epi64(ae, zero), _mm256_cmpgt_epi64(ao, zero), 0xAA);
+  keep = _mm256_and_si256(keep, map.cull_backfaces ? posv : _mm256_or_si256(posv, b.neg));
+  const __m256i xlo = _mm256_min_epi32(_mm256_min_epi32(X[0], X[1]), X[2]);
+  const __m256i xhi = _mm256_max_epi32(_mm256_max_epi32(X[0], X[1]), X[2]);
+  const __m256i ylo = _mm256_min_epi32(_mm256_min_epi32(Y[0], Y[1]), Y[2]);
+  const __m256i yhi = _mm256_max_epi32(_mm256_max_epi32(Y[0], Y[1]), Y[2]);
+  const __m256i rx0 = _mm256_max_epi32(_mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, xlo), 8)), zero);
+  const __m256i rx1 = _mm256_min_epi32(_mm256_srai_epi32(_mm256_sub_epi32(xhi, half), 8), wmax);
+  const __m256i ry0 = _mm256_max_epi32(_mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, ylo), 8)), zero);
+  const __m256i ry1 = _mm256_min_epi32(_mm256_srai_epi32(_mm256_sub_epi32(yhi, half), 8), hmax);
+  keep = _mm256_andnot_si256(_mm256_or_si256(_mm256_cmpgt_epi32(rx0, rx1), _mm256_cmpgt_epi32(ry0, ry1)), keep);
+  b.keep_bits = _mm256_movemask_ps(_mm256_castsi256_ps(keep));
+  b.neg_bits = _mm256_movemask_ps(_mm256_castsi256_ps(b.neg));
+  b.small_bits = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(
+      _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_sub_epi32(xhi, xlo), small_ext),
+                      _mm256_cmpgt_epi32(_mm256_sub_epi32(yhi, ylo), small_ext)),
+      _mm256_set1_epi32(-1))));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(R[0]), rx0);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(R[1]), rx1);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(R[2]), ry0);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(R[3]), ry1);
+  return b;
+}
+
+// Stage 5: edges with the orientation normalised (s = sign of the area), then the depth planes
+// (stored to PL: A, B, C) of the kept lanes, four at a time.
+inline void edge_planes(const Snapped& S, __m256i neg, int keep_bits, double (*PL)[8]) {
+  const __m256i s = _mm256_or_si256(neg, _mm256_set1_epi32(1));  // -1 or 1
+  static constexpr int kA[3] = {1, 2, 0}, kB[3] = {2, 0, 1};
+  __m128i dx[2][3], dy[2][3], Xa[2][3], Ya[2][3];
+  for (int i = 0; i < 3; ++i) {
+    const __m256i dxi = _mm256_sign_epi32(_mm256_sub_epi32(S.X[kB[i]], S.X[kA[i]]), s);
+    const __m256i dyi = _mm256_sign_epi32(_mm256_sub_epi32(S.Y[kB[i]], S.Y[kA[i]]), s);
+    dx[0][i] = _mm256_castsi256_si128(dxi);
+    dx[1][i] = _mm256_extracti128_si256(dxi, 1);
+    dy[0][i] = _mm256_castsi256_si128(dyi);
+    dy[1][i] = _mm256_extracti128_si256(dyi, 1);
+    Xa[0][i] = _mm256_castsi256_si128(S.X[kA[i]]);
+    Xa[1][i] = _mm256_extracti128_si256(S.X[kA[i]], 1);
+    Ya[0][i] = _mm256_castsi256_si128(S.Y[kA[i]]);
+    Ya[1][i] = _mm256_extracti128_si256(S.Y[kA[i]], 1);
+  }
+  for (int h = 0; h < 2; ++h)
+    if ((keep_bits >> (4 * h)) & 0xf) planes4(dx[h], dy[h], Xa[h], Ya[h], S.q[h], PL[0] + 4 * h, PL[1] + 4 * h, PL[2] + 4 * h);
+}
+
+bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, int64_t f0, int64_t f1,
+                 const ScreenMap& map, ChunkOut& out) {
+  alignas(32) int32_t tail[24], SX[3][8], SY[3][8], R[4][8];
+  alignas(32) float SW[3][8];
+  alignas(32) double PL[3][8];
+  // Index check 8 faces at a time: 0 <= idx <= last (indices are int32, so a larger V admits all).
+  const __m256i last = _mm256_set1_epi32(int32_t(std::min<int64_t>(num_vertices, INT32_MAX + int64_t(1)) - 1));
   for (int64_t fb = f0; fb < f1; fb += 8) {
     const int nb = int(std::min<int64_t>(8, f1 - fb));
     const int32_t* I = faces + 3 * fb;
@@ -425,107 +556,17 @@ bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, i
         for (int k = 0; k < 3; ++k) tail[3 * j + k] = I[3 * (j < nb ? j : 0) + k];
       I = tail;
     }
-    __m256i bad = _mm256_setzero_si256();
-    for (int i = 0; i < 3; ++i) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(I + 8 * i));
-      bad = _mm256_or_si256(bad, _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), v), _mm256_cmpgt_epi32(v, last)));
-    }
-    if (!_mm256_testz_si256(bad, bad)) return false;
-    __m256 x[3], y[3], z[3], w[3];
-    __m256i nonfinite = _mm256_setzero_si256();
-    __m256 inside = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-    for (int k = 0; k < 3; ++k) {
-      load_vertices(pos, I + k, x[k], y[k], z[k], w[k]);
-      for (const __m256 v : {x[k], y[k], z[k], w[k]})
-        nonfinite = _mm256_or_si256(nonfinite, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), expo), expo));
-      const __m256 gw = _mm256_mul_ps(guard, w[k]);
-      inside = _mm256_and_ps(inside, _mm256_and_ps(_mm256_and_ps(ge0(_mm256_add_ps(z[k], w[k])), ge0(_mm256_sub_ps(w[k], z[k]))),
-                                                   _mm256_and_ps(ge0(_mm256_sub_ps(gw, x[k])), ge0(_mm256_add_ps(gw, x[k])))));
-      inside = _mm256_and_ps(inside, _mm256_and_ps(ge0(_mm256_sub_ps(gw, y[k])), ge0(_mm256_add_ps(gw, y[k]))));
-    }
-    const int finite_bits = ~_mm256_movemask_ps(_mm256_castsi256_ps(nonfinite)) & 0xff;
-    const int inside_bits = _mm256_movemask_ps(inside);
-    int clip_bits = finite_bits & ~inside_bits;
-    if (((finite_bits & inside_bits) | clip_bits) == 0) continue;  // nothing to draw here
-
-    // Projection and snapping (reference.triangle_pieces), np.rint as in rint_f32.
-    __m256 ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-    __m256i Xi[3], Yi[3];
-    __m128 qh[2][3];
-    for (int k = 0; k < 3; ++k) {
-      const __m256 X = _mm256_div_ps(x[k], w[k]), Y = _mm256_div_ps(y[k], w[k]), q = _mm256_div_ps(z[k], w[k]);
-      __m256 f[2] = {_mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(X, ax), bx), sub),
-                     _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(Y, ay), by), sub)};
-      for (__m256& v : f) {
-        const __m256 a = _mm256_andnot_ps(sign, v);
-        const __m256 big = _mm256_cmp_ps(a, magic, _CMP_GE_OQ);
-        const __m256 r = _mm256_or_ps(_mm256_sub_ps(_mm256_add_ps(a, magic), magic), _mm256_and_ps(v, sign));
-        v = _mm256_blendv_ps(r, v, big);
-        ok = _mm256_and_ps(ok, _mm256_cmp_ps(_mm256_andnot_ps(sign, v), limit, _CMP_LE_OQ));
-      }
-      ok = _mm256_and_ps(ok, _mm256_cmp_ps(_mm256_andnot_ps(sign, q), fmax, _CMP_LE_OQ));
-      Xi[k] = _mm256_cvttps_epi32(f[0]);  // exact where ok: integral, |value| <= 2**29
-      Yi[k] = _mm256_cvttps_epi32(f[1]);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(SX[k]), Xi[k]);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(SY[k]), Yi[k]);
-      _mm256_store_ps(SW[k], w[k]);
-      qh[0][k] = _mm256_castps256_ps128(q);
-      qh[1][k] = _mm256_extractf128_ps(q, 1);
-    }
-    __m256i keep = _mm256_castps_si256(_mm256_and_ps(ok, inside));
-    keep = _mm256_andnot_si256(nonfinite, keep);
-
-    // Signed area (64-bit), culling, pixel rectangle, small flag.
-    __m256i e0, o0, e1, o1;
-    mul_wide(_mm256_sub_epi32(Xi[1], Xi[0]), _mm256_sub_epi32(Yi[2], Yi[0]), e0, o0);
-    mul_wide(_mm256_sub_epi32(Xi[2], Xi[0]), _mm256_sub_epi32(Yi[1], Yi[0]), e1, o1);
-    const __m256i ae = _mm256_sub_epi64(e0, e1), ao = _mm256_sub_epi64(o0, o1);
-    const __m256i zero = _mm256_setzero_si256();
-    const __m256i neg = _mm256_blend_epi32(_mm256_cmpgt_epi64(zero, ae), _mm256_cmpgt_epi64(zero, ao), 0xAA);
-    const __m256i posv = _mm256_blend_epi32(_mm256_cmpgt_epi64(ae, zero), _mm256_cmpgt_epi64(ao, zero), 0xAA);
-    keep = _mm256_and_si256(keep, map.cull_backfaces ? posv : _mm256_or_si256(posv, neg));
-    const __m256i xlo = _mm256_min_epi32(_mm256_min_epi32(Xi[0], Xi[1]), Xi[2]);
-    const __m256i xhi = _mm256_max_epi32(_mm256_max_epi32(Xi[0], Xi[1]), Xi[2]);
-    const __m256i ylo = _mm256_min_epi32(_mm256_min_epi32(Yi[0], Yi[1]), Yi[2]);
-    const __m256i yhi = _mm256_max_epi32(_mm256_max_epi32(Yi[0], Yi[1]), Yi[2]);
-    const __m256i rx0 = _mm256_max_epi32(_mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, xlo), 8)), zero);
-    const __m256i rx1 = _mm256_min_epi32(_mm256_srai_epi32(_mm256_sub_epi32(xhi, half), 8), wmax);
-    const __m256i ry0 = _mm256_max_epi32(_mm256_sub_epi32(zero, _mm256_srai_epi32(_mm256_sub_epi32(half, ylo), 8)), zero);
-    const __m256i ry1 = _mm256_min_epi32(_mm256_srai_epi32(_mm256_sub_epi32(yhi, half), 8), hmax);
-    keep = _mm256_andnot_si256(_mm256_or_si256(_mm256_cmpgt_epi32(rx0, rx1), _mm256_cmpgt_epi32(ry0, ry1)), keep);
-    const int keep_bits = _mm256_movemask_ps(_mm256_castsi256_ps(keep));
-    if ((keep_bits | clip_bits) == 0) continue;
-    const int neg_bits = _mm256_movemask_ps(_mm256_castsi256_ps(neg));
-    const int small_bits = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_andnot_si256(
-        _mm256_or_si256(_mm256_cmpgt_epi32(_mm256_sub_epi32(xhi, xlo), small_ext),
-                        _mm256_cmpgt_epi32(_mm256_sub_epi32(yhi, ylo), small_ext)),
-        _mm256_set1_epi32(-1))));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(R[0]), rx0);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(R[1]), rx1);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(R[2]), ry0);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(R[3]), ry1);
-
-    if (keep_bits) {
-      // Edges with the orientation normalised (s = sign of the area), then the depth planes.
-      const __m256i s = _mm256_or_si256(neg, one);  // -1 or 1
-      static constexpr int kA[3] = {1, 2, 0}, kB[3] = {2, 0, 1};
-      __m128i dx[2][3], dy[2][3], Xa[2][3], Ya[2][3];
-      for (int i = 0; i < 3; ++i) {
-        const __m256i dxi = _mm256_sign_epi32(_mm256_sub_epi32(Xi[kB[i]], Xi[kA[i]]), s);
-        const __m256i dyi = _mm256_sign_epi32(_mm256_sub_epi32(Yi[kB[i]], Yi[kA[i]]), s);
-        dx[0][i] = _mm256_castsi256_si128(dxi);
-        dx[1][i] = _mm256_extracti128_si256(dxi, 1);
-        dy[0][i] = _mm256_castsi256_si128(dyi);
-        dy[1][i] = _mm256_extracti128_si256(dyi, 1);
-        Xa[0][i] = _mm256_castsi256_si128(Xi[kA[i]]);
-        Xa[1][i] = _mm256_extracti128_si256(Xi[kA[i]], 1);
-        Ya[0][i] = _mm256_castsi256_si128(Yi[kA[i]]);
-        Ya[1][i] = _mm256_extracti128_si256(Yi[kA[i]], 1);
-      }
-      for (int h = 0; h < 2; ++h)
-        if ((keep_bits >> (4 * h)) & 0xf)
-          planes4(dx[h], dy[h], Xa[h], Ya[h], qh[h], PL[0] + 4 * h, PL[1] + 4 * h, PL[2] + 4 * h);
-    }
+    if (!indices_ok(I, last)) return false;
+    Lanes L;
+    load_faces(pos, I, L);
+    int clip_bits = L.finite_bits & ~L.inside_bits;
+    if (((L.finite_bits & L.inside_bits) | clip_bits) == 0) continue;  // nothing to draw here
+    Snapped S;
+    project(L, map, S, SX, SY, SW);
+    const __m256i keep = _mm256_andnot_si256(L.nonfinite, _mm256_castps_si256(_mm256_and_ps(S.ok, L.inside)));
+    const Bounds b = bound(S, keep, map, R);
+    if ((b.keep_bits | clip_bits) == 0) continue;
+    if (b.keep_bits) edge_planes(S, b.neg, b.keep_bits, PL);
 
     auto write = [&](int j, Piece& pc, TileSpan& sp) {
       pc.X[0] = SX[0][j], pc.X[1] = SX[1][j], pc.X[2] = SX[2][j];
@@ -534,15 +575,15 @@ bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, i
       std::memcpy(&pc.aux[0], &SW[0][j], sizeof(float));  // unclipped: w_k, c_kk = 1 / w_k
       std::memcpy(&pc.aux[1], &SW[1][j], sizeof(float));
       std::memcpy(&pc.aux[2], &SW[2][j], sizeof(float));
-      pc.face = uint32_t(fb + j) | (((neg_bits >> j) & 1) ? Piece::kNegative : 0u) |
-                (((small_bits >> j) & 1) ? Piece::kSmall : 0u);
+      pc.face = uint32_t(fb + j) | (((b.neg_bits >> j) & 1) ? Piece::kNegative : 0u) |
+                (((b.small_bits >> j) & 1) ? Piece::kSmall : 0u);
       sp = TileSpan{uint16_t(R[0][j] >> kTileShift), uint16_t(R[1][j] >> kTileShift), uint16_t(R[2][j] >> kTileShift),
                     uint16_t(R[3][j] >> kTileShift)};
     };
     const int lanes = (1 << nb) - 1;
     clip_bits &= lanes;
     if (clip_bits == 0) {  // the common case: append the kept faces in lane order
-      int bits = keep_bits & lanes;
+      int bits = b.keep_bits & lanes;
       const size_t n0 = out.pieces.size(), cnt = size_t(__builtin_popcount(unsigned(bits)));
       out.pieces.resize(n0 + cnt);
       out.spans.resize(n0 + cnt);
@@ -551,7 +592,7 @@ bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, i
       for (; bits; bits &= bits - 1) write(__builtin_ctz(unsigned(bits)), *pc++, *sp++);
     } else {
       for (int j = 0; j < nb; ++j) {
-        if ((keep_bits >> j) & 1) {
+        if ((b.keep_bits >> j) & 1) {
           out.pieces.emplace_back();
           out.spans.emplace_back();
           write(j, out.pieces.back(), out.spans.back());
@@ -570,11 +611,11 @@ bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, i
 #endif
 
 bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, int64_t f0, int64_t f1,
-                 const ScreenMap& map, bool simd, ChunkOut& out) {
-#if RNPU_SETUP_AVX2
-  if (simd) return avx2::setup_faces(pos, num_vertices, faces, f0, f1, map, out);
+                 const ScreenMap& map, bool use_avx2, ChunkOut& out) {
+#if RNPU_HAVE_AVX2
+  if (use_avx2) return avx2::setup_faces(pos, num_vertices, faces, f0, f1, map, out);
 #endif
-  (void)simd;
+  (void)use_avx2;
   return setup_faces_portable(pos, num_vertices, faces, f0, f1, map, out);
 }
 

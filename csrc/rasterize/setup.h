@@ -91,10 +91,10 @@ struct ScreenMap {
 ScreenMap make_screen_map(int height, int width, bool opengl, bool cull_backfaces);
 
 // Sets up faces [f0, f1) of one batch item (pos: [V, 4]) and appends their pieces to `out`.
-// Returns false (and stops) if a face index is outside [0, V). `simd`: use the AVX2 version
-// (the caller has checked the CPU); both give identical pieces.
+// Returns false (and stops) if a face index is outside [0, V). `use_avx2`: the AVX2 variant
+// (rasterize/simd.h; the caller has checked the CPU); both give identical pieces.
 bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, int64_t f0, int64_t f1,
-                 const ScreenMap& map, bool simd, ChunkOut& out);
+                 const ScreenMap& map, bool use_avx2, ChunkOut& out);
 
 // Integer edge equations of a piece, orientation normalised to positive area:
 // E_i(px, py) = a_i px + b_i py + c_i at pixel centres (px, py pixel indices); covered iff

@@ -4,12 +4,7 @@
 #include <cstring>
 #include <limits>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RNPU_HAVE_AVX2_PATH 1
-#include <immintrin.h>
-#else
-#define RNPU_HAVE_AVX2_PATH 0
-#endif
+#include "rasterize/simd.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define RNPU_PREFETCH(p) __builtin_prefetch(p)
@@ -28,7 +23,7 @@ namespace portable {
 }  // namespace portable
 }  // namespace
 
-#if RNPU_HAVE_AVX2_PATH
+#if RNPU_HAVE_AVX2
 // Everything in this block is compiled for AVX2 and only called after a run-time CPU check.
 #pragma GCC push_options
 #pragma GCC target("avx2")
@@ -43,7 +38,7 @@ namespace avx2 {
 #endif
 
 bool cpu_has_avx2() {
-#if RNPU_HAVE_AVX2_PATH
+#if RNPU_HAVE_AVX2
   return __builtin_cpu_supports("avx2");
 #else
   return false;
@@ -51,7 +46,7 @@ bool cpu_has_avx2() {
 }
 
 void raster_tile(TileKernel kernel, const TileJob& job, const PieceStore& store, TileBuffers& buf) {
-#if RNPU_HAVE_AVX2_PATH
+#if RNPU_HAVE_AVX2
   if (kernel == TileKernel::kAvx2) return avx2::raster_tile_impl(job, store, buf);
 #endif
   (void)kernel;

@@ -7,6 +7,7 @@
 
 #include "rasterize/resolve.h"
 #include "rasterize/setup.h"
+#include "rasterize/simd.h"
 
 namespace render_npu {
 namespace raster {
@@ -65,8 +66,7 @@ struct TileJob {
   double ax, bx, ay, by;         // screen map (ScreenMap), as float64
 };
 
-enum class TileKernel { kScalar, kAvx2 };
-bool cpu_has_avx2();
+enum class TileKernel { kScalar, kAvx2 };  // the variants of rasterize/simd.h
 
 // Rasterizes and resolves one tile: writes every output pixel of the tile that is on screen.
 void raster_tile(TileKernel kernel, const TileJob& job, const PieceStore& store, TileBuffers& buf);
