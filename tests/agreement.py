@@ -20,7 +20,7 @@ The rule, per pixel:
 
 Candidate geometry is recomputed in float64 from the scene, through the reference's own clipper
 (``reference.clip_triangle``, float32, as the contract defines it) and screen mapping
-(``reference.screen_transform``), so triangles crossing the near plane or with ``w <= 0``
+(``contract.screen_transform``), so triangles crossing the near plane or with ``w <= 0``
 vertices are measured on their clipped polygon in screen space. "An edge" is a side of that
 polygon, measured as a segment (not an infinite line), in pixel units with pixel ``(px, py)``'s
 centre at ``(px + 0.5, py + 0.5)``. The contract lets a backend snap to any grid of at least
@@ -41,6 +41,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from render_npu import contract
 from render_npu.backends import reference
 
 EDGE_TOL = 1e-3  # pixels
@@ -78,16 +79,15 @@ class _Candidate:
         if len(poly) < 3:
             return
         P = np.stack([p.pos for p in poly])  # float32 [n, 4]
-        ax, bx = reference.screen_transform(W, viewport)
-        ay, by = reference.screen_transform(H, viewport)
+        ax, bx = contract.screen_transform(W, viewport)
+        ay, by = contract.screen_transform(H, viewport)
         P64 = P.astype(np.float64)
         with np.errstate(all="ignore"):
             X, Y, Q = P64[:, 0] / P64[:, 3], P64[:, 1] / P64[:, 3], P64[:, 2] / P64[:, 3]
             exact = np.stack([X * float(ax) + float(bx), Y * float(ay) + float(by)], axis=1)
-            # the reference's snap, in its float32 arithmetic
-            fx = np.rint((P[:, 0] / P[:, 3] * ax + bx) * np.float32(reference.SUBPIXEL))
-            fy = np.rint((P[:, 1] / P[:, 3] * ay + by) * np.float32(reference.SUBPIXEL))
-        snapped = np.stack([fx, fy], axis=1).astype(np.float64) / reference.SUBPIXEL
+            # the contract's snap, in its float32 arithmetic
+            fx, fy = contract.snap(P[:, 0] / P[:, 3], ax, bx), contract.snap(P[:, 1] / P[:, 3], ay, by)
+        snapped = np.stack([fx, fy], axis=1).astype(np.float64) / contract.SUBPIXEL
         for p in (exact, snapped):
             if np.all(np.isfinite(p)):
                 self.polys.append(p)
@@ -329,8 +329,8 @@ def exact_resolve(pos, faces, rast, H: int, W: int, viewport: str):
     faces = _np(faces).astype(np.int64)
     ids = rr[..., 3].astype(np.int64)
     bb, yy, xx = np.nonzero(ids > 0)
-    ax, bx = (float(t) for t in reference.screen_transform(W, viewport))
-    ay, by = (float(t) for t in reference.screen_transform(H, viewport))
+    ax, bx = (float(t) for t in contract.screen_transform(W, viewport))
+    ay, by = (float(t) for t in contract.screen_transform(H, viewport))
     v = pos[bb[:, None], faces[ids[bb, yy, xx] - 1]]  # [N, 3, 4]
     M = np.transpose(v[..., [0, 1, 3]], (0, 2, 1))  # columns: vertices
     rhs = np.stack([(xx + 0.5 - bx) / ax, (yy + 0.5 - by) / ay, np.ones(len(xx))], axis=1)
