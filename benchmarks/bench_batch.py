@@ -14,8 +14,8 @@ The manifest holds ``--jobs`` synthetic jobs (``mode: demo``): a 20480-face body
 Goal on 2 cores (16 jobs, 20k faces, 1024^2): pool >= 1.7x the serial loop's jobs/min, Ray
 within 15% of the pool. Every row's outputs are checked byte-identical to the serial row's.
 
-    PYTHONPATH=. python benchmarks/bench_batch.py                 # 16 jobs, 1024^2
-    PYTHONPATH=. python benchmarks/bench_batch.py --jobs 4 --size 512 --modes serial,pool
+    python benchmarks/bench_batch.py                 # 16 jobs, 1024^2
+    python benchmarks/bench_batch.py --jobs 4 --size 512 --modes serial,pool
 """
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import torch  # noqa: E402
 

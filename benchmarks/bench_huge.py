@@ -25,7 +25,6 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import render_npu  # noqa: E402
 from render_npu.backends import cpu as cpu_backend  # noqa: E402

@@ -6,7 +6,7 @@ chart seams, so pos_idx != uv_idx), baked into a 2048^2 RGB texture. The mask co
 texels minus a few "occluded" caps and a light speckle, ~80% of the used texels, as after a
 6-view bake. Prints a markdown table (seconds, best of --repeat runs).
 
-    PYTHONPATH=. python benchmarks/bench_inpaint.py [--sizes 20000 200000 1000000] [--res 2048]
+    python benchmarks/bench_inpaint.py [--sizes 20000 200000 1000000] [--res 2048]
 
 The Python fallback at large sizes is timed on a run capped at --py-max-passes passes and
 extrapolated linearly in the number of passes (the table says so); the per-pass cost is

@@ -11,8 +11,8 @@ backend on all cores), "views||" (the per-view thread pool, torch and the backen
 each: no nested oversubscription) and "1 thread" (torch.set_num_threads(1), workers=1). The goal
 on a 2-core machine is a total of at most 1.5 s with the compiled CPU backend.
 
-    PYTHONPATH=. python benchmarks/bench_texgen.py                # defaults: 20480 faces, 2048^2
-    PYTHONPATH=. python benchmarks/bench_texgen.py --size 1024 --backend torch --repeat 3
+    python benchmarks/bench_texgen.py                # defaults: 20480 faces, 2048^2
+    python benchmarks/bench_texgen.py --size 1024 --backend torch --repeat 3
 """
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ import warnings
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import render_npu  # noqa: E402
 from texgen import BakeSettings, Mesh, RasterCache, Renderer, ViewBatch, hunyuan_cameras, unwrap  # noqa: E402

@@ -17,20 +17,18 @@ compared on eight held-out views (texgen.demo.held_out_psnr).
 Timing table (``--large``, default 200k and 1M faces): unwrap time of each method; xatlas is
 stopped after ``--xatlas-timeout`` seconds (it runs in a child process; "crashed": the child died).
 
-    PYTHONPATH=. python benchmarks/bench_unwrap.py
-    PYTHONPATH=. python benchmarks/bench_unwrap.py --faces 5000 --large 200000 --xatlas-timeout 20
+    python benchmarks/bench_unwrap.py
+    python benchmarks/bench_unwrap.py --faces 5000 --large 200000 --xatlas-timeout 20
 """
 from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from texgen import Mesh, MeshError, TexturePipeline, TransferSource, normalize  # noqa: E402
 from texgen.demo import ground_truth, held_out_cameras, held_out_psnr  # noqa: E402
