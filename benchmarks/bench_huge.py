@@ -30,7 +30,8 @@ import render_npu  # noqa: E402
 from render_npu.backends import cpu as cpu_backend  # noqa: E402
 from render_npu.meshes import look_at, orthographic  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_rasterize import _reset_peak, _status_kb, cpu_name  # noqa: E402  (one peak-memory probe for all benchmarks)
+from bench_rasterize import cpu_name  # noqa: E402
+from render_npu.testing import reset_peak_rss, status_kb  # noqa: E402
 
 MB = 2 ** 20
 
@@ -78,13 +79,13 @@ def run_case(n_faces: int, res: int, threads: int, repeat: int):
     times, peak, covered = [], None, None
     for _ in range(repeat):
         gc.collect()
-        ok = _reset_peak()
-        base = _status_kb("VmRSS")
+        ok = reset_peak_rss()
+        base = status_kb("VmRSS")
         t0 = time.perf_counter()
         out = render_npu.rasterize(res, faces, pos, viewport="opengl", backend="cpu", num_threads=threads)
         times.append(time.perf_counter() - t0)
         if ok:
-            p = max(0, _status_kb("VmHWM") - base) * 1024
+            p = max(0, status_kb("VmHWM") - base) * 1024
             peak = p if peak is None else max(peak, p)
         if covered is None:
             covered = float((out.rast[0, ::16, ::16, 3] > 0).float().mean())

@@ -27,23 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import render_npu  # noqa: E402
 from render_npu.meshes import look_at, orthographic, sphere_with_faces, to_clip  # noqa: E402
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
+from render_npu.testing import reset_peak_rss, status_kb  # noqa: E402
 
 
 def measure(fn, repeat: int, device: torch.device):
@@ -65,10 +49,10 @@ def measure(fn, repeat: int, device: torch.device):
         fn()
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() - base
-    elif _reset_peak():
-        base = _status_kb("VmRSS")
+    elif reset_peak_rss():
+        base = status_kb("VmRSS")
         fn()
-        peak = max(0, _status_kb("VmHWM") - base) * 1024
+        peak = max(0, status_kb("VmHWM") - base) * 1024
     return statistics.median(times), peak
 
 

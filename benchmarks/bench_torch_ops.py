@@ -45,6 +45,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -87,19 +88,16 @@ def stop_hogs(procs) -> None:
         p.wait()
 
 
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
-
-
 def fresh_peak_rss(n_faces: int, res: int) -> int:
     """Peak extra resident bytes of one torch-backend call in a fresh process (scene made first)."""
     code = (f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
-            f"import torch, render_npu, bench_torch_ops as b; from bench_rasterize import scene; "
+            f"import torch, render_npu; from bench_rasterize import scene; "
             f"p, f = scene({n_faces}, torch.device('cpu')); p, f = torch.from_numpy(p), torch.from_numpy(f); "
-            f"base = b._status_kb('VmRSS'); render_npu.rasterize({res}, f, p, backend='torch'); "
-            f"print(1024 * (b._status_kb('VmHWM') - base))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ))
+            f"from render_npu.testing import status_kb; base = status_kb('VmRSS'); render_npu.rasterize({res}, f, p, backend='torch'); "
+            f"print(1024 * (status_kb('VmHWM') - base))")
+    # cwd: not the repository, whose source tree `-c` would import instead of the installed package
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
+                         cwd=tempfile.gettempdir())
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else -1
 
 

@@ -257,31 +257,18 @@ def _sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _reset_peak_rss() -> bool:
-    """Reset this process's resident-memory high-water mark (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _peak_rss_mb() -> Optional[float]:
-    try:
-        with open("/proc/self/status") as f:
-            for ln in f:
-                if ln.startswith("VmHWM:"):
-                    return round(int(ln.split()[1]) / 1024.0, 1)
-    except OSError:
-        pass
-    try:
-        import resource
+    from render_npu.testing import status_kb
 
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # lifetime peak: an upper bound
-        return round(kb / 1024.0, 1)
-    except Exception:  # pragma: no cover - platforms without resource
-        return None
+    kb = status_kb("VmHWM")
+    if kb is None:
+        try:
+            import resource
+
+            kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # lifetime peak: an upper bound
+        except Exception:  # pragma: no cover - platforms without resource
+            return None
+    return round(kb / 1024.0, 1)
 
 
 def _safe(name: str) -> str:
@@ -373,7 +360,9 @@ def run_job(job: Any, out_dir: str, threads: int = 1, run_id: str = "") -> Dict[
                            "run": run_id}
     running = running_marker(out_dir, job.out)
     tmp = os.path.join(out_dir, STATE, "tmp", f"{_safe(job.out)}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    exact_peak = _reset_peak_rss()
+    from render_npu.testing import reset_peak_rss
+
+    exact_peak = reset_peak_rss()
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         os.makedirs(os.path.dirname(running), exist_ok=True)
