@@ -71,7 +71,6 @@ class Buffer {
 struct Workspace {
   std::vector<ChunkOut> chunks;
   std::vector<const Piece*> chunk_pieces;
-  std::vector<const double*> chunk_coef;
   std::vector<int64_t> part_begin;
   std::vector<int64_t> counts, ccounts;  // [threads][bins]: counts, then write cursors
   std::vector<int64_t> bin_start, cbin_start;
@@ -80,8 +79,7 @@ struct Workspace {
   size_t bytes() const {
     size_t n = bins.bytes() + cbins.bytes() + (counts.capacity() + ccounts.capacity()) * sizeof(int64_t);
     for (const ChunkOut& c : chunks)
-      n += c.pieces.capacity() * sizeof(Piece) + c.spans.capacity() * sizeof(TileSpan) +
-           c.coef.capacity() * sizeof(double);
+      n += c.pieces.capacity() * sizeof(Piece) + c.spans.capacity() * sizeof(TileSpan);
     return n;
   }
 };
@@ -236,7 +234,6 @@ class Rasterizer {
   void allocate() {
     if (ws_.chunks.size() < size_t(num_chunks_)) ws_.chunks.resize(num_chunks_);
     ws_.chunk_pieces.resize(num_chunks_);
-    ws_.chunk_coef.resize(num_chunks_);
     ws_.part_begin.resize(threads_ + 1);
     ws_.counts.resize(threads_ * num_tiles_);
     ws_.ccounts.resize(threads_ * num_ctiles_);
@@ -269,7 +266,6 @@ class Rasterizer {
     int64_t total = 0;
     for (int64_t c = 0; c < num_chunks_; ++c) {
       ws_.chunk_pieces[c] = ws_.chunks[c].pieces.data();
-      ws_.chunk_coef[c] = ws_.chunks[c].coef.data();
       total += int64_t(ws_.chunks[c].pieces.size());
     }
     int64_t c = 0, seen = 0;
@@ -354,7 +350,7 @@ class Rasterizer {
     // takes part too).
     std::unique_ptr<TileBuffers> buf_owner(new TileBuffers);
     TileBuffers& buf = *buf_owner;
-    const PieceStore store{ws_.chunk_pieces.data(), ws_.chunk_coef.data()};
+    const PieceStore store{ws_.chunk_pieces.data()};
     TileJob job;
     job.width = cfg_.width;
     job.height = cfg_.height;

@@ -104,10 +104,10 @@ ScreenMap make_screen_map(int height, int width, bool opengl, bool cull_backface
 namespace {
 
 // reference.setup_piece for one screen triangle (snapped vertices X, Y; q = z / w), plus its
-// tiles; appends it to `out` unless it covers nothing. Unclipped faces pass `w` (their vertices'
-// clip-space w; beta is the identity), clipped pieces pass their three polygon vertices `cv`.
-inline void emit_piece(const int32_t* X, const int32_t* Y, const float* q, const float* w,
-                       const ClipVertex* const* cv, uint32_t face, const ScreenMap& map, ChunkOut& out) {
+// tiles; appends it to `out` unless it covers nothing. (Barycentrics come from the parent
+// triangle at resolve time, resolve.h, so a piece carries no barycentric coefficients.)
+inline void emit_piece(const int32_t* X, const int32_t* Y, const float* q, uint32_t face, const ScreenMap& map,
+                       ChunkOut& out) {
   const int64_t signed_area = (int64_t(X[1]) - X[0]) * (int64_t(Y[2]) - Y[0]) - (int64_t(X[2]) - X[0]) * (int64_t(Y[1]) - Y[0]);
   if (signed_area == 0 || (map.cull_backfaces && signed_area < 0)) return;
   // Pieces entirely off screen need nothing else.
@@ -123,21 +123,11 @@ inline void emit_piece(const int32_t* X, const int32_t* Y, const float* q, const
   }
   const int64_t ext_x = int64_t(std::max(std::max(X[0], X[1]), X[2])) - std::min(std::min(X[0], X[1]), X[2]);
   const int64_t ext_y = int64_t(std::max(std::max(Y[0], Y[1]), Y[2])) - std::min(std::min(Y[0], Y[1]), Y[2]);
-  pc.face = face | (signed_area < 0 ? Piece::kNegative : 0u) | (w ? 0u : Piece::kClipped) |
+  pc.face = face | (signed_area < 0 ? Piece::kNegative : 0u) |
             (ext_x <= kSmallExtent && ext_y <= kSmallExtent ? Piece::kSmall : 0u);
   // The depth plane is computed by finish_planes(); park q there meanwhile.
   for (int k = 0; k < 3; ++k) pc.plane[k] = q[k];
 
-  if (w) {
-    // beta is the identity: c_ik = 1/w_i on the diagonal, +0 elsewhere (w_i > 0 here since
-    // z + w >= 0 and w - z >= 0 and x / w is finite); the resolve computes 1.0 / double(w_i).
-    std::memcpy(pc.aux, w, 3 * sizeof(float));
-  } else {
-    pc.aux[0] = uint32_t(out.coef.size());
-    pc.aux[1] = pc.aux[2] = 0;
-    for (int k = 0; k < 3; ++k)
-      for (int j = 0; j < 3; ++j) out.coef.push_back(double(cv[k]->beta[j]) / double(cv[k]->p[3]));
-  }
   out.spans.push_back(TileSpan{uint16_t(r.x0 >> kTileShift), uint16_t(r.x1 >> kTileShift),
                                uint16_t(r.y0 >> kTileShift), uint16_t(r.y1 >> kTileShift)});
 }
@@ -279,16 +269,14 @@ inline void clipped_face(const float* pos, const int32_t* tri, uint32_t f, const
   for (int i = 1; i + 1 < n; ++i) {
     if (!(ok[0] && ok[i] && ok[i + 1])) continue;
     const int idx[3] = {0, i, i + 1};
-    const ClipVertex* cv[3];
     int32_t X[3], Y[3];
     float qq[3];
     for (int k = 0; k < 3; ++k) {
       X[k] = int32_t(fx[idx[k]]);
       Y[k] = int32_t(fy[idx[k]]);
       qq[k] = q[idx[k]];
-      cv[k] = &poly[idx[k]];
     }
-    emit_piece(X, Y, qq, nullptr, cv, f, map, out);
+    emit_piece(X, Y, qq, f, map, out);
   }
   finish_planes(out.pieces.data(), first, out.pieces.size());
 }
@@ -307,7 +295,7 @@ bool setup_faces_portable(const float* pos, int64_t num_vertices, const int32_t*
     const FaceKind kind = fast_face(v, map, X, Y, q, w);
     if (kind == FaceKind::kDone) {
       const size_t first = out.pieces.size();
-      emit_piece(X, Y, q, w, nullptr, uint32_t(f), map, out);
+      emit_piece(X, Y, q, uint32_t(f), map, out);
       finish_planes(out.pieces.data(), first, out.pieces.size());
     } else if (kind == FaceKind::kClip) {
       clipped_face(pos, tri, uint32_t(f), map, out);
@@ -572,9 +560,6 @@ bool setup_faces(const float* pos, int64_t num_vertices, const int32_t* faces, i
       pc.X[0] = SX[0][j], pc.X[1] = SX[1][j], pc.X[2] = SX[2][j];
       pc.Y[0] = SY[0][j], pc.Y[1] = SY[1][j], pc.Y[2] = SY[2][j];
       pc.plane[0] = PL[0][j], pc.plane[1] = PL[1][j], pc.plane[2] = PL[2][j];
-      std::memcpy(&pc.aux[0], &SW[0][j], sizeof(float));  // unclipped: w_k, c_kk = 1 / w_k
-      std::memcpy(&pc.aux[1], &SW[1][j], sizeof(float));
-      std::memcpy(&pc.aux[2], &SW[2][j], sizeof(float));
       pc.face = uint32_t(fb + j) | (((b.neg_bits >> j) & 1) ? Piece::kNegative : 0u) |
                 (((b.small_bits >> j) & 1) ? Piece::kSmall : 0u);
       sp = TileSpan{uint16_t(R[0][j] >> kTileShift), uint16_t(R[1][j] >> kTileShift), uint16_t(R[2][j] >> kTileShift),

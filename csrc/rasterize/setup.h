@@ -26,11 +26,7 @@ struct alignas(64) Piece {
   int32_t X[3], Y[3];  // snapped vertices, 1/256 pixel, |value| <= 2**29
   double plane[3];     // depth plane (Ad, Bd, Cd): depth = f32(Ad * px + (Bd * py + Cd))
   uint32_t face;       // face id (< 2**24) | flags below
-  // Unclipped: the vertices' clip-space w (float32 bits), c_ik = 1/w_i on the diagonal.
-  // Clipped: aux[0] = offset of the 9 coefficients c_ik in the chunk's coef array.
-  uint32_t aux[3];
   static constexpr uint32_t kNegative = 1u << 31;  // negative signed area: edges are flipped
-  static constexpr uint32_t kClipped = 1u << 30;
   static constexpr uint32_t kSmall = 1u << 29;     // vertex bounding box <= kSmallExtent per axis
   static constexpr uint32_t kFaceMask = (1u << 24) - 1;
 };
@@ -75,11 +71,9 @@ struct TileSpan {
 struct ChunkOut {
   std::vector<Piece> pieces;
   std::vector<TileSpan> spans;  // parallel to pieces
-  std::vector<double> coef;     // 9 values c_ik per clipped piece
   void clear() {
     pieces.clear();
     spans.clear();
-    coef.clear();
   }
 };
 

@@ -25,7 +25,6 @@ constexpr int kFineLimit = 16;    // a piece overlapping more tiles than this go
 constexpr int kEntryShift = 16;
 struct PieceStore {
   const Piece* const* pieces;    // [num_chunks] -> the chunk's pieces
-  const double* const* coef;     // [num_chunks] -> their clipped pieces' coefficients c_ik
 };
 
 // What the barycentric resolve needs of one piece: its parent triangle (resolve.h), computed on
