@@ -60,15 +60,15 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
     pos_graph = inp.pos  # keeps pos_clip's autograd graph; backends see a detached copy
     if pos_graph.requires_grad:
         inp = dataclasses.replace(inp, pos=pos_graph.detach())
-    for opt, value in (("num_threads", num_threads), ("memory_budget", memory_budget)):
+    common = {"num_threads": num_threads, "memory_budget": memory_budget}
+    for opt, value in common.items():
         # checked whatever the backend (one that ignores an option must not hide a bad value)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{opt} must be a positive int or None, got {value!r}")
     chosen = backends.choose(backend, inp.pos.device.type)
-    options = {k: v for k, v in (("num_threads", num_threads), ("memory_budget", memory_budget))
-               if v is not None and k in chosen.options}
+    options = {k: v for k, v in common.items() if v is not None and k in chosen.options}
     if backend_options:
-        unknown = sorted(set(backend_options) - set(chosen.options) - {"num_threads", "memory_budget"})
+        unknown = sorted(set(backend_options) - set(chosen.options) - set(common))
         if unknown:
             raise ValueError(f"backend_options: backend {chosen.name!r} takes {list(chosen.options)}, got {unknown}")
         options.update(backend_options)
