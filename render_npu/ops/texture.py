@@ -15,8 +15,15 @@ levels ``floor(lod)`` and ``floor(lod) + 1``, ``linear-mipmap-nearest`` takes le
 
 Every output is differentiable by autograd with respect to ``tex`` (and a given ``mip`` stack), ``uv``,
 ``uv_da`` and ``mip_level_bias`` (zero where the level is clamped, as the lookup does not depend on it
-there). Cube maps filter within a face (texels clamped at face edges), a simplification of seamless
-cube filtering.
+there).
+
+Cube maps (``boundary_mode='cube'``): the face is chosen by the direction's major axis and addressed
+as in OpenGL (faces +x, -x, +y, -y, +z, -z; :data:`CUBE_FRAMES`); each face has its own mip chain.
+Filtering is seamless, as OpenGL's seamless cube maps and nvdiffrast's documentation describe: a
+bilinear tap that falls one texel outside the face reads the adjacent face's texel that lies there
+(the one the extended face's texel centre folds onto across the cube edge), and at a cube corner,
+where the fourth tap has no texel, its weight is shared equally by the three texels meeting at the
+corner (the footprint's other three taps). ``nearest`` reads within the face.
 """
 from __future__ import annotations
 
@@ -131,25 +138,23 @@ def _gather(flat: torch.Tensor, bidx: Optional[torch.Tensor], idx: torch.Tensor)
 def _sample(stack: _Stack, level, cube: bool, s: torch.Tensor, t: torch.Tensor, face: Optional[torch.Tensor],
             boundary: str, nearest: bool) -> torch.Tensor:
     """Bilinear (or nearest) lookup at texture coordinates s, t [B, H, W] in mip level ``level``
-    (an int, or an int64 tensor [B, H, W] of per-pixel levels)."""
+    (an int, or an int64 tensor [B, H, W] of per-pixel levels); cube maps: on face ``face``."""
     if isinstance(level, int):
         h, w = stack.levels[level].shape[-3], stack.levels[level].shape[-2]
         base = int(stack.off[level])
-        if face is not None:
-            base = base + face * (h * w)
         wf, hf = w, h
     else:
         h, w = stack.h[level], stack.w[level]
-        base = stack.off[level] + (0 if face is None else face * (h * w))
+        base = stack.off[level]
         wf, hf = w.to(s.dtype), h.to(s.dtype)
     flat = stack.flat
     B = s.shape[0]
     bidx = None if flat.shape[0] == 1 else torch.arange(B, device=s.device).view(B, 1, 1)
     mode = "clamp" if cube else boundary
-    if nearest:
+    if nearest:  # cube maps: within the face
         xi, mx = _wrap_index(_pin(torch.floor(s * wf)).long(), w, mode)
         yi, my = _wrap_index(_pin(torch.floor(t * hf)).long(), h, mode)
-        out = _gather(flat, bidx, base + yi * w + xi)
+        out = _gather(flat, bidx, base + (0 if face is None else face * (h * w)) + yi * w + xi)
         if mx is not None:
             out = out * (mx & my).unsqueeze(-1).to(out.dtype)
         return out
@@ -157,6 +162,12 @@ def _sample(stack: _Stack, level, cube: bool, s: torch.Tensor, t: torch.Tensor, 
     x0f, y0f = torch.floor(x.detach()), torch.floor(y.detach())
     fx, fy = (x - x0f).unsqueeze(-1), (y - y0f).unsqueeze(-1)
     x0, y0 = x0f.long(), y0f.long()
+    if cube:
+        out = None
+        for idx, wgt in _cube_taps(face, x0, y0, fx, fy, w):
+            v = _gather(flat, bidx, base + idx) * wgt
+            out = v if out is None else out + v
+        return out
     xa, ma = _wrap_index(x0, w, mode)
     xb, mb = _wrap_index(x0 + 1, w, mode)
     ya, na = _wrap_index(y0, h, mode)
@@ -172,39 +183,84 @@ def _sample(stack: _Stack, level, cube: bool, s: torch.Tensor, t: torch.Tensor, 
     return out
 
 
+# Per face (+x, -x, +y, -y, +z, -z): the signed unit axes (n, S, T) of OpenGL's cube-map table: the
+# face's outward normal, and the directions in which its s (columns) and t (rows) grow; a direction d
+# on face f has sc = S.d, tc = T.d, ma = n.d = |major component|, s = (sc / ma + 1) / 2, t likewise.
+CUBE_FRAMES = torch.tensor([[[1, 0, 0], [0, 0, -1], [0, -1, 0]],
+                            [[-1, 0, 0], [0, 0, 1], [0, -1, 0]],
+                            [[0, 1, 0], [1, 0, 0], [0, 0, 1]],
+                            [[0, -1, 0], [1, 0, 0], [0, 0, -1]],
+                            [[0, 0, 1], [1, 0, 0], [0, -1, 0]],
+                            [[0, 0, -1], [-1, 0, 0], [0, -1, 0]]], dtype=torch.int64)
+
+
+def _cube_fold(face: torch.Tensor, xi: torch.Tensor, yi: torch.Tensor, n):
+    """Texel (column xi, row yi) of ``face`` in a level of n x n texels per face (``n`` an int or
+    int64 tensor), at most one texel outside the face along at most one axis -> (face, column, row)
+    of the texel it denotes: itself inside the face, else the adjacent face's texel that the
+    extended face folds onto across the cube edge.
+
+    Exact integer arithmetic: a texel centre is the cube-surface point
+    ``n * N + a * S + b * T`` (scaled by n) with ``a = 2 xi + 1 - n``, ``b = 2 yi + 1 - n``. One
+    past the edge (``|a| = n + 1``) the overshoot ``|a| - n`` is folded from S onto -N, which lands
+    on the neighbour face (the S axis becomes the major one) at the texel row next to the edge."""
+    fr = CUBE_FRAMES.to(face.device)[face]  # [..., 3 (N, S, T), 3]
+    nn, ss, tt = fr.unbind(-2)
+    a, b = 2 * xi + 1 - n, 2 * yi + 1 - n
+    oa, ob = (a.abs() - n).clamp_min(0), (b.abs() - n).clamp_min(0)
+    a_in, b_in = a - oa * torch.sign(a), b - ob * torch.sign(b)
+    P = (n - oa - ob).unsqueeze(-1) * nn + a_in.unsqueeze(-1) * ss + b_in.unsqueeze(-1) * tt
+    axis = P.abs().argmax(-1, keepdim=True)
+    major = P.gather(-1, axis).squeeze(-1)
+    nf = 2 * axis.squeeze(-1) + (major < 0).long()
+    fr2 = CUBE_FRAMES.to(face.device)[nf]
+    a2, b2 = (P * fr2[..., 1, :]).sum(-1), (P * fr2[..., 2, :]).sum(-1)
+    return nf, torch.div(a2 + n - 1, 2, rounding_mode="floor"), torch.div(b2 + n - 1, 2, rounding_mode="floor")
+
+
+def _cube_taps(face: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, fx: torch.Tensor, fy: torch.Tensor, n):
+    """The four bilinear taps of a cube-map lookup with footprint corner (x0, y0) on ``face`` and
+    fractions fx, fy [..., 1], as (flat texel index within the level, weight [..., 1]) pairs, seamless
+    across cube edges (module docstring). A tap outside the face in both axes (a cube corner) gets
+    weight 0, its bilinear weight going a third each to the other three taps, which are then the three
+    texels that meet at that corner."""
+    taps = [(x0, y0, (1 - fy) * (1 - fx)), (x0 + 1, y0, (1 - fy) * fx),
+            (x0, y0 + 1, fy * (1 - fx)), (x0 + 1, y0 + 1, fy * fx)]
+    corner = [((xi < 0) | (xi >= n)) & ((yi < 0) | (yi >= n)) for xi, yi, _ in taps]
+    share = sum(torch.where(c.unsqueeze(-1), w, torch.zeros_like(w)) for c, (_, _, w) in zip(corner, taps)) / 3
+    out = []
+    for c, (xi, yi, w) in zip(corner, taps):
+        # the corner tap reads an in-face texel, with weight 0
+        xi = torch.where(c, _wrap_index(xi, n, "clamp")[0], xi)
+        yi = torch.where(c, _wrap_index(yi, n, "clamp")[0], yi)
+        f2, x2, y2 = _cube_fold(face, xi, yi, n)
+        out.append((f2 * (n * n) + y2 * n + x2, torch.where(c.unsqueeze(-1), torch.zeros_like(w), w + share)))
+    return out
+
+
 def _cube_coords(d: torch.Tensor, d_da: Optional[torch.Tensor]):
     """Direction [B, H, W, 3] -> (face int64, s, t in [0, 1], and (ds/dX, ds/dY, dt/dX, dt/dY) or None).
 
-    OpenGL's cube-map face selection: faces +x, -x, +y, -y, +z, -z, by the major axis."""
+    OpenGL's cube-map face selection: the major axis (ties go to x, then y; zero to the + face)."""
     x, y, z = d.unbind(-1)
     ax, ay, az = x.abs(), y.abs(), z.abs()
     is_x = (ax >= ay) & (ax >= az)
     is_y = ~is_x & (ay >= az)
-    is_z = ~is_x & ~is_y
     face = torch.where(is_x, torch.where(x >= 0, 0, 1), torch.where(is_y, torch.where(y >= 0, 2, 3),
                                                                     torch.where(z >= 0, 4, 5)))
-    one = torch.ones_like(x)
-    # (sc, tc, ma) = coefficient rows applied to (x, y, z): a linear map per face
-    sc_c = torch.stack([torch.where(is_x, 0 * one, torch.where(is_y, one, torch.where(z >= 0, one, -one))),
-                        0 * one,
-                        torch.where(is_x, torch.where(x >= 0, -one, one), 0 * one)], -1)
-    tc_c = torch.stack([0 * one,
-                        torch.where(is_y, 0 * one, -one),
-                        torch.where(is_y, torch.where(y >= 0, one, -one), 0 * one)], -1)
-    ma_c = torch.stack([torch.where(is_x, torch.sign(x) + (x == 0), 0 * one),
-                        torch.where(is_y, torch.sign(y) + (y == 0), 0 * one),
-                        torch.where(is_z, torch.sign(z) + (z == 0), 0 * one)], -1)
-    sc, tc, ma = (sc_c * d).sum(-1), (tc_c * d).sum(-1), (ma_c * d).sum(-1)  # ma = |major| >= 0
+    fr = CUBE_FRAMES.to(device=d.device, dtype=d.dtype)[face]  # [B, H, W, 3 (N, S, T), 3]
+    nn, ss, tt = fr.unbind(-2)
+    sc, tc, ma = (ss * d).sum(-1), (tt * d).sum(-1), (nn * d).sum(-1)  # ma = |major| >= 0
+    one = torch.ones_like(ma)
     ma_safe = torch.where(ma > 0, ma, one)
     s, t = 0.5 * (sc / ma_safe + 1), 0.5 * (tc / ma_safe + 1)
     st_da = None
     if d_da is not None:
         dX, dY = d_da[..., 0::2], d_da[..., 1::2]  # [B, H, W, 3] d(x, y, z)/dX and /dY
         out = []
-        for c in (sc_c, tc_c):
-            num = (c * d).sum(-1)
+        for c, num in ((ss, sc), (tt, tc)):
             for dd in (dX, dY):
-                out.append(0.5 * ((c * dd).sum(-1) * ma_safe - num * (ma_c * dd).sum(-1)) / (ma_safe * ma_safe))
+                out.append(0.5 * ((c * dd).sum(-1) * ma_safe - num * (nn * dd).sum(-1)) / (ma_safe * ma_safe))
         st_da = torch.stack(out, -1)  # (ds/dX, ds/dY, dt/dX, dt/dY)
     return face, s, t, st_da
 
