@@ -27,7 +27,7 @@ Layout (from nvdiffrast's documentation):
 Differences from nvdiffrast: a 2-D ``pos`` without ``ranges`` is rendered as one image (B = 1); any float
 dtype and int32/int64 ``tri`` are accepted and tensors may live on any device a backend supports;
 ``rast``'s ``(u, v, z/w)`` and ``rast_db`` are differentiable with respect to ``pos`` (``DepthPeeler``'s
-layers through ``rast_db`` only);
+layers too);
 texture/antialias differences are listed in their modules. Triangles are clipped against the view
 frustum, ties between equal depths go to the lowest triangle id (see docs/rasterization.md).
 """
@@ -38,7 +38,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from . import _api, _validate
+from . import _api, _validate, resolve
 from .ops import derivatives
 from .ops import antialias as _antialias
 from .ops import peel as _peel
@@ -276,7 +276,9 @@ class DepthPeeler:
     """nvdiffrast's ``DepthPeeler(glctx, pos, tri, resolution, ranges=None, grad_db=True)``: a context
     manager whose :meth:`rasterize_next_layer` returns ``(rast, rast_db)`` for successive depth layers
     (layer 0 is the nearest fragment of each pixel, layer k the k-th in depth order; pixels without
-    one are empty). Runs on the torch backend (any device): see :mod:`render_npu.ops.peel`."""
+    one are empty). Runs on the torch backend (any device): see :mod:`render_npu.ops.peel`. Each layer's
+    ``(u, v, z/w)`` and ``rast_db`` are differentiable with respect to ``pos`` as :func:`rasterize`'s are
+    (the parent-triangle resolve of the layer's fragments)."""
 
     def __init__(self, glctx: Optional[RasterizeCudaContext], pos: torch.Tensor, tri: torch.Tensor,
                  resolution: Union[int, Sequence[int]], ranges: Optional[torch.Tensor] = None, grad_db: bool = True):
@@ -307,11 +309,14 @@ class DepthPeeler:
         if not self._active:
             raise RuntimeError("DepthPeeler: rasterize_next_layer() called outside its 'with' block")
         bary, depth = [], []
+        pos_g = self.pos if self.pos.dim() == 3 else self.pos.unsqueeze(0)
         for peeler, start in self._parts:
             r, d = peeler.next_layer()
+            # (u, v, z/w) differentiable w.r.t. pos as rasterize's: the parent-triangle resolve of the
+            # layer's fragments (it needs only their ids, whatever layer they come from)
+            r, d = resolve.attach(pos_g, peeler.inp.faces, "opengl", r, d)
             if start:
                 r = torch.cat([r[..., :3], torch.where(r[..., 3:] > 0, r[..., 3:] + start, r[..., 3:])], -1)
             bary.append(r)
             depth.append(d)
-        pos_b = self.pos if self.pos.dim() == 3 else self.pos.unsqueeze(0)
-        return _nv_layout(self.glctx, torch.cat(bary), torch.cat(depth), pos_b, self.tri, self.grad_db)
+        return _nv_layout(self.glctx, torch.cat(bary), torch.cat(depth), pos_g, self.tri, self.grad_db)

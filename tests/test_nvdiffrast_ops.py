@@ -607,6 +607,33 @@ def test_depth_peeler_range_mode_and_gradients():
     assert p.grad.abs().sum() > 0
 
 
+def test_depth_peeler_layer_gradients():
+    """A deeper layer's (u, v, z/w) are differentiable w.r.t. pos like rasterize's: the gradient equals
+    the float64 parent-triangle resolve's at that layer's fragments (render_npu.resolve), whose
+    gradient passes float64 gradcheck; also in range mode."""
+    from render_npu import resolve
+    pos, tri = _tri_scene(F64)
+    H, W = 16, 18
+    g = torch.Generator().manual_seed(11)
+    wts = torch.randn(1, H, W, 3, generator=g, dtype=F64)
+    for ranges in (None, torch.tensor([[0, 2]], dtype=torch.int32)):
+        p = (pos[None] if ranges is None else pos).clone().requires_grad_()
+        with dr.DepthPeeler(None, p, tri, (H, W), ranges=ranges) as peeler:
+            peeler.rasterize_next_layer()
+            rast, _ = peeler.rasterize_next_layer()
+        assert rast.requires_grad and (rast[..., 3] > 0).sum() > 10  # layer 1: the hidden fragments
+        (rast[..., :3] * wts).sum().backward()
+        q = pos[None].clone().requires_grad_()
+        bary, depth = resolve.resolve(q, tri, rast.detach(), "opengl", backward="torch")
+        ((bary[..., :2] * wts[..., :2]).sum() + (depth * wts[..., 2]).sum()).backward()
+        grad = p.grad if ranges is None else p.grad[None]
+        assert q.grad.abs().sum() > 0
+        torch.testing.assert_close(grad, q.grad, rtol=1e-4, atol=1e-4 * q.grad.abs().max().item())
+        f = (lambda x: torch.cat([y.reshape(-1) for y in resolve.resolve(x, tri, rast.detach(), "opengl")]))
+        assert torch.autograd.gradcheck(f, (pos[None].clone().requires_grad_(),), eps=1e-6, atol=1e-5, rtol=1e-3,
+                                        fast_mode=True)
+
+
 def test_contexts_accept_nvdiffrast_arguments():
     """Scripts construct contexts with nvdiffrast's arguments for a CUDA device; the contexts hold no
     device state, so they render whatever device the tensors are on."""
