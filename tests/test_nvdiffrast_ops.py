@@ -385,15 +385,14 @@ def _aa_scene():
     return pos, tri, cols
 
 
-def test_antialias_against_supersampled_reference():
-    """Flat-coloured triangles: antialias(colour) vs the 4 x 4 (16x) supersampled image.
+def _check_against_supersampled(pos, tri, cols, H, W):
+    """antialias(flat colours) vs the 4 x 4 (16x) supersampled render of the same scene.
 
     Tolerance: over edge pixels (a 3 x 3 neighbourhood with more than one id) the mean error is under
     a quarter of the aliased image's, and no pixel gets worse by more than 2/16 (corners of
     triangles and vertex tips, which edge-crossing antialiasing does not model); every other pixel
-    is returned exactly unchanged (and equals the reference exactly where all 16 samples agree)."""
-    pos, tri, cols = _aa_scene()
-    H = W = 48
+    is returned exactly unchanged (and equals the reference exactly where all 16 samples agree).
+    Returns (rast, aliased colours, antialiased)."""
     S = 4
     rast, _ = dr.rasterize(None, pos[None], tri, (H, W))
     col = cols[rast[..., 3].long()]
@@ -415,6 +414,15 @@ def test_antialias_against_supersampled_reference():
     err_aa, err_raw = (aa - ref)[edge].abs(), (col - ref)[edge].abs()
     assert err_aa.mean() < 0.25 * err_raw.mean()
     assert ((aa - ref).abs() - (col - ref).abs()).max() <= 2 / 16
+    return rast, col, aa
+
+
+def test_antialias_against_supersampled_reference():
+    """Flat-coloured triangles: antialias(colour) vs the 16x supersampled image
+    (:func:`_check_against_supersampled`); the quad's inner diagonal is left alone."""
+    pos, tri, cols = _aa_scene()
+    H = W = 48
+    rast, col, _ = _check_against_supersampled(pos, tri, cols, H, W)
     # the quad's inner diagonal: pixels on both sides have the same colour, and no pixel pair across it
     # is touched (identical colours on both sides would hide that, so use distinct ones)
     col2 = col.clone()
@@ -426,6 +434,44 @@ def test_antialias_against_supersampled_reference():
         for dx in (-1, 0, 1):
             quad_only &= torch.roll(inner, (dy, dx), (1, 2))
     assert quad_only.any() and torch.equal(aa2[quad_only], col2[quad_only])
+
+
+def _behind_camera_scene():
+    """A perspective scene (near 0.01, far 100, 90 degree field of view) whose large triangle has one
+    vertex behind the camera (w < 0): its two edges that cross the camera plane are its silhouette on
+    screen, running off the left and right borders; plus two ordinary triangles, one in front of it
+    and one behind. (The old rule, skipping such triangles, left their edges aliased: error ratio
+    0.55 against the 0.25 allowed; now 0.16.)"""
+    n_, f_ = 0.01, 100.0
+    eye = torch.tensor([[-1.0, -0.6, -2.0], [1.1, -0.8, -2.4], [0.1, 0.9, 1.5],
+                        [-0.6, -1.2, -1.5], [0.4, -1.1, -1.6], [-0.1, -0.5, -1.4],
+                        [1.2, -2.5, -3.0], [3.5, -2.0, -3.0], [2.5, 0.5, -3.2]], dtype=F64)
+    z = eye[:, 2]
+    pos = torch.stack([eye[:, 0], eye[:, 1], -(f_ + n_) / (f_ - n_) * z - 2 * f_ * n_ / (f_ - n_), -z], -1)
+    tri = torch.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]], dtype=torch.int32)
+    cols = torch.tensor([[0, 0, 0], [0.9, 0.6, 0.1], [0.1, 0.3, 1.0], [0.2, 1.0, 0.4]], dtype=F64)
+    return pos, tri, cols
+
+
+def test_antialias_triangle_crossing_the_camera_plane():
+    """Edges of a triangle with a vertex behind the camera are antialiased like any other (against
+    the 16x supersampled render), and its w < 0 vertex gets position gradients (gradcheck)."""
+    pos, tri, cols = _behind_camera_scene()
+    assert (pos[:, 3] < 0).any()
+    H, W = 40, 48
+    rast, col, aa = _check_against_supersampled(pos, tri, cols, H, W)
+    big = rast[..., 3] == 1
+    assert 0.2 * H * W < big.sum() < 0.9 * H * W  # the big triangle's edges run through the image
+    touched = (aa != col).any(-1)
+    near_big = big | F.max_pool2d(big[:, None].double(), 3, 1, 1)[:, 0].bool()
+    # pixels blended across the big triangle's edges: 49 (3 with the old rule, which skipped it)
+    assert (touched & near_big).sum() > 40
+    p = pos[None].clone().requires_grad_()
+    g = torch.Generator().manual_seed(12)
+    c = torch.rand(1, H, W, 3, generator=g, dtype=F64)
+    assert torch.autograd.gradcheck(lambda q: dr.antialias(c, rast, q, tri), (p,), fast_mode=True)
+    dr.antialias(c, rast, p, tri).sum().backward()
+    assert p.grad[0, 2, :2].abs().sum() > 0  # the vertex behind the camera moves its edges
 
 
 def test_antialias_topology_hash():

@@ -14,9 +14,16 @@ edge), the colours are blended as if the edge split a unit-wide pixel along the 
 * t > 1/2: the occluder reaches into N's pixel: ``out[N] += (t - 1/2) (color[O] - color[N])``.
 
 Pixels in no such pair keep their colour exactly. ``t`` depends on the edge's screen-space
-endpoints, so autograd gives the gradients with respect to ``pos`` (the visibility gradients)
-as well as to ``color``. Triangles with a vertex at or behind the camera plane (w <= 0) are not
-antialiased.
+line, so autograd gives the gradients with respect to ``pos`` (the visibility gradients) as well
+as to ``color``.
+
+Edges are handled in homogeneous coordinates, so triangles with vertices at or behind the camera
+plane (w <= 0; the rasterizer clips them, docs/rasterization.md) are antialiased too: an edge's
+screen line is ``L = A x B`` of its endpoints' homogeneous pixel coordinates ``(X w, Y w, w)``
+(defined whatever the signs of w), and a crossing of that line counts only where it is a point of
+the edge inside the view volume (``0 <= lambda <= 1`` along the edge in clip space, ``w > 0``,
+``-w <= z <= w``). That is the edge clipped to the visible volume before projecting; for edges
+with both ends in view it is the projected segment.
 """
 from __future__ import annotations
 
@@ -89,15 +96,13 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
     depth = rast[..., 2].detach()
     t = tri.long()
     pw = pos.to(dt)
-    w = pw[..., 3:4]
-    w_ok = w > 0
-    wsafe = torch.where(w_ok, w, torch.ones((), dtype=dt, device=pw.device))
-    # screen position in pixel-index units (pixel centres at integers), row grows with NDC y
-    scr = torch.stack([(pw[..., 0:1] / wsafe + 1)[..., 0] * (W / 2) - 0.5,
-                       (pw[..., 1:2] / wsafe + 1)[..., 0] * (H / 2) - 0.5], -1)  # [Bp, V, 2]
+    w = pw[..., 3]
+    # homogeneous pixel coordinates (X w, Y w, w): pixel centres at integer X, Y; row grows with NDC y
+    hom_scr = torch.stack([pw[..., 0] * (W / 2) + w * (W / 2 - 0.5), pw[..., 1] * (H / 2) + w * (H / 2 - 0.5), w], -1)
     # silhouette edges per face, decided once per face rather than per pixel pair: an edge is one
     # when no face shares it, several do, or the face across it has the other homogeneous
-    # orientation (sign of det of the (x, y, w) rows = screen-space winding when all w > 0)
+    # orientation (sign of det of the (x, y, w) rows; near a visible edge, points of both faces have
+    # w > 0, so equal signs put them on opposite sides of it on screen whatever the vertices' w)
     hom = pos.detach()[..., [0, 1, 3]].to(dt)
     Bp = pos.shape[0]
     orient = torch.linalg.det(hom[:, t]) > 0  # [Bp, F]
@@ -117,8 +122,8 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
             continue
         b, oy, ox, ny, nx, f, pb = (x_[keep] for x_ in (b, oy, ox, ny, nx, f, pb))
         vi = t[f]  # [n, 3]
-        P = scr[pb.unsqueeze(1), vi]  # [n, 3, 2]
-        ok = w_ok[pb.unsqueeze(1), vi, 0].all(1)
+        P = hom_scr[pb.unsqueeze(1), vi]  # [n, 3, 3] homogeneous pixel coordinates
+        Pc = pw.detach()[pb.unsqueeze(1), vi]  # [n, 3, 4] clip coordinates
         O = torch.stack([ox, oy], -1).to(dt)
         N = torch.stack([nx, ny], -1).to(dt)
         best_t = torch.full((b.shape[0],), 2.0, dtype=dt, device=color.device)
@@ -126,23 +131,34 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
         tk = []
         for k in range(3):
             Pa, Pb = P[:, k], P[:, (k + 1) % 3]
-            e = Pb - Pa
-            eO = e[:, 0] * (O[:, 1] - Pa[:, 1]) - e[:, 1] * (O[:, 0] - Pa[:, 0])
-            eN = e[:, 0] * (N[:, 1] - Pa[:, 1]) - e[:, 1] * (N[:, 0] - Pa[:, 0])
+            L = torch.linalg.cross(Pa, Pb, dim=1)  # the edge's screen line: L . (X, Y, 1) = 0
+            eO = L[:, 0] * O[:, 0] + L[:, 1] * O[:, 1] + L[:, 2]
+            eN = L[:, 0] * N[:, 0] + L[:, 1] * N[:, 1] + L[:, 2]
             den = eO - eN
             cross = (eO * eN <= 0) & (den != 0)
             tt = eO / torch.where(cross, den, torch.ones((), dtype=dt, device=den.device))
-            cpt = O + tt.unsqueeze(1) * (N - O)
-            s = ((cpt - Pa) * e).sum(1) / (e * e).sum(1).clamp_min(1e-30)
-            steep = e[:, 0].abs() <= e[:, 1].abs() if axis == 2 else e[:, 1].abs() < e[:, 0].abs()
             tkd = tt.detach()
-            valid = cross & (s.detach() >= 0) & (s.detach() <= 1) & (tkd >= 0) & (tkd <= 1)
+            # where along the edge (clip space, lambda in [0, 1] from a to b) the crossing point lies:
+            # X (w_a + lambda dw) = Xh_a + lambda dXh, from the better conditioned of X and Y
+            cpt = O + tkd.unsqueeze(1) * (N - O)
+            Pad, Pbd = Pa.detach(), Pb.detach()
+            dP = Pbd - Pad
+            num_x, den_x = cpt[:, 0] * Pad[:, 2] - Pad[:, 0], dP[:, 0] - cpt[:, 0] * dP[:, 2]
+            num_y, den_y = cpt[:, 1] * Pad[:, 2] - Pad[:, 1], dP[:, 1] - cpt[:, 1] * dP[:, 2]
+            use_x = den_x.abs() >= den_y.abs()
+            num_l, den_l = torch.where(use_x, num_x, num_y), torch.where(use_x, den_x, den_y)
+            lam = num_l / torch.where(den_l != 0, den_l, torch.ones((), dtype=dt, device=den.device))
+            Q = Pc[:, k] + lam.unsqueeze(1) * (Pc[:, (k + 1) % 3] - Pc[:, k])  # the crossing, clip space
+            in_view = (den_l != 0) & (lam >= 0) & (lam <= 1) & (Q[:, 3] > 0) & (Q[:, 2].abs() <= Q[:, 3])
+            # the line's direction is (L1, -L0): horizontal pairs take the more vertical edges
+            steep = L[:, 1].abs() <= L[:, 0].abs() if axis == 2 else L[:, 0].abs() < L[:, 1].abs()
+            valid = cross & in_view & (tkd >= 0) & (tkd <= 1)
             better = valid & (tkd < best_t)
             # the first edge crossed decides; it must also be steep enough for this pair direction
-            best_k = torch.where(better, torch.where(steep, k, 3), best_k)
+            best_k = torch.where(better, torch.where(steep.detach(), k, 3), best_k)
             best_t = torch.where(better, tkd, best_t)
             tk.append(tt)
-        found = (best_k >= 0) & (best_k < 3) & ok
+        found = (best_k >= 0) & (best_k < 3)
         if not found.any():
             continue
         sel = torch.nonzero(found).squeeze(1)
