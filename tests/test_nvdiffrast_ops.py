@@ -605,15 +605,22 @@ def test_texture_compiled_forward_matches_torch_ops(filter_mode):
     gradient is needed) to float32 rounding, for every boundary mode, odd sizes and batch broadcast."""
     from render_npu.ops import texture as T
     g = torch.Generator().manual_seed(9)
-    tex = torch.rand(1, 37, 53, 3, generator=g)
     uv = torch.rand(2, 30, 40, 2, generator=g) * 1.6 - 0.3
     da = torch.rand(2, 30, 40, 4, generator=g) * 0.3
     bias = torch.rand(2, 30, 40, generator=g) - 0.5
-    for mode in ("wrap", "clamp", "zero"):
-        assert T._use_compiled(tex, uv, da, bias, None, False)
-        fast = dr.texture(tex, uv, da, bias, filter_mode=filter_mode, boundary_mode=mode)
-        slow = dr.texture(tex.clone().requires_grad_(), uv, da, bias, filter_mode=filter_mode, boundary_mode=mode)
-        torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-6)
+    da[:, ::3] = 0  # lod clamped to 0: the kernel reads one level
+    bias_int = torch.round(bias * 8)  # without uv_da, lod = bias: integer lods read one level too
+    # channel counts: the kernel's fixed-count specialisations (3), its generic path (5), and the
+    # generic path that accumulates in place (more than 64)
+    for C in (3, 5, 70):
+        tex = torch.rand(1, 37, 53, C, generator=g)
+        for mode in ("wrap", "clamp", "zero"):
+            for d, b in ((da, bias), (None, bias_int)):
+                assert T._use_compiled(tex, uv, d, b, None, False)
+                fast = dr.texture(tex, uv, d, b, filter_mode=filter_mode, boundary_mode=mode)
+                slow = dr.texture(tex.clone().requires_grad_(), uv, d, b, filter_mode=filter_mode,
+                                  boundary_mode=mode)
+                torch.testing.assert_close(fast, slow.detach(), rtol=0, atol=1e-6)
 
 
 def test_texture_nonfinite_coordinates_stay_in_bounds():

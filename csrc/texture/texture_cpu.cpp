@@ -50,13 +50,79 @@ inline void bilinear_n(const TexLevel& lv, int64_t batch, int64_t C_rt, float s,
     acc[c] += weight * (p00[c] * w00 + p01[c] * w01 + p10[c] * w10 + p11[c] * w11);
 }
 
-inline void bilinear(const TexLevel& lv, int64_t batch, int64_t C, float s, float t, TexBoundary b, float weight,
-                     float* acc) {
-  switch (C) {
-    case 1: return bilinear_n<1>(lv, batch, C, s, t, b, weight, acc);
-    case 3: return bilinear_n<3>(lv, batch, C, s, t, b, weight, acc);
-    case 4: return bilinear_n<4>(lv, batch, C, s, t, b, weight, acc);
-    default: return bilinear_n<0>(lv, batch, C, s, t, b, weight, acc);
+struct TexArgs {
+  const std::vector<TexLevel>* levels;
+  int64_t tex_batch, C, H, W;
+  const float *uv, *uv_da, *bias;
+  TexBoundary boundary;
+  float* out;
+};
+
+// Pixels [begin, end) with the channel count (NC > 0) and the filter fixed at compile time; each
+// pixel accumulates in a local array (registers for small C) and is stored once.
+template <int NC, TexFilter kFilter>
+void texture_range(const TexArgs& a, int64_t begin, int64_t end) {
+  const std::vector<TexLevel>& levels = *a.levels;
+  const int64_t C = NC > 0 ? NC : a.C;
+  const int64_t top = static_cast<int64_t>(levels.size()) - 1;
+  const float w0 = static_cast<float>(levels[0].w), h0 = static_cast<float>(levels[0].h);
+  const TexBoundary boundary = a.boundary;
+  constexpr int kAcc = NC > 0 ? NC : 64;
+  float local[kAcc];
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t batch = a.tex_batch == 1 ? 0 : i / (a.H * a.W);
+    const float s = a.uv[2 * i], t = a.uv[2 * i + 1];
+    float* o = a.out + i * C;
+    float* acc = (NC > 0 || C <= kAcc) ? local : o;  // many channels: accumulate in place
+    for (int64_t c = 0; c < C; ++c) acc[c] = 0.f;
+    if (kFilter == TexFilter::kNearest) {
+      const TexLevel& lv = levels[0];
+      bool vx = true, vy = true;
+      const int64_t xi =
+          wrap_index(static_cast<int64_t>(std::floor(pin(s * static_cast<float>(lv.w)))), lv.w, boundary, &vx);
+      const int64_t yi =
+          wrap_index(static_cast<int64_t>(std::floor(pin(t * static_cast<float>(lv.h)))), lv.h, boundary, &vy);
+      if (vx && vy) {
+        const float* p = lv.data + ((batch * lv.h + yi) * lv.w + xi) * C;
+        for (int64_t c = 0; c < C; ++c) acc[c] = p[c];
+      }
+    } else if (kFilter == TexFilter::kLinear || top == 0) {
+      bilinear_n<NC>(levels[0], batch, C, s, t, boundary, 1.f, acc);
+    } else {
+      float lod;
+      if (a.uv_da) {
+        const float* d = a.uv_da + 4 * i;
+        const float ax = d[0] * w0, bx = d[2] * h0, ay = d[1] * w0, by = d[3] * h0;
+        const float g = std::max(std::max(ax * ax + bx * bx, ay * ay + by * by), 1e-30f);
+        lod = 0.5f * std::log2(g) + (a.bias ? a.bias[i] : 0.f);
+      } else {
+        lod = a.bias[i];
+      }
+      if (!(lod > 0.f)) lod = 0.f;  // NaN too
+      lod = std::min(lod, static_cast<float>(top));
+      if (kFilter == TexFilter::kMipNearest) {
+        bilinear_n<NC>(levels[static_cast<int64_t>(std::floor(lod + 0.5f))], batch, C, s, t, boundary, 1.f, acc);
+      } else {
+        const int64_t l0 = std::min(static_cast<int64_t>(std::floor(lod)), top - 1);
+        const float frac = lod - static_cast<float>(l0);
+        // a level of weight 0 (lod clamped to 0 when magnifying, to the top, or an integer lod)
+        // adds exactly 0 for finite texels: skip its four taps
+        if (frac != 1.f) bilinear_n<NC>(levels[l0], batch, C, s, t, boundary, 1.f - frac, acc);
+        if (frac != 0.f) bilinear_n<NC>(levels[l0 + 1], batch, C, s, t, boundary, frac, acc);
+      }
+    }
+    if (acc != o)
+      for (int64_t c = 0; c < C; ++c) o[c] = acc[c];
+  }
+}
+
+template <int NC>
+void texture_range_c(TexFilter filter, const TexArgs& a, int64_t begin, int64_t end) {
+  switch (filter) {
+    case TexFilter::kNearest: return texture_range<NC, TexFilter::kNearest>(a, begin, end);
+    case TexFilter::kLinear: return texture_range<NC, TexFilter::kLinear>(a, begin, end);
+    case TexFilter::kMipNearest: return texture_range<NC, TexFilter::kMipNearest>(a, begin, end);
+    default: return texture_range<NC, TexFilter::kMipLinear>(a, begin, end);
   }
 }
 
@@ -66,50 +132,14 @@ void texture_forward_cpu(const std::vector<TexLevel>& levels, int64_t tex_batch,
                          const float* uv_da, const float* bias, int64_t B, int64_t H, int64_t W, TexFilter filter,
                          TexBoundary boundary, int num_threads, float* out) {
   const int64_t n = B * H * W;
-  const int64_t top = static_cast<int64_t>(levels.size()) - 1;
-  const float w0 = static_cast<float>(levels[0].w), h0 = static_cast<float>(levels[0].h);
+  const TexArgs args{&levels, tex_batch, C, H, W, uv, uv_da, bias, boundary, out};
   auto work = [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      const int64_t batch = tex_batch == 1 ? 0 : i / (H * W);
-      const float s = uv[2 * i], t = uv[2 * i + 1];
-      float* o = out + i * C;
-      for (int64_t c = 0; c < C; ++c) o[c] = 0.f;
-      if (filter == TexFilter::kNearest) {
-        const TexLevel& lv = levels[0];
-        bool vx = true, vy = true;
-        const int64_t xi = wrap_index(static_cast<int64_t>(std::floor(pin(s * static_cast<float>(lv.w)))), lv.w,
-                                      boundary, &vx);
-        const int64_t yi = wrap_index(static_cast<int64_t>(std::floor(pin(t * static_cast<float>(lv.h)))), lv.h,
-                                      boundary, &vy);
-        if (vx && vy) {
-          const float* p = lv.data + ((batch * lv.h + yi) * lv.w + xi) * C;
-          for (int64_t c = 0; c < C; ++c) o[c] = p[c];
-        }
-        continue;
-      }
-      if (filter == TexFilter::kLinear || top == 0) {
-        bilinear(levels[0], batch, C, s, t, boundary, 1.f, o);
-        if (filter == TexFilter::kLinear || top == 0) continue;
-      }
-      float lod;
-      if (uv_da) {
-        const float* d = uv_da + 4 * i;
-        const float ax = d[0] * w0, bx = d[2] * h0, ay = d[1] * w0, by = d[3] * h0;
-        const float g = std::max(std::max(ax * ax + bx * bx, ay * ay + by * by), 1e-30f);
-        lod = 0.5f * std::log2(g) + (bias ? bias[i] : 0.f);
-      } else {
-        lod = bias[i];
-      }
-      if (!(lod > 0.f)) lod = 0.f;  // NaN too
-      lod = std::min(lod, static_cast<float>(top));
-      if (filter == TexFilter::kMipNearest) {
-        bilinear(levels[static_cast<int64_t>(std::floor(lod + 0.5f))], batch, C, s, t, boundary, 1.f, o);
-        continue;
-      }
-      const int64_t l0 = std::min(static_cast<int64_t>(std::floor(lod)), top - 1);
-      const float frac = lod - static_cast<float>(l0);
-      bilinear(levels[l0], batch, C, s, t, boundary, 1.f - frac, o);
-      bilinear(levels[l0 + 1], batch, C, s, t, boundary, frac, o);
+    switch (C) {
+      case 1: return texture_range_c<1>(filter, args, begin, end);
+      case 2: return texture_range_c<2>(filter, args, begin, end);
+      case 3: return texture_range_c<3>(filter, args, begin, end);
+      case 4: return texture_range_c<4>(filter, args, begin, end);
+      default: return texture_range_c<0>(filter, args, begin, end);
     }
   };
   const int threads = std::max(1, std::min<int>(num_threads, static_cast<int>((n + 4095) / 4096)));
