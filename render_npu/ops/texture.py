@@ -102,7 +102,7 @@ def _wrap_index(i: torch.Tensor, n, mode: str):
     c = i.clamp(0, hi) if isinstance(n, int) else torch.minimum(i.clamp_min(0), hi)
     if mode == "zero":
         return c, (i >= 0) & (i < n)
-    return c, None  # clamp, and cube within a face
+    return c, None  # clamp (and cube maps' in-face nearest lookups)
 
 
 def _pin(v: torch.Tensor) -> torch.Tensor:
