@@ -20,7 +20,7 @@ as to ``color``.
 Edges are handled in homogeneous coordinates, so triangles with vertices at or behind the camera
 plane (w <= 0; the rasterizer clips them, docs/rasterization.md) are antialiased too: an edge's
 screen line is ``L = A x B`` of its endpoints' homogeneous pixel coordinates ``(X w, Y w, w)``
-(defined whatever the signs of w), and a crossing of that line counts only where it is a point of
+(defined whatever the signs of w; taken relative to the pair's pixel for float32 accuracy), and a crossing of that line counts only where it is a point of
 the edge inside the view volume (``0 <= lambda <= 1`` along the edge in clip space, ``w > 0``,
 ``-w <= z <= w``). That is the edge clipped to the visible volume before projecting; for edges
 with both ends in view it is the projected segment.
@@ -122,25 +122,28 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
             continue
         b, oy, ox, ny, nx, f, pb = (x_[keep] for x_ in (b, oy, ox, ny, nx, f, pb))
         vi = t[f]  # [n, 3]
-        P = hom_scr[pb.unsqueeze(1), vi]  # [n, 3, 3] homogeneous pixel coordinates
-        Pc = pw.detach()[pb.unsqueeze(1), vi]  # [n, 3, 4] clip coordinates
         O = torch.stack([ox, oy], -1).to(dt)
-        N = torch.stack([nx, ny], -1).to(dt)
+        D = torch.stack([nx - ox, ny - oy], -1).to(dt)  # N - O
+        # homogeneous pixel coordinates relative to O ((X - O) w, w): the products in the cross below
+        # stay the size of the triangle, not of the image (float32 keeps t accurate for small edges)
+        P = hom_scr[pb.unsqueeze(1), vi]  # [n, 3, 3]
+        P = torch.cat([P[..., :2] - O.unsqueeze(1) * P[..., 2:], P[..., 2:]], -1)
+        Pc = pw.detach()[pb.unsqueeze(1), vi]  # [n, 3, 4] clip coordinates
         best_t = torch.full((b.shape[0],), 2.0, dtype=dt, device=color.device)
         best_k = torch.full((b.shape[0],), -1, dtype=torch.int64, device=color.device)
         tk = []
         for k in range(3):
             Pa, Pb = P[:, k], P[:, (k + 1) % 3]
-            L = torch.linalg.cross(Pa, Pb, dim=1)  # the edge's screen line: L . (X, Y, 1) = 0
-            eO = L[:, 0] * O[:, 0] + L[:, 1] * O[:, 1] + L[:, 2]
-            eN = L[:, 0] * N[:, 0] + L[:, 1] * N[:, 1] + L[:, 2]
+            L = torch.linalg.cross(Pa, Pb, dim=1)  # the edge's screen line: L . (X - O, 1) = 0
+            eO = L[:, 2]
+            eN = L[:, 0] * D[:, 0] + L[:, 1] * D[:, 1] + L[:, 2]
             den = eO - eN
             cross = (eO * eN <= 0) & (den != 0)
             tt = eO / torch.where(cross, den, torch.ones((), dtype=dt, device=den.device))
             tkd = tt.detach()
             # where along the edge (clip space, lambda in [0, 1] from a to b) the crossing point lies:
             # X (w_a + lambda dw) = Xh_a + lambda dXh, from the better conditioned of X and Y
-            cpt = O + tkd.unsqueeze(1) * (N - O)
+            cpt = tkd.unsqueeze(1) * D  # relative to O
             Pad, Pbd = Pa.detach(), Pb.detach()
             dP = Pbd - Pad
             num_x, den_x = cpt[:, 0] * Pad[:, 2] - Pad[:, 0], dP[:, 0] - cpt[:, 0] * dP[:, 2]
