@@ -95,6 +95,15 @@ def test_interpolate_derivatives_match_finite_differences():
     fd = (out[:, :, 2:, 1] - out[:, :, :-2, 1]) / 2
     assert same.sum() > 50
     assert (fd - out_db[:, :, 1:-1, 2])[same].abs().max() < 2e-3
+    # a per-image attr batch [B, V, A]: image b's derivatives use attr[b]
+    pos2 = torch.stack([pos, pos * torch.tensor([-1.0, 1.0, 1.0, 1.0], dtype=F64)])
+    rast2, db2 = dr.rasterize(None, pos2, tri, (40, 40))
+    attr2 = torch.stack([attr, attr.flip(0)])
+    _, both = dr.interpolate(attr2, rast2, tri, rast_db=db2, diff_attrs="all")
+    for b in range(2):
+        _, one = dr.interpolate(attr2[b], rast2[b:b + 1], tri, rast_db=db2[b:b + 1], diff_attrs="all")
+        torch.testing.assert_close(both[b:b + 1], one, rtol=0, atol=0)
+    assert not torch.equal(both[0], both[1])
 
 
 # ----------------------------------------------------------------------------- texture

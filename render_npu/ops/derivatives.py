@@ -13,25 +13,6 @@ from typing import Sequence
 import torch
 
 
-def corner_values(values: torch.Tensor, ids: torch.Tensor, tri: torch.Tensor) -> torch.Tensor:
-    """Per-pixel values of the three corners of the pixel's triangle.
-
-    Args:
-        values: ``[V, C]`` or ``[B, V, C]`` per-vertex values (batch 1 broadcasts).
-        ids: int64 ``[B, H, W]`` triangle id + 1 (0 = empty; those pixels read triangle 0).
-        tri: int ``[F, 3]`` (F >= 1).
-
-    Returns:
-        ``[B, H, W, 3, C]``, differentiable with respect to ``values``.
-    """
-    corner = tri.long()[(ids - 1).clamp_min(0)]  # [B, H, W, 3]
-    if values.dim() == 2:
-        return values[corner]
-    B = ids.shape[0]
-    v = values.expand(B, -1, -1) if values.shape[0] == 1 else values
-    return v[torch.arange(B, device=ids.device).view(B, 1, 1, 1), corner]
-
-
 def bary_pixel_derivatives(pos: torch.Tensor, tri: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """``(du/dX, du/dY, dv/dX, dv/dY)`` at every pixel centre, X/Y in pixels (nvdiffrast's ``rast_db``).
 
@@ -91,24 +72,41 @@ def attribute_pixel_derivatives(attr: torch.Tensor, ids: torch.Tensor, tri: torc
     ``A = u A0 + v A1 + (1 - u - v) A2`` gives ``dA/dX = (A0 - A2) du/dX + (A1 - A2) dv/dX``.
 
     Args:
-        attr: float ``[V, C]`` or ``[B, V, C]``.
+        attr: float ``[V, C]`` or ``[B, V, C]`` (batch 1 broadcasts).
         ids: int64 ``[B, H, W]`` triangle id + 1 (0 = empty).
         tri: int ``[F, 3]``.
         rast_db: ``[B, H, W, 4]`` = ``(du/dX, du/dY, dv/dX, dv/dY)``.
         idx: attribute indices to differentiate (non-empty).
 
     Returns:
-        ``[B, H, W, 2 * len(idx)]`` interleaved ``(dA_i/dX, dA_i/dY)``, zeros on empty pixels;
+        ``[B, H, W, 2 * len(idx)]`` interleaved ``(dA_i/dX, dA_i/dY)``, zeros on empty pixels (where
+        ``rast_db`` is finite, as :func:`bary_pixel_derivatives` makes it: zeros);
         differentiable with respect to ``attr`` and ``rast_db``.
     """
     B, H, W = ids.shape
+    K = len(idx)
     sel = attr[..., list(idx)]
-    if tri.shape[0] == 0:
-        return sel.new_zeros((B, H, W, 2 * len(idx))) + sel.reshape(-1)[:0].sum()
-    c = corner_values(sel, ids, tri)  # [B, H, W, 3, K]
-    d0, d1 = c[..., 0, :] - c[..., 2, :], c[..., 1, :] - c[..., 2, :]
+    F = tri.shape[0]
+    if F == 0:
+        return sel.new_zeros((B, H, W, 2 * K)) + sel.reshape(-1)[:0].sum()
+    # per face and attribute (A0 - A2, A1 - A2) [Bt, 1 + F, K, 2] after a zero row 0, so that the ids
+    # index it directly (empty pixels read zeros): one gather per pixel (index_select, whose backward
+    # is an index_add) instead of three corner gathers
+    t = tri.long()
+    v = sel if sel.dim() == 3 else sel.unsqueeze(0)
+    a2 = v[:, t[:, 2]]
+    table = torch.cat([v.new_zeros((v.shape[0], 1, K, 2)),
+                       torch.stack([v[:, t[:, 0]] - a2, v[:, t[:, 1]] - a2], -1)], 1)
+    f = ids
+    if table.shape[0] != 1:
+        f = f + torch.arange(B, device=ids.device).view(B, 1, 1) * (F + 1)
+    g = table.reshape(-1, 2 * K).index_select(0, f.reshape(-1)).view(B, H, W, K, 2)
     db = rast_db.to(sel.dtype)
-    dx = d0 * db[..., 0:1] + d1 * db[..., 2:3]
-    dy = d0 * db[..., 1:2] + d1 * db[..., 3:4]
-    out = torch.stack([dx, dy], dim=-1).reshape(B, H, W, 2 * len(idx))
-    return torch.where((ids > 0).unsqueeze(-1), out, torch.zeros((), dtype=out.dtype, device=out.device))
+    du_dx, du_dy, dv_dx, dv_dy = db.unbind(-1)
+    # (dA/dX, dA/dY) = (A0 - A2) (du/dX, du/dY) + (A1 - A2) (dv/dX, dv/dY), one output column per op
+    # over all pixels (broadcasting over the tiny K and 2 axes instead is several times slower on CPU)
+    cols = []
+    for k in range(K):
+        g0, g1 = g[..., k, 0], g[..., k, 1]
+        cols += [torch.addcmul(g0 * du_dx, g1, dv_dx), torch.addcmul(g0 * du_dy, g1, dv_dy)]
+    return torch.stack(cols, -1)
