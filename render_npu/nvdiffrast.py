@@ -39,6 +39,10 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 
 from . import _api, _validate, resolve
+# the torch-op forwards below run on one intra-op thread on CPU, as the torch backend does (its
+# docstring: per-op OpenMP barriers stall for a scheduler slice whenever other processes load the
+# cores; single-threaded they cost ~10 % more on a quiet machine)
+from .backends.torch.driver import _cpu_threads
 from .ops import derivatives
 from .ops import antialias as _antialias
 from .ops import peel as _peel
@@ -151,7 +155,8 @@ def _nv_layout(glctx, bary: torch.Tensor, depth: torch.Tensor, pos_b: torch.Tens
     p = pos_b if grad_db else pos_b.detach()
     if p.dtype != torch.float64:
         p = p.float()
-    rast_db = derivatives.bary_pixel_derivatives(p, tri, rast[..., 3].long())
+    with _cpu_threads(p.device):
+        rast_db = derivatives.bary_pixel_derivatives(p, tri, rast[..., 3].long())
     return rast, rast_db
 
 
@@ -201,7 +206,8 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, rast_
     if not idx:
         return out, out.new_zeros((B, H, W, 0))
     tri_ok = _validate.faces(tri, attr.shape[-2], "tri")
-    out_db = derivatives.attribute_pixel_derivatives(attr, rast[..., 3].long(), tri_ok, rast_db, idx)
+    with _cpu_threads(attr.device):
+        out_db = derivatives.attribute_pixel_derivatives(attr, rast[..., 3].long(), tri_ok, rast_db, idx)
     return out, out_db
 
 
@@ -259,7 +265,8 @@ def antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: t
         raise ValueError(f"pos_gradient_boost must be a finite number, got {pos_gradient_boost!r}")
     if tri.shape[0] == 0:
         return color.clone()
-    return _antialias.antialias(color, rast, pos, tri, topology_hash, float(pos_gradient_boost))
+    with _cpu_threads(color.device):
+        return _antialias.antialias(color, rast, pos, tri, topology_hash, float(pos_gradient_boost))
 
 
 def antialias_construct_topology_hash(tri: torch.Tensor) -> torch.Tensor:

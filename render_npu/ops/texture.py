@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import _ext
+from ..backends.torch.driver import _cpu_threads
 
 FILTER_MODES = ("auto", "nearest", "linear", "linear-mipmap-nearest", "linear-mipmap-linear")
 BOUNDARY_MODES = ("wrap", "clamp", "zero", "cube")
@@ -315,6 +316,17 @@ def texture(tex: torch.Tensor, uv: torch.Tensor, uv_da: Optional[torch.Tensor] =
     tex = tex.to(dtype)
     if _use_compiled(tex, uv, uv_da, mip_level_bias, mip, cube):
         return _compiled(tex, uv, uv_da, mip_level_bias, mip, max_mip_level, filter_mode, boundary_mode)
+    # torch ops: one intra-op thread on CPU (render_npu.backends.torch.driver._cpu_threads: per-op
+    # OpenMP barriers stall under load); the compiled kernel above keeps its own threads
+    with _cpu_threads(tex.device):
+        return _sample_all(tex, mip, max_mip_level, cube, s, t, face, st_da, mip_level_bias, boundary_mode,
+                           filter_mode, dtype)
+
+
+def _sample_all(tex, mip, max_mip_level, cube, s, t, face, st_da, mip_level_bias, boundary_mode, filter_mode,
+                dtype) -> torch.Tensor:
+    """The torch-ops lookup of :func:`texture` from its validated, prepared arguments."""
+    mipmapped = filter_mode.startswith("linear-mipmap")
     if not mipmapped:
         return _sample(_Stack([tex]), 0, cube, s, t, face, boundary_mode, filter_mode == "nearest")
 
