@@ -7,8 +7,8 @@ from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 
-from ...resolve import resolve_ as resolve_parent_
-from ...resolve import unflatten_pixels
+from ...resolve import parents as parent_tables
+from ...resolve import resolve_chunk as resolve_parent_chunk
 from . import static
 from .raster import _block_stamps, _raster_buffers, _raster_chunk, _resolve_chunk
 from .setup import (resolve_dtype, _CLIP_CAP, _EMPTY_BELOW, _I64_MAX, _I_B, _I_C, _NI_RASTER, _NR_RASTER, _R_ID, _R_INVAREA,
@@ -177,41 +177,50 @@ def _visibility(run: _Run, B: int, edge_arith: str) -> torch.Tensor:
     return fb
 
 
-_CPU_PARENT_RESOLVE_CHUNK = 1 << 17
+# Resolve chunk on CPU: pixels whose temporaries stay in cache (measured at 20k faces, 1024², 750k
+# covered pixels: 2**16 or 2**17 pixels per chunk ~215 ms per call, 2**20 347 ms); devices follow
+# memory_budget.
+_CPU_RESOLVE_CHUNK = 1 << 17
 
 
 def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor, inp,
                    dtype: torch.dtype = torch.float32):
     """The final output step: for each covered pixel of the key buffer ``fb`` (see
-    :func:`_visibility`), the winning piece's id and depth-test depth, then the barycentrics and
-    depth from the parent triangle (:func:`render_npu.resolve.resolve_`), written into ``rast``
-    float32 [B, H, W, 4] and ``depth`` float32 [B, H, W] (zeros elsewhere, as given), solved in
-    ``dtype`` (:func:`.setup.resolve_dtype`); returns them. One host sync (the covered pixels); chunks of ``run.chunks.resolve`` pixels."""
+    :func:`_visibility`), the winning piece's id and depth-test depth, then, in the same chunk,
+    the barycentrics and depth from the parent triangle (:func:`render_npu.resolve.resolve_chunk`,
+    solved in ``dtype``, :func:`.setup.resolve_dtype`), written once into ``rast`` float32
+    [B, H, W, 4] and ``depth`` float32 [B, H, W] (zeros elsewhere, as given); returns them. One host
+    sync (the covered pixels); chunks of ``run.chunks.resolve`` pixels (on CPU at most
+    ``_CPU_RESOLVE_CHUNK``)."""
     pc = run.pc
     B, H, W = rast.shape[:3]
     Hp, Wp = run.Hp, run.Wp
-    hit = torch.nonzero((fb.view(B, Hp, Wp)[:, :H, :W] < _EMPTY_BELOW).reshape(-1)).squeeze(1)  # host sync 3
+    # (b, py, px) of every covered pixel straight from nonzero (no int64 divisions per pixel)
+    hit = torch.nonzero(fb.view(B, Hp, Wp)[:, :H, :W] < _EMPTY_BELOW)  # [n, 3]; host sync 3
     n = hit.shape[0]
     if n == 0:
         return rast, depth
+    par = parent_tables(inp.pos, inp.faces, H, W, inp.viewport, dtype)
     C = run.chunks.resolve
+    if rast.device.type == "cpu":  # chunks whose ~40 temporaries stay in cache (see _CPU_RESOLVE_CHUNK)
+        C = min(C, _CPU_RESOLVE_CHUNK)
     rast_flat, depth_flat = rast.view(B * H * W, 4), depth.view(B * H * W)
-    for s in range(0, hit.shape[0], C):
-        q = hit[s:s + C]
-        b, py, px = unflatten_pixels(q, H, W)
-        cc = pc.cand.index_select(0, fb.index_select(0, (b * Hp + py) * Wp + px) & 0xFFFFFFFF)
+    for s in range(0, n, C):
+        b, py, px = hit[s:s + C].unbind(1)
+        if B > 1:
+            q, k = (b * H + py) * W + px, (b * Hp + py) * Wp + px
+        else:
+            b, q, k = None, py * W + px, py * Wp + px
+        cc = pc.cand.index_select(0, fb.index_select(0, k) & 0xFFFFFFFF)
+        gid = pc.ftab[_R_ID].index_select(0, cc)
         ident, d = _resolve_chunk(_cols(pc.itab[:_I_B.stop], cc), _cols(pc.itab[_I_C], cc),
-                                  _cols(pc.ftab[:_R_INVAREA + 1], cc), pc.ftab[_R_ID].index_select(0, cc), px, py)
-        # index_copy_: on CPU about half the time of the index_put_ of ``rast_flat[q] = r`` (measured
-        # 27 -> 13 ms per call at 1024², first touch of the outputs included)
-        rast_flat.select(1, 3).index_copy_(0, q, ident)
-        depth_flat.index_copy_(0, q, d)
-    # final barycentrics/depth from the parent triangles: render_npu/resolve.py. On CPU in chunks
-    # that keep its ~30 temporaries in cache (measured at 20k faces, 1024², 750k covered pixels:
-    # 2**16 or 2**17 pixels per chunk ~215 ms, 2**20 347 ms); devices follow memory_budget.
-    if rast.device.type == "cpu":
-        C = min(C, _CPU_PARENT_RESOLVE_CHUNK)
-    return resolve_parent_(rast, depth, inp.pos, inp.faces, inp.viewport, hit=hit[:n], chunk=C, dtype=dtype)
+                                  _cols(pc.ftab[:_R_INVAREA + 1], cc), gid, px, py)
+        bary, d = resolve_parent_chunk(par, b, gid.long(), px, py, d)
+        # whole rows (b0, b1, b2, id + 1) with index_copy_: on CPU about half the time of an
+        # index_put_ (measured 27 -> 13 ms per call at 1024², first touch of the outputs included)
+        rast_flat.index_copy_(0, q, torch.cat((bary.t().to(torch.float32), ident[:, None]), 1))
+        depth_flat.index_copy_(0, q, d.to(torch.float32))
+    return rast, depth
 
 
 @contextlib.contextmanager

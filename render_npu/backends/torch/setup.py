@@ -75,14 +75,16 @@ def cpu_heap_tuning() -> bool:
 # itab int64 [12, N + 1]: E_i(px, py) = B_i py - NA_i px + C_i (i = edge opposite vertex i,
 # orientation normalised to positive area); covered iff E_i >= bias_i (top-left rule: bias_i = 0
 # on edges going down or exactly left, else 1), i.e. B_i py - NA_i px + Cb_i >= 0, Cb = C - bias.
-# The raster reads rows 0..8, the resolve rows 0..5 and 9..11 (ftab: rows 0..3 and 6..15).
+# The raster reads rows 0..8, the resolve rows 0..5 and 9..11 (ftab: rows 0..3 and 6).
 _I_NA, _I_B, _I_CB, _I_C = slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 12)
 _NI_RASTER = 9
-# ftab float32 [16, N + 1]: q0, q1 - q0, q2 - q0 (NDC depth at the vertices), 1 / area (area in
-# fixed-point units squared), dz/dpx, dz/dpy (per pixel) -- the raster reads rows 0..5 --;
-# c[i][k] = beta_ik / w_i * min_j w_j (row 6 + 3 i + k; barycentrics are invariant to the scale,
-# this keeps them in [0, 1]); the parent triangle id (exact in float32: ids < 2**24).
-_R_Q0, _R_DQ, _R_INVAREA, _R_ZX, _R_ZY, _R_C, _R_ID = 0, slice(1, 3), 3, 4, 5, slice(6, 15), 15
+# ftab float32 [7, N + 1] (16 rows with ``coef``): q0, q1 - q0, q2 - q0 (NDC depth at the
+# vertices), 1 / area (area in fixed-point units squared), dz/dpx, dz/dpy (per pixel) -- the
+# raster reads rows 0..5 --; the parent triangle id (exact in float32: ids < 2**24); only with
+# ``coef`` (the AscendC records): c[i][k] = beta_ik / w_i * min_j w_j (row 7 + 3 i + k;
+# barycentrics are invariant to the scale, this keeps them in [0, 1]). The torch backend's own
+# resolve solves from the parent triangle and reads no coefficients, so it does not make them.
+_R_Q0, _R_DQ, _R_INVAREA, _R_ZX, _R_ZY, _R_ID, _R_C = 0, slice(1, 3), 3, 4, 5, 6, slice(7, 16)
 _NR_RASTER = 6
 
 
@@ -245,13 +247,14 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
                 cull: bool, sizes, itab: torch.Tensor, ftab: torch.Tensor, box: torch.Tensor, cls: torch.Tensor,
                 nst: torch.Tensor) -> torch.Tensor:
     """Set up n candidate pieces into table columns (``itab``, ``ftab``, ``box``, ``cls``, ``nst``
-    are views of n columns, written in place). Returns the stamp count per size class (int64
+    are views of n columns, written in place; the barycentric coefficients only when ``ftab``
+    has their rows). Returns the stamp count per size class (int64
     [len(sizes)]); candidates that are not pieces get nst = 0.
 
     XY int64 [2, 3, n]: snapped fixed-point x, y of the three vertices (0 where not ok); ok bool
-    [n]: the candidate exists and its snapped values are finite; ``permuted(perm)`` with perm int64
-    [3, n] (piece vertex -> candidate vertex) returns cand float32 [4, 3, n] (fx, fy, NDC depth q,
-    clip w) in that vertex order; beta float32 [3, 3, n] (vertex i, parent vertex k) or None for
+    [n]: the candidate exists and its snapped values are finite; ``permuted(perm, rows)`` with perm
+    int64 [3, n] (piece vertex -> candidate vertex) returns cand float32 [rows, 3, n] (fx, fy, NDC
+    depth q, clip w: the first ``rows`` of them) in that vertex order; beta float32 [3, 3, n] (vertex i, parent vertex k) or None for
     the identity (unclipped faces).
     """
     X, Y = XY[0], XY[1]
@@ -265,7 +268,8 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
     r = torch.where(key[0] <= key[1], torch.where(key[0] <= key[2], 0, 2), torch.where(key[1] <= key[2], 1, 2))
     neg = (signed < 0).long()
     perm = torch.stack((r, (r + 1 + neg) % 3, (r + 2 - neg) % 3))  # [3, n]: piece vertex -> input vertex
-    cand = permuted(perm)
+    coef = ftab.shape[0] > _R_C.start
+    cand = permuted(perm, 4 if coef else 3)
     XY = torch.where(ok, cand[:2], 0.0).long()  # exact: integral floats below 2**29
     del key, r, neg, signed
     # edge i runs from vertex a = (i + 1) % 3 to b = (i + 2) % 3; row by row, straight into the
@@ -325,6 +329,8 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
     torch.mul(zx, flat, out=ftab[_R_ZX])
     torch.mul(zy, flat, out=ftab[_R_ZY])
 
+    if not coef:
+        return counts
     # perspective barycentric coefficients beta_ik / w_i * min_j w_j (i: piece vertex, k: parent vertex)
     w = cand[3]
     rw = torch.minimum(torch.minimum(w[0], w[1]), w[2]) / w  # [3, n]
@@ -344,7 +350,7 @@ def _stamp_cost(n_stamps: torch.Tensor, S: int) -> torch.Tensor:
 
 
 def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str, cull: bool,
-           chunks: _Chunks, sizes, clip_capacity: Optional[int] = None) -> _Pieces:
+           chunks: _Chunks, sizes, clip_capacity: Optional[int] = None, coef: bool = False) -> _Pieces:
     """Triangle setup for all faces and batch entries (see the module docstring); the candidates
     are set up in blocks, which the raster loop then walks in the same order.
 
@@ -397,7 +403,7 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     N = G + M * _FAN
 
     itab = torch.empty((12, N + 1), dtype=torch.int64, device=dev)
-    ftab = torch.empty((16, N + 1), dtype=torch.float32, device=dev)
+    ftab = torch.empty((_R_C.stop if coef else _R_C.start, N + 1), dtype=torch.float32, device=dev)
     box = torch.empty((4, N), dtype=torch.int64, device=dev)
     cls = torch.empty((N,), dtype=torch.int64, device=dev)
     nst = torch.empty((N,), dtype=torch.int64, device=dev)
@@ -418,8 +424,8 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
         sl = slice(g0, g1)
         okf = fplain[sl] & vfin.index_select(0, vid.reshape(-1)).view(3, n).all(0)
 
-        def permuted(perm, vid=vid, n=n):  # gather in canonical order straight from the vertex table
-            return _cols(vt, torch.gather(vid, 0, perm).reshape(-1)).view(4, 3, n)
+        def permuted(perm, rows, vid=vid, n=n):  # gather in canonical order straight from the vertex table
+            return _cols(vt[:rows], torch.gather(vid, 0, perm).reshape(-1)).view(rows, 3, n)
 
         block(g0, g1, _cols(vxy, vid.reshape(-1)).view(2, 3, n), okf, permuted, None)
         g = torch.arange(g0, g1, device=dev)
@@ -449,8 +455,8 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
                 exists = exists & mvalid[m0:m1, None].expand(-1, _FAN).reshape(n)
             XY = torch.where(exists, cand[:2], 0.0).long()  # exact: integral floats below 2**29
 
-            def permuted(perm, cand=cand):
-                return torch.gather(cand, 1, perm.expand(4, 3, -1))
+            def permuted(perm, rows, cand=cand):
+                return torch.gather(cand[:rows], 1, perm.expand(rows, 3, -1))
 
             sl = slice(G + m0 * _FAN, G + m1 * _FAN)
             block(sl.start, sl.stop, XY, exists, permuted, beta)
@@ -517,10 +523,12 @@ def _static_ranks(itab, ftab, box, batch, cls, nst, ok, first, gclip, G: int, M:
 
 
 def setup_pieces(inp, memory_budget: Optional[int] = None, sizes=_STAMP_SIZES) -> Optional[_Pieces]:
-    """The set-up pieces of validated inputs (:class:`render_npu._validate.RasterInputs`), or None
-    when there are none. Two host syncs (see :func:`_setup`)."""
+    """The set-up pieces of validated inputs (:class:`render_npu._validate.RasterInputs`), with the
+    barycentric coefficients (``_R_C``) that the AscendC records carry, or None when there are
+    none. Two host syncs (see :func:`_setup`)."""
     if not (inp.pos.shape[0] and inp.faces.shape[0]):
         return None
     chunks = _chunks(DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget, inp.pos.device)
-    pc = _setup(inp.pos, inp.faces, inp.height, inp.width, inp.viewport, inp.cull_backfaces, chunks, sizes)
+    pc = _setup(inp.pos, inp.faces, inp.height, inp.width, inp.viewport, inp.cull_backfaces, chunks, sizes,
+                coef=True)
     return pc if pc.count else None

@@ -108,13 +108,7 @@ def resolve_dense(pc, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor,
     triangle, render_npu.resolve, in ``dtype``); empty pixels read the dummy piece and are written
     as zeros."""
     B, H, W = depth.shape
-    V = pos.shape[1]
-    screen = parent._screen(H, W, viewport)
-    pos_flat = pos.detach().to(torch.float32).reshape(B * V, 4)
-    if dtype == torch.float64:
-        pos_flat, expo = pos_flat.to(torch.float64), None
-    else:
-        pos_flat, expo = parent._normalise(pos_flat)
+    par = parent.parents(pos, faces, H, W, viewport, dtype)
     n = B * H * W
     rast_flat, depth_flat = rast.view(n, 4), depth.view(n)
     dev = fb.device
@@ -128,9 +122,8 @@ def resolve_dense(pc, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor,
         ident, d = _resolve_chunk(_cols(pc.itab[:_I_B.stop], cc), _cols(pc.itab[_I_C], cc),
                                   _cols(pc.ftab[:_R_INVAREA + 1], cc), pc.ftab[_R_ID].index_select(0, cc), px, py)
         fid = torch.where(hit, ident.long() - 1, 0)  # empty pixels: face 0, masked below
-        v, vid = parent._gather(pos_flat, faces, V, b, fid)
-        bary, d = parent.resolve_pixels(v, px, py, screen, d, None if expo is None else expo[vid])
-        r = torch.cat((bary.to(torch.float32), ident[:, None]), 1)
+        bary, d = parent.resolve_chunk(par, b if B > 1 else None, fid, px, py, d)
+        r = torch.cat((bary.t().to(torch.float32), ident[:, None]), 1)
         rast_flat[s:s + C] = torch.where(hit[:, None], r, 0.0)
         depth_flat[s:s + C] = torch.where(hit, d.to(torch.float32), 0.0)
 
