@@ -236,6 +236,39 @@ def test_edge_arith_static_and_budget_are_identical(kind):
         assert_agree(ref_of(inp), base, pos, faces, 45, 37, viewport, tag=f"torch-modes-{kind}-{viewport}")
 
 
+def test_chunk_workers_give_identical_results(monkeypatch):
+    """On CPU the setup blocks, raster groups and resolve chunks run on torch.get_num_threads()
+    threads (one intra-op thread each): bitwise the same outputs as one thread, at the default
+    budget and with many small chunks, clipping included; and the chunks did run on several
+    threads."""
+    import threading
+
+    from render_npu.backends.torch import driver
+
+    threads = set()
+    chunk = driver._raster_chunk
+
+    def spy(*args, **kwargs):
+        threads.add(threading.get_ident())
+        return chunk(*args, **kwargs)
+
+    monkeypatch.setattr(driver, "_raster_chunk", spy)
+    pos, faces = sphere(20000, ortho=False)
+    near, nfaces = soup(np.random.default_rng(3), 2, 80, "near")
+    cases = [(inputs(pos, faces, 96, 80), {}), (inputs(pos, faces, 96, 80), {"memory_budget": 1 << 20}),
+             (inputs(near, nfaces, 41, 53), {"memory_budget": 1 << 20})]
+    before = torch.get_num_threads()
+    try:
+        for inp, opts in cases:
+            torch.set_num_threads(1)
+            one = tb.rasterize(inp, **opts)
+            torch.set_num_threads(3)
+            assert_same(one, tb.rasterize(inp, **opts), f"3 workers {opts}")
+    finally:
+        torch.set_num_threads(before)
+    assert len(threads) > 1
+
+
 def test_static_shapes_full_graph_under_torch_compile():
     """rasterize_static + render_npu.interpolate trace as ONE graph: torch.compile(fullgraph=True)
     raises on any graph break (a host sync, a data-dependent shape, an unsupported op). Run with

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import threading
 from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
@@ -13,7 +15,7 @@ from . import static
 from .raster import _block_stamps, _raster_buffers, _raster_chunk, _resolve_chunk
 from .setup import (resolve_dtype, _CLIP_CAP, _EMPTY_BELOW, _I64_MAX, _I_B, _I_C, _NI_RASTER, _NR_RASTER, _R_ID, _R_INVAREA,
                     _STAMP_SIZES, _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _host,
-                    _Pieces, _setup)
+                    _Pieces, _setup, each)
 
 # ----------------------------------------------------------------------------- driver
 
@@ -59,7 +61,7 @@ class _Run(NamedTuple):
     Wp: int  # key buffer row pitch
 
 
-def _prepare(inp, memory_budget, edge_arith) -> Tuple[_Run, str]:
+def _prepare(inp, memory_budget, edge_arith, workers: int = 1) -> Tuple[_Run, str]:
     dev = inp.pos.device
     memory_budget, edge_arith = _check_options(memory_budget, edge_arith, None, False, dev)
     chunks = _chunks(memory_budget, dev)
@@ -67,38 +69,48 @@ def _prepare(inp, memory_budget, edge_arith) -> Tuple[_Run, str]:
     Smax = max(sizes)
     pc = None
     if inp.pos.shape[0] and inp.faces.shape[0]:
-        pc = _setup(inp.pos, inp.faces, inp.height, inp.width, inp.viewport, inp.cull_backfaces, chunks, sizes)
+        pc = _setup(inp.pos, inp.faces, inp.height, inp.width, inp.viewport, inp.cull_backfaces, chunks, sizes,
+                    workers=workers)
         if pc.count == 0:
             pc = None
     # key buffer rows padded so that stamps hanging over the right or bottom edge never wrap
     return _Run(pc, chunks, sizes, inp.height + Smax, inp.width + Smax), edge_arith
 
 
-def _raster_pass(run: _Run, edge_arith: str, consume) -> None:
+def _raster_pass(run: _Run, edge_arith: str, consume, workers: int = 1) -> None:
     """Rasterize every stamp, chunk by chunk; ``consume(index, key)`` receives each chunk's
-    (index int64 [n], key int64 [n]) pairs (see :func:`_raster_chunk`)."""
+    (index int64 [n], key int64 [n]) pairs (see :func:`_raster_chunk`). With ``workers`` > 1 (CPU,
+    :func:`.setup.each`) the (block, stamp size) groups run on that many threads and ``consume`` is
+    called under a lock, so it must not depend on the order of the chunks (``amin``, sums)."""
     pc, sizes = run.pc, run.sizes
     dev = pc.itab.device
     float_edges = edge_arith == "float32"
-    bufs = None
+    need = 0
     if not float_edges:  # scratch for the largest chunk this call has, not the largest allowed
-        need = max(min(int(counts[k]), max(1, run.chunks.stamp_pixels // (S * S))) * S * S
-                   for _, _, counts in pc.blocks for k, S in enumerate(sizes))
-        bufs = _raster_buffers(max(1, need), dev)
-    for c0, c1, counts in pc.blocks:
-        for k, S in enumerate(sizes):
-            n = int(counts[k])
-            if n == 0:
-                continue
-            C = max(1, run.chunks.stamp_pixels // (S * S))  # S * S * C <= chunks.stamp_pixels
-            cand, rank, ox, oy, base = _block_stamps(pc, c0, c1, k, S, n, run.Hp, run.Wp)
-            for s in range(0, cand.shape[0], C):
-                cc = cand[s:s + C]
-                idx, key = _raster_chunk(_cols(pc.itab[:_NI_RASTER], cc), _cols(pc.ftab[:_NR_RASTER], cc),
-                                         rank[s:s + C], ox[s:s + C], oy[s:s + C], base[s:s + C], S, run.Wp,
-                                         float_edges, **({} if bufs is None else {"out": bufs}))
+        need = max(1, max(min(int(counts[k]), max(1, run.chunks.stamp_pixels // (S * S))) * S * S
+                          for _, _, counts in pc.blocks for k, S in enumerate(sizes)))
+    local = threading.local()  # one set of scratch buffers per thread
+    lock = threading.Lock()
+
+    def group(c0: int, c1: int, k: int, S: int, n: int) -> None:
+        bufs = None
+        if need:
+            bufs = getattr(local, "bufs", None)
+            if bufs is None:
+                bufs = local.bufs = _raster_buffers(need, dev)
+        C = max(1, run.chunks.stamp_pixels // (S * S))  # S * S * C <= chunks.stamp_pixels
+        cand, rank, ox, oy, base = _block_stamps(pc, c0, c1, k, S, n, run.Hp, run.Wp)
+        for s in range(0, cand.shape[0], C):
+            cc = cand[s:s + C]
+            idx, key = _raster_chunk(_cols(pc.itab[:_NI_RASTER], cc), _cols(pc.ftab[:_NR_RASTER], cc),
+                                     rank[s:s + C], ox[s:s + C], oy[s:s + C], base[s:s + C], S, run.Wp,
+                                     float_edges, **({} if bufs is None else {"out": bufs}))
+            with lock:
                 consume(idx, key)
-                del idx, key
+            del idx, key
+
+    each([functools.partial(group, c0, c1, k, S, int(counts[k]))
+           for c0, c1, counts in pc.blocks for k, S in enumerate(sizes) if int(counts[k])], workers)
 
 
 def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "auto", static_shapes: bool = False,
@@ -128,22 +140,23 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
     Returns:
         (rast float32 [B, H, W, 4], depth float32 [B, H, W]) on the input device. Host syncs:
         three (clip count; piece and stamp counts; covered pixels), none inside the loops. On CPU
-        the call runs its ops on one intra-op thread (see :func:`_cpu_threads`).
+        each op runs on one intra-op thread, and the raster and resolve chunks are spread over
+        ``torch.get_num_threads()`` threads (see :func:`_cpu_threads`); results do not depend on it.
     """
     _check_options(memory_budget, edge_arith, stamp_size, static_shapes, inp.pos.device)
     if compile and not static_shapes:
         raise ValueError("compile needs static_shapes=True (the dynamic mode has data-dependent shapes)")
-    with _cpu_threads(inp.pos.device):
+    with _cpu_threads(inp.pos.device) as workers:
         if static_shapes:
             return _rasterize_static(inp, memory_budget, edge_arith, stamp_size or STATIC_STAMP_SIZE, compile)
-        run, edge_arith = _prepare(inp, memory_budget, edge_arith)
+        run, edge_arith = _prepare(inp, memory_budget, edge_arith, workers)
         B, H, W = inp.pos.shape[0], inp.height, inp.width
         rast = _filled((B, H, W, 4), 0, torch.float32, inp.pos.device)
         depth = _filled((B, H, W), 0, torch.float32, inp.pos.device)
         if run.pc is None:
             return rast, depth
-        fb = _visibility(run, B, edge_arith)
-        return resolve_output(run, fb, rast, depth, inp, resolve_dtype(edge_arith))
+        fb = _visibility(run, B, edge_arith, workers)
+        return resolve_output(run, fb, rast, depth, inp, resolve_dtype(edge_arith), workers)
 
 
 def _rasterize_static(inp, memory_budget, edge_arith, stamp_size: int, compile_):
@@ -168,12 +181,12 @@ def _rasterize_static(inp, memory_budget, edge_arith, stamp_size: int, compile_)
         max_stamps, max_clipped = max(n_stamps, max_stamps), max(n_clip, max_clipped)
 
 
-def _visibility(run: _Run, B: int, edge_arith: str) -> torch.Tensor:
+def _visibility(run: _Run, B: int, edge_arith: str, workers: int = 1) -> torch.Tensor:
     """The visibility merge: every stamp chunk's keys meet in one ``scatter_reduce(amin)`` per chunk
     into the per-pixel key buffer, int64 [B * Hp * Wp] (``bits(d') << 32 | rank``, or int64 max
     where nothing was drawn): nearest depth wins, equal depth -> lowest rank -> lowest id."""
     fb = _filled((B * run.Hp * run.Wp,), _I64_MAX, torch.int64, run.pc.itab.device)
-    _raster_pass(run, edge_arith, lambda idx, key: fb.scatter_reduce_(0, idx, key, "amin"))
+    _raster_pass(run, edge_arith, lambda idx, key: fb.scatter_reduce_(0, idx, key, "amin"), workers)
     return fb
 
 
@@ -184,14 +197,14 @@ _CPU_RESOLVE_CHUNK = 1 << 17
 
 
 def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor, inp,
-                   dtype: torch.dtype = torch.float32):
+                   dtype: torch.dtype = torch.float32, workers: int = 1):
     """The final output step: for each covered pixel of the key buffer ``fb`` (see
     :func:`_visibility`), the winning piece's id and depth-test depth, then, in the same chunk,
     the barycentrics and depth from the parent triangle (:func:`render_npu.resolve.resolve_chunk`,
     solved in ``dtype``, :func:`.setup.resolve_dtype`), written once into ``rast`` float32
     [B, H, W, 4] and ``depth`` float32 [B, H, W] (zeros elsewhere, as given); returns them. One host
     sync (the covered pixels); chunks of ``run.chunks.resolve`` pixels (on CPU at most
-    ``_CPU_RESOLVE_CHUNK``)."""
+    ``_CPU_RESOLVE_CHUNK``), on ``workers`` threads (:func:`.setup.each`; they write disjoint pixels)."""
     pc = run.pc
     B, H, W = rast.shape[:3]
     Hp, Wp = run.Hp, run.Wp
@@ -205,7 +218,8 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
     if rast.device.type == "cpu":  # chunks whose ~40 temporaries stay in cache (see _CPU_RESOLVE_CHUNK)
         C = min(C, _CPU_RESOLVE_CHUNK)
     rast_flat, depth_flat = rast.view(B * H * W, 4), depth.view(B * H * W)
-    for s in range(0, n, C):
+
+    def chunk(s: int) -> None:
         b, py, px = hit[s:s + C].unbind(1)
         if B > 1:
             q, k = (b * H + py) * W + px, (b * Hp + py) * Wp + px
@@ -220,26 +234,34 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
         # index_put_ (measured 27 -> 13 ms per call at 1024², first touch of the outputs included)
         rast_flat.index_copy_(0, q, torch.cat((bary.t().to(torch.float32), ident[:, None]), 1))
         depth_flat.index_copy_(0, q, d.to(torch.float32))
+
+    each([functools.partial(chunk, s) for s in range(0, n, C)], workers)
     return rast, depth
 
 
 @contextlib.contextmanager
 def _cpu_threads(device: torch.device):
-    """On CPU, run the call's ops on one intra-op thread, restoring the caller's setting after.
+    """On CPU, run the call's ops on one intra-op thread, restoring the caller's setting after;
+    yields the number of chunk workers (:func:`.setup.each`): the caller's thread count on CPU, 1
+    elsewhere.
 
     Why: torch's intra-op parallelism splits each op over an OpenMP team whose threads meet at a
     barrier at the end of every op. When another process keeps the cores busy, one team thread
     is regularly descheduled and every op waits a scheduler time slice for it: measured at 200k
     faces, 1024² on the 2-core machine with two busy-loop processes beside it, 1.2-18 s per call
     with 2 threads against 0.5-2.6 s with one (the C++ backend, whose threads share no per-op
-    barrier, slowed ~2x). Single-threaded, the quiet cost is ~10 % more wall time."""
+    barrier, slowed ~2x). Whole chunks on separate threads (one intra-op thread each) meet only
+    once per loop, like the C++ backend's threads."""
     n = torch.get_num_threads()
-    if device.type != "cpu" or n == 1:
-        yield
+    if device.type != "cpu":
+        yield 1
+        return
+    if n == 1:
+        yield 1
         return
     torch.set_num_threads(1)
     try:
-        yield
+        yield n
     finally:
         torch.set_num_threads(n)
 

@@ -3,9 +3,12 @@ equations, depth and barycentric coefficients, ranks). See render_npu/backends/t
 and docs/torch_backend.md."""
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Tuple
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import torch
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from ...contract import HALF, MAX_FIXED, SUBPIXEL, is_top_left, pixel_span, plane_distances, snap
 from ...contract import screen_transform as _screen_f32
@@ -155,6 +158,21 @@ def _check_options(memory_budget, edge_arith, stamp_size, static_shapes, device)
                 or stamp_size & (stamp_size - 1)):
             raise ValueError(f"stamp_size must be a power of two in 1..{MAX_STAMP_SIZE}, got {stamp_size!r}")
     return memory_budget, edge_arith
+
+
+def each(tasks: List[Callable[[], object]], workers: int = 1) -> list:
+    """Run the tasks (callables without arguments), return their results in order.
+
+    ``workers`` > 1 (CPU only, see driver._cpu_threads): on that many threads, each running its ops
+    on one intra-op thread, so that no op waits at a per-op barrier for a descheduled thread (why
+    CPU calls use one intra-op thread under load) while every core still works; the tasks meet once,
+    at the end. They must touch disjoint outputs (or serialise what they share). Inline when a
+    TorchDispatchMode is active: modes are thread-local, and op counters must see every op (the op
+    sequence is the same either way)."""
+    if workers > 1 and len(tasks) > 1 and _get_current_dispatch_mode() is None:
+        with ThreadPoolExecutor(min(workers, len(tasks)), initializer=torch.set_num_threads, initargs=(1,)) as ex:
+            return [f.result() for f in [ex.submit(t) for t in tasks]]
+    return [t() for t in tasks]
 
 
 def _cols(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -350,7 +368,8 @@ def _stamp_cost(n_stamps: torch.Tensor, S: int) -> torch.Tensor:
 
 
 def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str, cull: bool,
-           chunks: _Chunks, sizes, clip_capacity: Optional[int] = None, coef: bool = False) -> _Pieces:
+           chunks: _Chunks, sizes, clip_capacity: Optional[int] = None, coef: bool = False,
+           workers: int = 1) -> _Pieces:
     """Triangle setup for all faces and batch entries (see the module docstring); the candidates
     are set up in blocks, which the raster loop then walks in the same order.
 
@@ -408,30 +427,32 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     cls = torch.empty((N,), dtype=torch.int64, device=dev)
     nst = torch.empty((N,), dtype=torch.int64, device=dev)
     batch = torch.empty((N,), dtype=torch.int64, device=dev)
-    ranges, counts = [], []
 
     def block(c0, c1, XY, exists, permuted, beta):
         sl = slice(c0, c1)
-        ranges.append((c0, c1))
-        counts.append(_candidates(XY, exists, permuted, beta, H, W, cull, sizes, itab[:, sl], ftab[:, sl],
-                                  box[:, sl], cls[sl], nst[sl]))
+        return _candidates(XY, exists, permuted, beta, H, W, cull, sizes, itab[:, sl], ftab[:, sl], box[:, sl],
+                           cls[sl], nst[sl])
 
-    # plain faces, in chunks
-    for g0 in range(0, G, chunks.candidates):
-        g1 = min(G, g0 + chunks.candidates)
+    def plain(g0: int, g1: int) -> torch.Tensor:  # faces g0..g1 (no clipping): their block
         vid = vertex_ids(g0, g1) if B > 1 else fidx[:, g0:g1]
         n = g1 - g0
         sl = slice(g0, g1)
         okf = fplain[sl] & vfin.index_select(0, vid.reshape(-1)).view(3, n).all(0)
 
-        def permuted(perm, rows, vid=vid, n=n):  # gather in canonical order straight from the vertex table
+        def permuted(perm, rows):  # gather in canonical order straight from the vertex table
             return _cols(vt[:rows], torch.gather(vid, 0, perm).reshape(-1)).view(rows, 3, n)
 
-        block(g0, g1, _cols(vxy, vid.reshape(-1)).view(2, 3, n), okf, permuted, None)
+        counts = block(g0, g1, _cols(vxy, vid.reshape(-1)).view(2, 3, n), okf, permuted, None)
         g = torch.arange(g0, g1, device=dev)
         b = torch.div(g, F, rounding_mode="floor")
         ftab[_R_ID, sl] = (g - b * F).float()
         batch[sl] = b
+        return counts
+
+    # plain faces, in blocks (with workers, at least one per worker: they fill disjoint columns)
+    step = chunks.candidates if workers <= 1 else max(1, min(chunks.candidates, -(-G // workers)))
+    ranges = [(g0, min(G, g0 + step)) for g0 in range(0, G, step)]
+    counts = each([functools.partial(plain, g0, g1) for g0, g1 in ranges], workers)
 
     # clipped faces (usually few), in chunks; each yields _FAN fan slots (0, i, i + 1)
     overflow = torch.zeros((), dtype=torch.int64, device=dev)
@@ -459,7 +480,8 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
                 return torch.gather(cand[:rows], 1, perm.expand(rows, 3, -1))
 
             sl = slice(G + m0 * _FAN, G + m1 * _FAN)
-            block(sl.start, sl.stop, XY, exists, permuted, beta)
+            ranges.append((sl.start, sl.stop))
+            counts.append(block(sl.start, sl.stop, XY, exists, permuted, beta))
             ftab[_R_ID, sl] = fm.float().repeat_interleave(_FAN)
             batch[sl] = bm.repeat_interleave(_FAN)
 
