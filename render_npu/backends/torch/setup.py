@@ -255,6 +255,15 @@ def _clip(V: torch.Tensor):
     return P, Bt, n, overflow
 
 
+def _all_rows(m: torch.Tensor) -> torch.Tensor:
+    """``m.all(0)`` for a bool [k, n] with a few rows: elementwise ands of the rows (on CPU a
+    reduction over a short leading dim is several times slower)."""
+    out = m[0] & m[1]
+    for row in m[2:]:
+        out &= row
+    return out
+
+
 def _snapped_ok(v: torch.Tensor) -> torch.Tensor:
     """bool [...]: snapped vertices v (float32 [4, ...]: fx, fy, q, w) usable by a piece, as the
     reference decides: |fx|, |fy| <= 2**29 (NaN fails) and q finite."""
@@ -390,7 +399,7 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     pt = pos.permute(2, 0, 1).reshape(4, B * V)
     x, y, z, w = pt
     vt = torch.stack((snap(x / w, ax, bx), snap(y / w, ay, by), z / w, w))  # [4, B*V]
-    vok = torch.isfinite(pt).all(0)
+    vok = _all_rows(torch.isfinite(pt))
     vcode = _outcodes(x, y, z, w)
     vin = vok & (vcode == 0)
     vfin = _snapped_ok(vt)  # w = 0 makes the snapped values NaN
@@ -404,9 +413,9 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
         return fidx[:, g - b * F] + b * V
 
     vid = (vertex_ids(0, G) if B > 1 else fidx).reshape(-1)
-    fplain = vin.index_select(0, vid).view(3, G).all(0)
+    fplain = _all_rows(vin.index_select(0, vid).view(3, G))
     codes = vcode.index_select(0, vid).view(3, G)
-    to_clip = vok.index_select(0, vid).view(3, G).all(0) & ~fplain & ((codes[0] & codes[1] & codes[2]) == 0)
+    to_clip = _all_rows(vok.index_select(0, vid).view(3, G)) & ~fplain & ((codes[0] & codes[1] & codes[2]) == 0)
     del codes
     mvalid = None
     if clip_capacity is None:
@@ -437,16 +446,20 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
         vid = vertex_ids(g0, g1) if B > 1 else fidx[:, g0:g1]
         n = g1 - g0
         sl = slice(g0, g1)
-        okf = fplain[sl] & vfin.index_select(0, vid.reshape(-1)).view(3, n).all(0)
+        okf = fplain[sl] & _all_rows(vfin.index_select(0, vid.reshape(-1)).view(3, n))
 
         def permuted(perm, rows):  # gather in canonical order straight from the vertex table
             return _cols(vt[:rows], torch.gather(vid, 0, perm).reshape(-1)).view(rows, 3, n)
 
         counts = block(g0, g1, _cols(vxy, vid.reshape(-1)).view(2, 3, n), okf, permuted, None)
         g = torch.arange(g0, g1, device=dev)
-        b = torch.div(g, F, rounding_mode="floor")
-        ftab[_R_ID, sl] = (g - b * F).float()
-        batch[sl] = b
+        if B == 1:  # face id = g, batch 0 (no int64 division)
+            ftab[_R_ID, sl] = g.float()
+            batch[sl].zero_()
+        else:
+            b = torch.div(g, F, rounding_mode="floor")
+            ftab[_R_ID, sl] = (g - b * F).float()
+            batch[sl] = b
         return counts
 
     # plain faces, in blocks (with workers, at least one per worker: they fill disjoint columns)
