@@ -6,8 +6,10 @@ compiled C++ backend (quiet, then with busy-loop processes on every core), all i
                                          [--repeat 5] [--hog N] [--no-time]
 
 Counts come from ``render_npu.testing.count_ops`` (a TorchDispatchMode around
-``render_npu.rasterize(..., backend="torch")``, CPU tensors; the op sequence is the one an NPU
-would run, except that an accelerator has no CPU chunk caps, see docs/torch_backend.md).
+``render_npu.rasterize(..., backend="torch")``, CPU tensors, one torch thread: the op sequence is
+the one an NPU would run, except that an accelerator has no CPU chunk caps, see
+docs/torch_backend.md; with more threads a CPU call also splits its setup into one block per
+thread). The times use the default thread count (torch: chunk workers, cpu: its threads).
 "largest tensor": the largest tensor one op made (tables included); "peak tensor" is ``render_npu.testing.peak_tensor_bytes`` (storages the call creates, outputs
 included; on CPU the numpy-backed outputs and key buffer, 28 B per pixel, are not seen by it);
 "peak RSS" the growth of a fresh process' resident peak during its first call (everything
@@ -131,8 +133,13 @@ def main(argv=None):
         def call():
             return render_npu.rasterize(res, faces, pos, backend="torch")
 
-        _, c = count_ops(call)
-        _, peak = peak_tensor_bytes(call)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the device op sequence (one chunk worker)
+        try:
+            _, c = count_ops(call)
+            _, peak = peak_tensor_bytes(call)
+        finally:
+            torch.set_num_threads(threads)
         rss = fresh_peak_rss(n_faces, res)
         est = estimate_ascend_ms(c, args.launch_us, args.kernel_us, args.sync_us, args.hbm_tbps * 1e12, args.efficiency)
         cells = [f"{faces_np.shape[0]:,}", f"{res}²", str(c.total), str(c.kernels), str(c.syncs),

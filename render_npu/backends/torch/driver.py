@@ -217,6 +217,9 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
     C = run.chunks.resolve
     if rast.device.type == "cpu":  # chunks whose ~40 temporaries stay in cache (see _CPU_RESOLVE_CHUNK)
         C = min(C, _CPU_RESOLVE_CHUNK)
+    if workers > 1:  # equal chunks, a multiple of the workers in number (no worker left with a remnant)
+        k = -(-n // C)
+        C = -(-n // (-(-k // workers) * workers))
     rast_flat, depth_flat = rast.view(B * H * W, 4), depth.view(B * H * W)
 
     def chunk(s: int) -> None:
