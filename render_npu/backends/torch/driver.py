@@ -140,8 +140,9 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
     Returns:
         (rast float32 [B, H, W, 4], depth float32 [B, H, W]) on the input device. Host syncs:
         three (clip count; piece and stamp counts; covered pixels), none inside the loops. On CPU
-        each op runs on one intra-op thread, and the raster and resolve chunks are spread over
-        ``torch.get_num_threads()`` threads (see :func:`_cpu_threads`); results do not depend on it.
+        each op runs on one intra-op thread, and the setup blocks, raster groups and resolve chunks
+        are spread over ``torch.get_num_threads()`` threads (see :func:`_cpu_threads`); results do
+        not depend on it.
     """
     _check_options(memory_budget, edge_arith, stamp_size, static_shapes, inp.pos.device)
     if compile and not static_shapes:
