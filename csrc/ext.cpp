@@ -37,6 +37,13 @@ void require_shape(const CArray<T>& a, std::initializer_list<py::ssize_t> shape,
 }
 
 // ---- rasterize ---------------------------------------------------------------------------------
+render_npu::RasterKernel parse_kernel(const std::string& kernel) {
+  if (kernel == "auto") return render_npu::RasterKernel::kAuto;
+  if (kernel == "scalar") return render_npu::RasterKernel::kScalar;
+  if (kernel == "avx2") return render_npu::RasterKernel::kAvx2;
+  throw std::invalid_argument("kernel must be 'auto', 'scalar' or 'avx2', got '" + kernel + "'");
+}
+
 void rasterize_binding(CArray<float> pos, CArray<int32_t> faces, int height, int width, bool opengl,
                        bool cull, int num_threads, CArray<float> rast, CArray<float> depth,
                        const std::string& kernel) {
@@ -53,14 +60,7 @@ void rasterize_binding(CArray<float> pos, CArray<int32_t> faces, int height, int
   cfg.opengl_viewport = opengl;
   cfg.cull_backfaces = cull;
   cfg.num_threads = num_threads < 1 ? 1 : num_threads;
-  if (kernel == "auto")
-    cfg.kernel = render_npu::RasterKernel::kAuto;
-  else if (kernel == "scalar")
-    cfg.kernel = render_npu::RasterKernel::kScalar;
-  else if (kernel == "avx2")
-    cfg.kernel = render_npu::RasterKernel::kAvx2;
-  else
-    throw std::invalid_argument("kernel must be 'auto', 'scalar' or 'avx2', got '" + kernel + "'");
+  cfg.kernel = parse_kernel(kernel);
   const float* p = pos.data();
   const int32_t* f = faces.data();
   float* r = rast.mutable_data();
@@ -72,7 +72,8 @@ void rasterize_binding(CArray<float> pos, CArray<int32_t> faces, int height, int
 // ---- rasterize backward ------------------------------------------------------------------------
 template <typename G>
 void rasterize_backward_typed(CArray<double> pos, CArray<int32_t> faces, CArray<float> rast, bool opengl,
-                              py::object grad_bary, py::object grad_depth, int num_threads, CArray<double> grad_pos) {
+                              py::object grad_bary, py::object grad_depth, int num_threads, CArray<double> grad_pos,
+                              render_npu::RasterKernel kernel) {
   require_shape(pos, {-1, -1, 4}, "pos_clip");
   require_shape(faces, {-1, 3}, "faces");
   require_shape(rast, {pos.shape(0), -1, -1, 4}, "rast");
@@ -101,16 +102,18 @@ void rasterize_backward_typed(CArray<double> pos, CArray<int32_t> faces, CArray<
   const float* r = rast.data();
   double* g = grad_pos.mutable_data();
   py::gil_scoped_release release;
-  render_npu::rasterize_backward_cpu<G>(p, B, V, f, F, int(H), int(W), opengl, r, gb, stride, gd, num_threads, g);
+  render_npu::rasterize_backward_cpu<G>(p, B, V, f, F, int(H), int(W), opengl, r, gb, stride, gd, num_threads, g,
+                                        kernel);
 }
 
 void rasterize_backward_binding(CArray<double> pos, CArray<int32_t> faces, CArray<float> rast, bool opengl,
                                 py::object grad_bary, py::object grad_depth, int num_threads,
-                                CArray<double> grad_pos, bool float64_grads) {
+                                CArray<double> grad_pos, bool float64_grads, const std::string& kernel) {
+  const render_npu::RasterKernel k = parse_kernel(kernel);
   if (float64_grads)
-    rasterize_backward_typed<double>(pos, faces, rast, opengl, grad_bary, grad_depth, num_threads, grad_pos);
+    rasterize_backward_typed<double>(pos, faces, rast, opengl, grad_bary, grad_depth, num_threads, grad_pos, k);
   else
-    rasterize_backward_typed<float>(pos, faces, rast, opengl, grad_bary, grad_depth, num_threads, grad_pos);
+    rasterize_backward_typed<float>(pos, faces, rast, opengl, grad_bary, grad_depth, num_threads, grad_pos, k);
 }
 
 // ---- texture ------------------------------------------------------------------------------------
@@ -397,10 +400,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("rasterize_backward", &rasterize_backward_binding, py::arg("pos"), py::arg("faces"), py::arg("rast"),
         py::arg("opengl"), py::arg("grad_bary").none(true), py::arg("grad_depth").none(true),
         py::arg("num_threads"), py::arg("grad_pos").noconvert(), py::arg("float64_grads"),
+        py::arg("kernel") = "auto",
         "Gradient of rasterize's barycentrics/depth w.r.t. pos (float64 [B,V,4]) into grad_pos (float64 [B,V,4]) "
         "from rast [B,H,W,4] (float32, id + 1 in channel 3) and grad_bary [B,H,W,3 or 4] (channels 0..2) / "
         "grad_depth [B,H,W] (float32, or float64 with float64_grads; None for no gradient). Deterministic for "
-        "any num_threads. Releases the GIL.");
+        "any num_threads; kernel 'auto', 'scalar' or 'avx2' give identical results. Releases the GIL.");
   m.def("rasterize_auto_kernel", &render_npu::rasterize_cpu_auto_kernel,
         "The tile kernel 'auto' picks on this CPU ('avx2' or 'scalar').");
   m.def("rasterize_release_cache", &render_npu::rasterize_cpu_release_cache,

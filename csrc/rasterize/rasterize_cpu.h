@@ -52,13 +52,13 @@ void rasterize_cpu(const float* pos, int64_t batch, int64_t num_vertices, const 
 // ([batch, H, W, bary_stride], channels 0..2) and grad_depth ([batch, H, W]) (either may be
 // null), summed into grad_pos [batch, num_vertices, 4] (overwritten). pos [batch, num_vertices,
 // 4], float64. Rows are split into fixed blocks whose per-face sums are added in block order:
-// the result does not depend on num_threads. Throws std::invalid_argument on an id or face
-// index out of range.
+// the result does not depend on num_threads, nor on `kernel` (kAuto: AVX2, four pixels per step,
+// where the CPU has it). Throws std::invalid_argument on an id or face index out of range.
 template <typename G>
 void rasterize_backward_cpu(const double* pos, int64_t batch, int64_t num_vertices, const int32_t* faces,
                             int64_t num_faces, int height, int width, bool opengl_viewport, const float* rast,
                             const G* grad_bary, int bary_stride, const G* grad_depth, int num_threads,
-                            double* grad_pos);
+                            double* grad_pos, RasterKernel kernel = RasterKernel::kAuto);
 
 // Name of the kernel kAuto resolves to on this CPU ("avx2" or "scalar").
 const char* rasterize_cpu_auto_kernel();

@@ -1,6 +1,9 @@
 #include "rasterize/resolve.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -10,6 +13,7 @@
 
 #include "rasterize/rasterize_cpu.h"
 #include "rasterize/setup.h"
+#include "rasterize/simd.h"
 
 namespace render_npu {
 namespace {
@@ -17,11 +21,45 @@ namespace {
 using namespace raster;
 
 constexpr int kBlockRows = 16;     // rows of pixels per work item
-constexpr int kWaveBlocks = 64;    // work items in flight: bounds the run records' memory
+constexpr int kWaveBlocks = 16;    // work items per wave (at least; 4 per thread): bounds the records' memory
+constexpr int kBatchPixels = 256;  // pixels handed to the per-pixel kernel at a time (L1-sized)
 
-// A run of consecutive pixels (row-major, within one block) showing one face: its summed
-// gradient. Records are added to grad_pos in block order, so the sum does not depend on the
-// number of threads.
+// Per-face constants (doubles): the parent plane (resolve.h) and the centre of the face's first
+// pixel in the block, the origin of the face sums' p and q.
+constexpr int kHx = 0, kHy = 3, kZ = 6, kW = 9, kP0 = 12, kQ0 = 13, kConst = 16;
+constexpr int kAcc = 20;  // face sums (resolve_grad_impl.inc), 18 used
+
+// Covered pixels with a nonzero upstream gradient, structure of arrays; `slot`: their face's
+// index in the block's face table (0: a padding entry).
+struct PixelBatch {
+  double* P;
+  double* Q;
+  double* gb[3];
+  double* gd;
+  int32_t* slot;
+};
+
+namespace portable {
+#define RNPU_RESOLVE_AVX2 0
+#include "rasterize/resolve_grad_impl.inc"
+#undef RNPU_RESOLVE_AVX2
+}  // namespace portable
+
+#if RNPU_HAVE_AVX2
+// Compiled for AVX2 and only called after a run-time CPU check.
+#pragma GCC push_options
+#pragma GCC target("avx2")
+namespace avx2 {
+#define RNPU_RESOLVE_AVX2 1
+#include "rasterize/resolve_grad_impl.inc"
+#undef RNPU_RESOLVE_AVX2
+}  // namespace avx2
+#pragma GCC pop_options
+#endif
+
+// The summed gradient of one face over its pixels in one block. Records are added to grad_pos in
+// block order, then in order of each face's first pixel: the sum does not depend on the number
+// of threads.
 struct Run {
   int64_t vertex[3];  // rows of grad_pos (batch item included)
   double g[3][4];
@@ -39,23 +77,136 @@ struct BackwardArgs {
   const G* grad_bary;  // [B, H, W, bary_stride], channels 0..2, or null
   int bary_stride;
   const G* grad_depth;  // [B, H, W] or null
+  bool avx2;
+};
+
+// d(loss)/d(x, y, z, w) of the face's three vertices from its sums `acc` (layout in
+// resolve_grad_impl.inc) and constants `k`: with r_j = R_j - p w_j, s_j = S_j - q w_j around the
+// origin (P0, Q0), each pixel's dL/dr = s x gu, dL/ds = gu x r (u = r x s) and
+// dL/dx_k = ax dL/dr_k, dL/dy_k = ay dL/ds_k, dL/dz_k = c u_k,
+// dL/dw_k = -c d u_k + (bx - P) dL/dr_k + (by - Q) dL/ds_k, summed over the pixels.
+void chain_face(const double* k, const double* acc, double ax, double bx, double ay, double by, double g[3][4]) {
+  const double P0 = k[kP0], Q0 = k[kQ0];
+  const double* w = k + kW;
+  double R[3], S[3];
+  for (int j = 0; j < 3; ++j) {  // r and s at the origin, as the forward forms them
+    R[j] = k[kHx + j] - P0 * w[j];
+    S[j] = k[kHy + j] - Q0 * w[j];
+  }
+  const double *A = acc, *Ap = acc + 3, *Aq = acc + 6, *Apq = acc + 9;
+  for (int i = 0; i < 3; ++i) {
+    const int n = (i + 1) % 3, m = (i + 2) % 3;  // dL/dr_i = s_n gu_m - s_m gu_n, dL/ds_i = gu_n r_m - gu_m r_n
+    const double gr = (S[n] * A[m] - S[m] * A[n]) - (w[n] * Aq[m] - w[m] * Aq[n]);
+    const double gs = (R[m] * A[n] - R[n] * A[m]) - (w[m] * Ap[n] - w[n] * Ap[m]);
+    const double pgr = (S[n] * Ap[m] - S[m] * Ap[n]) - (w[n] * Apq[m] - w[m] * Apq[n]);  // sum p dL/dr_i
+    const double qgs = (R[m] * Aq[n] - R[n] * Aq[m]) - (w[m] * Apq[n] - w[n] * Apq[m]);  // sum q dL/ds_i
+    g[i][0] = ax * gr;
+    g[i][1] = ay * gs;
+    g[i][2] = acc[12 + i];
+    g[i][3] = (((bx - P0) * gr - pgr) + ((by - Q0) * gs - qgs)) - acc[15 + i];
+  }
+}
+
+// A thread's scratch: the block's face table (open addressing on batch * F + face) with the
+// faces' constants and sums, and a batch of pixels for the per-pixel kernel.
+struct BlockScratch {
+  std::vector<int64_t> table_key;  // -1: empty
+  std::vector<int32_t> table_slot;
+  std::vector<int32_t> slot_pos;   // per slot: its table position
+  std::vector<int64_t> slot_key;   // per slot: its key (slot 0: -1)
+  std::vector<int32_t> column_slot;  // per column: the slot of the last covered pixel above (or 0)
+  std::vector<int64_t> slot_vertex;  // per slot: 3 rows of grad_pos
+  std::vector<uint8_t> slot_used;  // per slot: has a pixel with a nonzero upstream gradient
+  std::vector<double> cst, acc;    // per slot: kConst constants, kAcc sums
+  int32_t slots = 1;               // slot 0: the padding entries' face (never read back)
+  std::vector<double> buf;         // PixelBatch storage
+  std::vector<int32_t> slot_buf;
+  PixelBatch batch;
+  int n = 0;
+
+  BlockScratch() : table_key(1024, -1), table_slot(1024), buf(6 * (kBatchPixels + 4)), slot_buf(kBatchPixels + 4) {
+    double* b = buf.data();
+    const int c = kBatchPixels + 4;
+    batch = PixelBatch{b, b + c, {b + 2 * c, b + 3 * c, b + 4 * c}, b + 5 * c, slot_buf.data()};
+    grow_slots(256);
+  }
+  void grow_slots(size_t cap) {
+    slot_pos.resize(cap);
+    slot_key.resize(cap, -1);
+    slot_vertex.resize(3 * cap);
+    slot_used.resize(cap);
+    cst.resize(kConst * cap, 0.0);
+    acc.resize(kAcc * cap);
+  }
+  static size_t hash(int64_t key, size_t mask) {
+    return size_t((uint64_t(key) * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+  }
+  // The slot of `key`, or -1 (then `pos` is where it goes).
+  int32_t find(int64_t key, size_t& pos) const {
+    const size_t mask = table_key.size() - 1;
+    for (pos = hash(key, mask);; pos = (pos + 1) & mask) {
+      if (table_key[pos] == key) return table_slot[pos];
+      if (table_key[pos] < 0) return -1;
+    }
+  }
+  int32_t insert(int64_t key, size_t pos) {
+    if (size_t(slots + 1) * 2 > table_key.size()) {  // keep the load <= 1/2
+      std::vector<int64_t> old_key(table_key.size() * 2, -1);
+      table_key.swap(old_key);
+      table_slot.assign(table_key.size(), 0);
+      for (int32_t s = 1; s < slots; ++s) {
+        const int64_t kk = old_key[slot_pos[s]];
+        size_t p;
+        find(kk, p);
+        table_key[p] = kk;
+        table_slot[p] = s;
+        slot_pos[s] = int32_t(p);
+      }
+      find(key, pos);
+    }
+    if (size_t(slots) >= slot_pos.size()) grow_slots(slot_pos.size() * 2);
+    const int32_t s = slots++;
+    table_key[pos] = key;
+    table_slot[pos] = s;
+    slot_pos[s] = int32_t(pos);
+    slot_key[s] = key;
+    return s;
+  }
+  void clear() {
+    for (int32_t s = 1; s < slots; ++s) table_key[slot_pos[s]] = -1;
+    slots = 1;
+  }
+  void flush(bool avx2) {
+    if (n == 0) return;
+    const int lanes = avx2 ? 4 : 1;
+    for (; n % lanes; ++n) {  // padding: slot 0, zero constants (their terms are never read)
+      batch.P[n] = batch.Q[n] = batch.gd[n] = batch.gb[0][n] = batch.gb[1][n] = batch.gb[2][n] = 0.0;
+      batch.slot[n] = 0;
+    }
+#if RNPU_HAVE_AVX2
+    if (avx2)
+      avx2::accumulate_pixels(batch, n, cst.data(), acc.data());
+    else
+#endif
+      portable::accumulate_pixels(batch, n, cst.data(), acc.data());
+    n = 0;
+  }
 };
 
 template <typename G>
-void block_runs(const BackwardArgs<G>& a, int64_t block, std::vector<Run>& runs) {
+void block_runs(const BackwardArgs<G>& a, int64_t block, BlockScratch& sc, std::vector<Run>& runs) {
   runs.clear();
   const int64_t rows = a.batch * a.H;
   const int64_t r0 = block * kBlockRows, r1 = std::min<int64_t>(rows, r0 + kBlockRows);
-  int64_t face = -1, cur_b = -1;
-  ParentPlane pp;
-  Run run;
-  auto flush = [&]() {
-    if (face >= 0) runs.push_back(run);
-    face = -1;
-  };
+  int64_t last_key = -1;
+  int32_t slot = 0;
+  sc.column_slot.assign(size_t(a.W), 0);
+  int32_t* column_slot = sc.column_slot.data();
+  static const double zeros[kAcc] = {};
   for (int64_t row = r0; row < r1; ++row) {
     const int64_t b = row / a.H;
     const int py = int(row % a.H);
+    const double Q = double(py) + 0.5;
     const int64_t pix0 = row * a.W;
     for (int px = 0; px < a.W; ++px) {
       const int64_t pix = pix0 + px;
@@ -63,66 +214,116 @@ void block_runs(const BackwardArgs<G>& a, int64_t block, std::vector<Run>& runs)
       if (!(id > 0.0f)) continue;
       const int64_t fid = int64_t(id) - 1;
       if (fid >= a.F) throw std::invalid_argument("rast: triangle id out of range");
-      if (fid != face || b != cur_b) {
-        flush();
-        face = fid;
-        cur_b = b;
-        const int32_t* f = a.faces + 3 * fid;
-        const double* p = a.pos + b * a.V * 4;
-        for (int k = 0; k < 3; ++k) {
-          if (f[k] < 0 || f[k] >= a.V) throw std::invalid_argument("faces: index out of range");
-          run.vertex[k] = b * a.V + f[k];
-          for (int c = 0; c < 4; ++c) run.g[k][c] = 0.0;
+      const int64_t key = b * a.F + fid;
+      if (key != last_key) {
+        last_key = key;
+        // most faces continue from the row above (cached in L1); otherwise the table
+        size_t pos = 0;
+        slot = column_slot[px];
+        if (sc.slot_key[slot] != key) slot = sc.find(key, pos);
+        if (slot < 0) {  // first pixel of this face in the block
+          const int32_t* f = a.faces + 3 * fid;
+          for (int k = 0; k < 3; ++k)
+            if (f[k] < 0 || f[k] >= a.V) throw std::invalid_argument("faces: index out of range");
+          slot = sc.insert(key, pos);
+          const double* p = a.pos + b * a.V * 4;
+          ParentPlane pp;
+          parent_plane(p + 4 * int64_t(f[0]), p + 4 * int64_t(f[1]), p + 4 * int64_t(f[2]), a.ax, a.bx, a.ay, a.by,
+                       pp);
+          double* k = sc.cst.data() + int64_t(slot) * kConst;
+          for (int j = 0; j < 3; ++j) {
+            k[kHx + j] = pp.hx[j];
+            k[kHy + j] = pp.hy[j];
+            k[kZ + j] = pp.z[j];
+            k[kW + j] = pp.w[j];
+            sc.slot_vertex[3 * slot + j] = b * a.V + f[j];
+          }
+          k[kP0] = double(px) + 0.5;
+          k[kQ0] = Q;
+          std::memcpy(sc.acc.data() + int64_t(slot) * kAcc, zeros, sizeof(zeros));  // (fixed size: inline stores)
+          sc.slot_used[slot] = 0;
         }
-        parent_plane(p + 4 * int64_t(f[0]), p + 4 * int64_t(f[1]), p + 4 * int64_t(f[2]), a.ax, a.bx, a.ay, a.by, pp);
       }
-      double gb[3] = {0.0, 0.0, 0.0};
+      column_slot[px] = slot;
+      double gb0 = 0.0, gb1 = 0.0, gb2 = 0.0;
       if (a.grad_bary) {
         const G* g = a.grad_bary + pix * a.bary_stride;
-        gb[0] = double(g[0]);
-        gb[1] = double(g[1]);
-        gb[2] = double(g[2]);
+        gb0 = double(g[0]);
+        gb1 = double(g[1]);
+        gb2 = double(g[2]);
       }
       const double gd = a.grad_depth ? double(a.grad_depth[pix]) : 0.0;
-      resolve_pixel_grad(pp, a.ax, a.bx, a.ay, a.by, px, py, gb, gd, run.g);
+      if (gb0 == 0.0 && gb1 == 0.0 && gb2 == 0.0 && gd == 0.0) continue;  // no gradient through this pixel
+      PixelBatch& e = sc.batch;
+      e.P[sc.n] = double(px) + 0.5;
+      e.Q[sc.n] = Q;
+      e.gb[0][sc.n] = gb0;
+      e.gb[1][sc.n] = gb1;
+      e.gb[2][sc.n] = gb2;
+      e.gd[sc.n] = gd;
+      e.slot[sc.n] = slot;
+      sc.slot_used[slot] = 1;
+      if (++sc.n == kBatchPixels) sc.flush(a.avx2);
     }
   }
-  flush();
+  sc.flush(a.avx2);
+  for (int32_t s = 1; s < sc.slots; ++s) {
+    if (!sc.slot_used[s]) continue;
+    Run run;
+    for (int j = 0; j < 3; ++j) run.vertex[j] = sc.slot_vertex[3 * s + j];
+    chain_face(sc.cst.data() + int64_t(s) * kConst, sc.acc.data() + int64_t(s) * kAcc, a.ax, a.bx, a.ay, a.by,
+               run.g);
+    runs.push_back(run);
+  }
+  sc.clear();
 }
 
 template <typename G>
 void backward_impl(const BackwardArgs<G>& a, int num_threads, double* grad_pos) {
   std::fill(grad_pos, grad_pos + a.batch * a.V * 4, 0.0);
   const int64_t blocks = (a.batch * a.H + kBlockRows - 1) / kBlockRows;
-  std::vector<std::vector<Run>> runs(kWaveBlocks);
+  // Waves of blocks: the records of one wave are added while the threads compute the next.
+  const int wave = std::max(kWaveBlocks, 4 * num_threads);
+  std::vector<std::vector<Run>> runs[2] = {std::vector<std::vector<Run>>(size_t(wave)),
+                                           std::vector<std::vector<Run>>(size_t(wave))};
+  std::vector<BlockScratch> scratch(size_t(std::max<int64_t>(1, std::min<int64_t>(num_threads, blocks))));
+  // Records are added in block order, then in order of each face's first pixel in its block.
+  auto add = [&](const std::vector<std::vector<Run>>& rs, int n) {
+    for (int i = 0; i < n; ++i)
+      for (const Run& r : rs[i])
+        for (int k = 0; k < 3; ++k)
+          for (int c = 0; c < 4; ++c) grad_pos[r.vertex[k] * 4 + c] += r.g[k][c];
+  };
   std::exception_ptr error;
   std::mutex error_mutex;
-  for (int64_t w0 = 0; w0 < blocks; w0 += kWaveBlocks) {
-    const int n = int(std::min<int64_t>(kWaveBlocks, blocks - w0));
-    auto work = [&](int t, int step) {
+  int pending = 0;  // blocks of the previous wave, not added yet
+  for (int64_t w0 = 0, parity = 0; w0 < blocks; w0 += wave, parity ^= 1) {
+    const int n = int(std::min<int64_t>(wave, blocks - w0));
+    std::vector<std::vector<Run>>& out = runs[parity];
+    std::atomic<int> next{0};
+    // Blocks are claimed one at a time (a thread the OS delays holds up nobody); each block's
+    // records land in their own place, so the sum does not depend on who computed what.
+    auto work = [&](int t) {
       try {
-        for (int i = t; i < n; i += step) block_runs(a, w0 + i, runs[i]);
+        for (int i = next++; i < n; i = next++) block_runs(a, w0 + i, scratch[size_t(t)], out[size_t(i)]);
       } catch (...) {
+        next = n;
         std::lock_guard<std::mutex> lock(error_mutex);
         if (!error) error = std::current_exception();
       }
     };
-    const int threads = std::max(1, std::min(num_threads, n));
     std::vector<std::thread> workers;
     try {
-      for (int t = 1; t < threads; ++t) workers.emplace_back(work, t, threads);
+      for (int t = 1; t < std::min(num_threads, n); ++t) workers.emplace_back(work, t);
     } catch (const std::system_error&) {
+      // fewer threads: the calling thread claims what they would have
     }
-    // Thread creation may fail: the calling thread then takes the remaining strides itself.
-    const int started = int(workers.size()) + 1;
-    for (int t = 0; t < threads; ++t)
-      if (t == 0 || t >= started) work(t, threads);
+    add(runs[parity ^ 1], pending);
+    work(0);
     for (auto& th : workers) th.join();
     if (error) std::rethrow_exception(error);
-    for (int i = 0; i < n; ++i)
-      for (const Run& r : runs[i])
-        for (int k = 0; k < 3; ++k)
-          for (int c = 0; c < 4; ++c) grad_pos[r.vertex[k] * 4 + c] += r.g[k][c];
+    pending = n;
+    if (w0 + wave >= blocks) add(out, n);
   }
 }
 
@@ -132,16 +333,21 @@ template <typename G>
 void rasterize_backward_cpu(const double* pos, int64_t batch, int64_t num_vertices, const int32_t* faces,
                             int64_t num_faces, int height, int width, bool opengl_viewport, const float* rast,
                             const G* grad_bary, int bary_stride, const G* grad_depth, int num_threads,
-                            double* grad_pos) {
+                            double* grad_pos, RasterKernel kernel) {
+  if (kernel == RasterKernel::kAvx2 && !cpu_has_avx2())
+    throw std::invalid_argument("rasterize_backward: the avx2 kernel needs a CPU with AVX2");
+  const bool avx2 = kernel == RasterKernel::kAvx2 || (kernel == RasterKernel::kAuto && cpu_has_avx2());
   const ScreenMap map = make_screen_map(height, width, opengl_viewport, false);
-  const BackwardArgs<G> a{pos, batch, num_vertices, faces, num_faces, height, width, map.ax, map.bx, map.ay, map.by,
-                          rast, grad_bary, bary_stride, grad_depth};
+  const BackwardArgs<G> a{pos,  batch, num_vertices, faces, num_faces, height,     width,      map.ax, map.bx,
+                          map.ay, map.by, rast,      grad_bary, bary_stride, grad_depth, avx2};
   backward_impl(a, num_threads < 1 ? 1 : num_threads, grad_pos);
 }
 
 template void rasterize_backward_cpu<float>(const double*, int64_t, int64_t, const int32_t*, int64_t, int, int, bool,
-                                            const float*, const float*, int, const float*, int, double*);
+                                            const float*, const float*, int, const float*, int, double*,
+                                            RasterKernel);
 template void rasterize_backward_cpu<double>(const double*, int64_t, int64_t, const int32_t*, int64_t, int, int, bool,
-                                             const float*, const double*, int, const double*, int, double*);
+                                             const float*, const double*, int, const double*, int, double*,
+                                             RasterKernel);
 
 }  // namespace render_npu
