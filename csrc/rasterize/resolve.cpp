@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <memory>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -11,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "rasterize/barrier.h"
 #include "rasterize/rasterize_cpu.h"
 #include "rasterize/setup.h"
 #include "rasterize/simd.h"
@@ -21,7 +24,8 @@ namespace {
 using namespace raster;
 
 constexpr int kBlockRows = 16;     // rows of pixels per work item
-constexpr int kWaveBlocks = 16;    // work items per wave (at least; 4 per thread): bounds the records' memory
+constexpr int kWaveBlocks = 16;    // blocks per wave (at least; 4 per thread): bounds the records' memory
+constexpr int kMaxThreads = 256;
 constexpr int kBatchPixels = 256;  // pixels handed to the per-pixel kernel at a time (L1-sized)
 
 // Per-face constants (doubles): the parent plane (resolve.h) and the centre of the face's first
@@ -57,12 +61,20 @@ namespace avx2 {
 #pragma GCC pop_options
 #endif
 
-// The summed gradient of one face over its pixels in one block. Records are added to grad_pos in
-// block order, then in order of each face's first pixel: the sum does not depend on the number
-// of threads.
-struct Run {
-  int64_t vertex[3];  // rows of grad_pos (batch item included)
-  double g[3][4];
+// One face's summed gradient over its pixels in one block, for one of its vertices: the row of
+// grad_pos (batch item included) and d(loss)/d(x, y, z, w).
+struct Contrib {
+  int64_t row;
+  double g[4];
+};
+
+// A block's contributions grouped by bucket (a range of grad_pos rows, added by one task), in
+// order of emission (faces in order of their first pixel, then vertex order) within each bucket.
+// Every row's sum therefore runs over blocks in order, then in emission order, whatever the
+// number of buckets or threads.
+struct BlockOut {
+  std::vector<Contrib> c;
+  std::vector<int64_t> start;  // [buckets + 1]: bucket k is c[start[k], start[k + 1])
 };
 
 template <typename G>
@@ -78,6 +90,8 @@ struct BackwardArgs {
   int bary_stride;
   const G* grad_depth;  // [B, H, W] or null
   bool avx2;
+  int buckets;           // BlockOut buckets: grad_pos rows [k span, (k + 1) span) go to bucket k
+  int64_t bucket_span;
 };
 
 // d(loss)/d(x, y, z, w) of the face's three vertices from its sums `acc` (layout in
@@ -121,6 +135,8 @@ struct BlockScratch {
   int32_t slots = 1;               // slot 0: the padding entries' face (never read back)
   std::vector<double> buf;         // PixelBatch storage
   std::vector<int32_t> slot_buf;
+  std::vector<Contrib> contribs;   // a block's contributions before grouping
+  std::vector<int64_t> bucket_fill;
   PixelBatch batch;
   int n = 0;
 
@@ -194,8 +210,7 @@ struct BlockScratch {
 };
 
 template <typename G>
-void block_runs(const BackwardArgs<G>& a, int64_t block, BlockScratch& sc, std::vector<Run>& runs) {
-  runs.clear();
+void block_grads(const BackwardArgs<G>& a, int64_t block, BlockScratch& sc, BlockOut& out) {
   const int64_t rows = a.batch * a.H;
   const int64_t r0 = block * kBlockRows, r1 = std::min<int64_t>(rows, r0 + kBlockRows);
   int64_t last_key = -1;
@@ -267,64 +282,117 @@ void block_runs(const BackwardArgs<G>& a, int64_t block, BlockScratch& sc, std::
     }
   }
   sc.flush(a.avx2);
+  sc.contribs.clear();
+  out.start.assign(size_t(a.buckets) + 1, 0);
   for (int32_t s = 1; s < sc.slots; ++s) {
     if (!sc.slot_used[s]) continue;
-    Run run;
-    for (int j = 0; j < 3; ++j) run.vertex[j] = sc.slot_vertex[3 * s + j];
-    chain_face(sc.cst.data() + int64_t(s) * kConst, sc.acc.data() + int64_t(s) * kAcc, a.ax, a.bx, a.ay, a.by,
-               run.g);
-    runs.push_back(run);
+    double g[3][4];
+    chain_face(sc.cst.data() + int64_t(s) * kConst, sc.acc.data() + int64_t(s) * kAcc, a.ax, a.bx, a.ay, a.by, g);
+    for (int j = 0; j < 3; ++j) {
+      const int64_t row = sc.slot_vertex[3 * s + j];
+      sc.contribs.push_back(Contrib{row, {g[j][0], g[j][1], g[j][2], g[j][3]}});
+      ++out.start[size_t(row / a.bucket_span) + 1];
+    }
   }
   sc.clear();
+  for (int k = 0; k < a.buckets; ++k) out.start[k + 1] += out.start[k];
+  out.c.resize(sc.contribs.size());
+  std::vector<int64_t>& fill = sc.bucket_fill;  // stable grouping by bucket
+  fill.assign(out.start.begin(), out.start.end() - 1);
+  for (const Contrib& c : sc.contribs) out.c[size_t(fill[size_t(c.row / a.bucket_span)]++)] = c;
 }
 
+// Phases p = 0 .. waves: the blocks of wave p (if any) and the addition of wave p - 1's
+// contributions into grad_pos, one task per bucket (if any), all claimed one task at a time by the
+// threads (a thread the OS delays holds up nobody); a barrier between phases.
 template <typename G>
-void backward_impl(const BackwardArgs<G>& a, int num_threads, double* grad_pos) {
+void backward_impl(BackwardArgs<G> a, int num_threads, double* grad_pos) {
   std::fill(grad_pos, grad_pos + a.batch * a.V * 4, 0.0);
   const int64_t blocks = (a.batch * a.H + kBlockRows - 1) / kBlockRows;
-  // Waves of blocks: the records of one wave are added while the threads compute the next.
-  const int wave = std::max(kWaveBlocks, 4 * num_threads);
-  std::vector<std::vector<Run>> runs[2] = {std::vector<std::vector<Run>>(size_t(wave)),
-                                           std::vector<std::vector<Run>>(size_t(wave))};
-  std::vector<BlockScratch> scratch(size_t(std::max<int64_t>(1, std::min<int64_t>(num_threads, blocks))));
-  // Records are added in block order, then in order of each face's first pixel in its block.
-  auto add = [&](const std::vector<std::vector<Run>>& rs, int n) {
-    for (int i = 0; i < n; ++i)
-      for (const Run& r : rs[i])
-        for (int k = 0; k < 3; ++k)
-          for (int c = 0; c < 4; ++c) grad_pos[r.vertex[k] * 4 + c] += r.g[k][c];
-  };
+  const int requested = int(std::max<int64_t>(1, std::min<int64_t>({num_threads, blocks, int64_t(kMaxThreads)})));
+  std::mutex gate_mutex;
+  std::condition_variable gate_cv;
+  bool gate_open = false;
+  int threads = 1;
+  Barrier barrier;
+  std::vector<BlockScratch> scratch;
+  std::vector<BlockOut> outs[2];
+  std::unique_ptr<std::atomic<int>[]> next;
+  int wave = 1;
+  int64_t waves = 0;
   std::exception_ptr error;
+  std::atomic<bool> failed{false};
   std::mutex error_mutex;
-  int pending = 0;  // blocks of the previous wave, not added yet
-  for (int64_t w0 = 0, parity = 0; w0 < blocks; w0 += wave, parity ^= 1) {
-    const int n = int(std::min<int64_t>(wave, blocks - w0));
-    std::vector<std::vector<Run>>& out = runs[parity];
-    std::atomic<int> next{0};
-    // Blocks are claimed one at a time (a thread the OS delays holds up nobody); each block's
-    // records land in their own place, so the sum does not depend on who computed what.
-    auto work = [&](int t) {
-      try {
-        for (int i = next++; i < n; i = next++) block_runs(a, w0 + i, scratch[size_t(t)], out[size_t(i)]);
-      } catch (...) {
-        next = n;
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
+  auto fail = [&](std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(error_mutex);
+    if (!error) error = e;
+    failed = true;
+  };
+  auto add_bucket = [&](const std::vector<BlockOut>& wave_outs, int n, int k) {
+    for (int i = 0; i < n; ++i) {
+      const BlockOut& o = wave_outs[size_t(i)];
+      for (int64_t j = o.start[size_t(k)]; j < o.start[size_t(k) + 1]; ++j) {
+        const Contrib& c = o.c[size_t(j)];
+        double* g = grad_pos + c.row * 4;
+        g[0] += c.g[0], g[1] += c.g[1], g[2] += c.g[2], g[3] += c.g[3];
       }
-    };
-    std::vector<std::thread> workers;
-    try {
-      for (int t = 1; t < std::min(num_threads, n); ++t) workers.emplace_back(work, t);
-    } catch (const std::system_error&) {
-      // fewer threads: the calling thread claims what they would have
     }
-    add(runs[parity ^ 1], pending);
-    work(0);
-    for (auto& th : workers) th.join();
-    if (error) std::rethrow_exception(error);
-    pending = n;
-    if (w0 + wave >= blocks) add(out, n);
+  };
+  auto work = [&](int t) {
+    for (int64_t p = 0; p <= waves; ++p) {  // every thread passes every barrier
+      const int reduce = p > 0 ? a.buckets : 0;
+      const int prev = p > 0 ? int(std::min<int64_t>(wave, blocks - (p - 1) * wave)) : 0;
+      const int n = p < waves ? int(std::min<int64_t>(wave, blocks - p * wave)) : 0;
+      for (int i = next[p]++; i < reduce + n; i = next[p]++) {
+        if (failed) continue;
+        try {
+          if (i < reduce)
+            add_bucket(outs[(p - 1) & 1], prev, i);
+          else
+            block_grads(a, p * wave + (i - reduce), scratch[size_t(t)], outs[p & 1][size_t(i - reduce)]);
+        } catch (...) {
+          fail(std::current_exception());
+        }
+      }
+      barrier.wait();
+    }
+  };
+  std::vector<std::thread> workers;
+  try {
+    for (int t = 1; t < requested; ++t)
+      workers.emplace_back([&, t] {
+        {
+          std::unique_lock<std::mutex> lock(gate_mutex);
+          gate_cv.wait(lock, [&] { return gate_open; });
+        }
+        work(t);
+      });
+  } catch (const std::system_error&) {
+    // fewer threads: the split below adapts, the result does not depend on it
   }
+  {
+    std::lock_guard<std::mutex> lock(gate_mutex);
+    threads = int(workers.size()) + 1;
+    try {
+      a.buckets = threads;
+      a.bucket_span = std::max<int64_t>(1, (a.batch * a.V + threads - 1) / threads);
+      wave = std::max(kWaveBlocks, 4 * threads);
+      waves = (blocks + wave - 1) / wave;
+      scratch.resize(size_t(threads));
+      outs[0].resize(size_t(wave));
+      outs[1].resize(size_t(wave));
+      next.reset(new std::atomic<int>[size_t(waves) + 1]());
+    } catch (...) {
+      fail(std::current_exception());
+      waves = -1;  // no phase: every thread returns at once
+    }
+    barrier.set_count(threads);
+    gate_open = true;
+  }
+  gate_cv.notify_all();
+  work(0);
+  for (auto& th : workers) th.join();
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
@@ -338,8 +406,9 @@ void rasterize_backward_cpu(const double* pos, int64_t batch, int64_t num_vertic
     throw std::invalid_argument("rasterize_backward: the avx2 kernel needs a CPU with AVX2");
   const bool avx2 = kernel == RasterKernel::kAvx2 || (kernel == RasterKernel::kAuto && cpu_has_avx2());
   const ScreenMap map = make_screen_map(height, width, opengl_viewport, false);
-  const BackwardArgs<G> a{pos,  batch, num_vertices, faces, num_faces, height,     width,      map.ax, map.bx,
-                          map.ay, map.by, rast,      grad_bary, bary_stride, grad_depth, avx2};
+  const BackwardArgs<G> a{pos,    batch,  num_vertices, faces,     num_faces,   height,     width, map.ax,
+                          map.bx, map.ay, map.by,       rast,      grad_bary,   bary_stride, grad_depth, avx2,
+                          1,      1};
   backward_impl(a, num_threads < 1 ? 1 : num_threads, grad_pos);
 }
 

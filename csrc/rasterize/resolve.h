@@ -1,5 +1,6 @@
 // Barycentrics and depth of a covered pixel from its parent triangle's clip coordinates
-// (docs/rasterization.md section 3), and their derivative with respect to those coordinates.
+// (docs/rasterization.md section 3). Their derivative with respect to those coordinates:
+// resolve.cpp (rasterize_backward_cpu) and resolve_grad_impl.inc.
 // Float64, operation for operation as render_npu/reference.resolve_numpy (bit-identical outputs;
 // the build turns FMA contraction off).
 #pragma once
@@ -31,7 +32,7 @@ inline void parent_plane(const T* v0, const T* v1, const T* v2, double ax, doubl
 
 // Solves sum_k b_k (hx_k, hy_k) = (P, Q) sum_k b_k w_k at the pixel centre (P, Q) = (px + 1/2,
 // py + 1/2): u = r x s with r_k = hx_k - P w_k, s_k = hy_k - Q w_k, b = u / sum(u), then
-// depth = sum u_k z_k / sum u_k w_k. Intermediate values, for the derivative.
+// depth = sum u_k z_k / sum u_k w_k (the backward forms r, s, u the same way).
 struct PixelSolve {
   double r[3], s[3], u[3];
   double S;        // (u0 + u1) + u2
@@ -77,54 +78,6 @@ inline void resolve_pixel(const ParentPlane& pp, int px, int py, float fallback_
   }
   const float d = float(ps.num / ps.den);
   *depth = std::isfinite(d) ? d : fallback_depth;
-}
-
-// Adds d(loss)/d(vertex k's x, y, z, w) to g[k][0..3] given gb = d(loss)/d(b_0, b_1, b_2) and
-// gd = d(loss)/d(depth) at the pixel. Clamped components carry no gradient (the others are
-// u_k / sum of the unclamped u); degenerate pixels (the fallbacks above) none at all.
-inline void resolve_pixel_grad(const ParentPlane& pp, double ax, double bx, double ay, double by, int px, int py,
-                               const double gb[3], double gd, double g[3][4]) {
-  const double P = double(px) + 0.5, Q = double(py) + 0.5;
-  PixelSolve ps;
-  solve_pixel(pp, P, Q, ps);
-  double gu[3] = {0.0, 0.0, 0.0};
-  double gz[3] = {0.0, 0.0, 0.0}, gw[3] = {0.0, 0.0, 0.0};
-  if (gb[0] != 0.0 || gb[1] != 0.0 || gb[2] != 0.0) {
-    // active: u_k / S >= 0 (the forward's clamp test, by sign: no division)
-    const bool a0 = !(ps.u[0] * ps.S < 0), a1 = !(ps.u[1] * ps.S < 0), a2 = !(ps.u[2] * ps.S < 0);
-    const double Sa = (a0 ? ps.u[0] : 0.0) + (a1 ? ps.u[1] : 0.0) + (a2 ? ps.u[2] : 0.0);
-    const double inv = 1.0 / Sa;
-    const double b0 = a0 ? ps.u[0] * inv : 0.0, b1 = a1 ? ps.u[1] * inv : 0.0, b2 = a2 ? ps.u[2] * inv : 0.0;
-    if (std::isfinite(b0) && std::isfinite(b1) && std::isfinite(b2)) {
-      const double dot = gb[0] * b0 + gb[1] * b1 + gb[2] * b2;
-      gu[0] = a0 ? (gb[0] - dot) * inv : 0.0;
-      gu[1] = a1 ? (gb[1] - dot) * inv : 0.0;
-      gu[2] = a2 ? (gb[2] - dot) * inv : 0.0;
-    }
-  }
-  if (gd != 0.0) {
-    const double inv = 1.0 / ps.den;
-    const double d = ps.num * inv;
-    if (std::isfinite(d)) {
-      const double c = gd * inv;
-      for (int k = 0; k < 3; ++k) {
-        gu[k] += c * (pp.z[k] - d * pp.w[k]);
-        gz[k] = c * ps.u[k];
-        gw[k] = -c * d * ps.u[k];
-      }
-    }
-  }
-  // u = r x s: dL/dr = s x gu, dL/ds = gu x r
-  const double gr[3] = {ps.s[1] * gu[2] - ps.s[2] * gu[1], ps.s[2] * gu[0] - ps.s[0] * gu[2],
-                        ps.s[0] * gu[1] - ps.s[1] * gu[0]};
-  const double gs[3] = {gu[1] * ps.r[2] - gu[2] * ps.r[1], gu[2] * ps.r[0] - gu[0] * ps.r[2],
-                        gu[0] * ps.r[1] - gu[1] * ps.r[0]};
-  for (int k = 0; k < 3; ++k) {
-    g[k][0] += ax * gr[k];
-    g[k][1] += ay * gs[k];
-    g[k][2] += gz[k];
-    g[k][3] += gw[k] + (bx - P) * gr[k] + (by - Q) * gs[k];
-  }
 }
 
 }  // namespace raster
