@@ -314,6 +314,17 @@ def backward_torch(pos: torch.Tensor, faces: torch.Tensor, ids: torch.Tensor, vi
     return grad.view(B, V, 4)
 
 
+def _numpy(t: Optional[torch.Tensor], dtype) -> Optional[np.ndarray]:
+    """A CPU tensor as a C-contiguous numpy array of ``dtype`` (no copy when it already is one);
+    None stays None."""
+    if t is None:
+        return None
+    t = t.detach()
+    if t.dtype == torch.bfloat16:  # (numpy has no bfloat16)
+        t = t.float()
+    return np.ascontiguousarray(t.numpy(), dtype=dtype)
+
+
 def _backward(pos, faces, rast, viewport, grad_bary, grad_depth, impl: str = "auto"):
     """d(loss)/d(pos) from rast [B, H, W, 4] (ids in channel 3) and the output gradients
     (grad_bary [B, H, W, 3 or 4], channels 0..2 used; grad_depth [B, H, W]; either None): the
@@ -329,17 +340,17 @@ def _backward(pos, faces, rast, viewport, grad_bary, grad_depth, impl: str = "au
         ext = _ext.get()
         if ext is not None and hasattr(ext, "rasterize_backward"):
             f64 = any(g is not None and g.dtype == torch.float64 for g in (grad_bary, grad_depth))
-            gdt = torch.float64 if f64 else torch.float32
-
-            def arr(g):  # no copy in the usual case (float32, contiguous)
-                return None if g is None else g.detach().to(gdt).contiguous().numpy()
-
-            gp = torch.zeros(pos.shape, dtype=torch.float64)
-            ext.rasterize_backward(pos.detach().to(torch.float64).contiguous().numpy(),
-                                   faces.to(torch.int32).contiguous().numpy(),
-                                   rast.detach().to(torch.float32).contiguous().numpy(), viewport == "opengl",
-                                   arr(grad_bary), arr(grad_depth), torch.get_num_threads(), gp.numpy(), f64)
-            return gp.to(pos.dtype)
+            gdt = np.float64 if f64 else np.float32
+            # Conversions in numpy, not torch: a parallel torch op leaves torch's OpenMP threads
+            # spinning for milliseconds, beside the backward's own threads (2x its time on 2 cores).
+            gp = np.zeros(pos.shape, np.float64)
+            ext.rasterize_backward(_numpy(pos, np.float64), _numpy(faces, np.int32), _numpy(rast, np.float32),
+                                   viewport == "opengl", _numpy(grad_bary, gdt), _numpy(grad_depth, gdt),
+                                   torch.get_num_threads(), gp, f64)
+            np_dtype = {torch.float64: np.float64, torch.float32: np.float32, torch.float16: np.float16}.get(pos.dtype)
+            if np_dtype is None:
+                return torch.from_numpy(gp).to(pos.dtype)
+            return torch.from_numpy(gp.astype(np_dtype, copy=False))
         if impl == "cpu":
             raise RuntimeError(f"the compiled backward is not available: {_ext.reason()}")
     gb = None if grad_bary is None else grad_bary[..., :3]
@@ -354,12 +365,13 @@ class _Attach(torch.autograd.Function):
         ctx.save_for_backward(pos, faces, rast)
         ctx.viewport = viewport
         ctx.mark_non_differentiable(faces)
+        ctx.set_materialize_grads(False)  # an unused output's gradient is None, not [B, H, W] zeros
         return rast.view_as(rast), depth.view_as(depth)
 
     @staticmethod
     def backward(ctx, grad_rast, grad_depth):
         pos, faces, rast = ctx.saved_tensors
-        if not ctx.needs_input_grad[0]:
+        if not ctx.needs_input_grad[0] or (grad_rast is None and grad_depth is None):
             return None, None, None, None, None
         grad = _backward(pos, faces, rast, ctx.viewport, grad_rast, grad_depth)
         return grad, None, None, None, None
