@@ -128,6 +128,25 @@ def test_rasterize_gradient(backend, scene):
     assert torch.allclose(p.grad.double(), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
 
 
+@pytest.mark.parametrize("backend", agreement.backend_params(["cpu", "torch"]))
+@pytest.mark.parametrize("used", ["bary", "depth"])
+def test_gradient_through_one_output(backend, used):
+    """A loss on only the barycentrics or only the depth: the other output's gradient is absent
+    (not materialised as zeros) and the result equals the float64 gradient with zero weights."""
+    _, (pos, faces), H, W, viewport = grad_scenes()[0]
+    torch.manual_seed(2)
+    wb, wd = torch.randn(1, H, W, 3), torch.randn(1, H, W)
+    p = torch.from_numpy(pos).requires_grad_(True)
+    out = render_npu.rasterize((H, W), torch.from_numpy(faces), p, viewport=viewport, backend=backend)
+    loss = (out.rast[..., :3] * wb).sum() if used == "bary" else (out.depth * wd).sum()
+    loss.backward()
+    weights = (wb.double(), torch.zeros_like(wd, dtype=torch.float64)) if used == "bary" else \
+        (torch.zeros_like(wb, dtype=torch.float64), wd.double())
+    ref = _float64_grad(pos, faces, out.rast.detach(), viewport, weights)
+    assert ref.abs().max() > 0
+    assert torch.allclose(p.grad.double(), ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
+
+
 def test_no_graph_unless_needed():
     pos, faces = scenes.random_scene(4, 16, 16, 4, 5.0, False)
     f, p = torch.from_numpy(faces), torch.from_numpy(pos)
