@@ -44,7 +44,6 @@ using namespace raster;
 // vertices) a chunk holds fewer than 2**16 pieces, as the bin entry encoding needs; 2**24 faces
 // make 8192 chunks, so entries stay below 2**29.
 constexpr int64_t kChunkFaces = 2048;
-constexpr int kMaxThreads = 256;
 constexpr size_t kMaxCachedWorkspaceBytes = size_t(256) << 20;
 
 // Grow-only uninitialised array (std::vector would zero-fill on every growth).
@@ -130,24 +129,14 @@ class Rasterizer {
   }
 
   void run() {
-    // Workers wait at a gate until the number of threads that really started is known (thread
-    // creation can fail); the work split adapts to it and the result does not depend on it.
-    std::vector<std::thread> workers;
-    workers.reserve(requested_ - 1);
-    try {
-      for (int t = 1; t < requested_; ++t) workers.emplace_back([this, t] { gate_then_work(t); });
-    } catch (const std::system_error&) {
-    }
-    {
-      std::lock_guard<std::mutex> lock(gate_mutex_);
-      threads_ = int(workers.size()) + 1;
-      guarded([&] { allocate(); });
-      barrier_.set_count(threads_);
-      gate_open_ = true;
-    }
-    gate_cv_.notify_all();
-    work(0);
-    for (auto& w : workers) w.join();
+    run_team(
+        requested_,
+        [&](int threads) {
+          threads_ = threads;
+          guarded([&] { allocate(); });
+          barrier_.set_count(threads_);
+        },
+        [&](int tid) { work(tid); });
     if (error_) std::rethrow_exception(error_);
     if (bad_face_) throw std::invalid_argument("faces: index out of range [0, num_vertices)");
   }
@@ -168,14 +157,6 @@ class Rasterizer {
     } catch (...) {
       fail(std::current_exception());
     }
-  }
-
-  void gate_then_work(int tid) {
-    {
-      std::unique_lock<std::mutex> lock(gate_mutex_);
-      gate_cv_.wait(lock, [&] { return gate_open_; });
-    }
-    work(tid);
   }
 
   // Every thread passes every barrier, even after a failure (phases then do nothing), so no
@@ -359,9 +340,6 @@ class Rasterizer {
   int threads_ = 1;  // threads that really run; set before the gate opens
   Workspace& ws_;
   Barrier barrier_;
-  std::mutex gate_mutex_;
-  std::condition_variable gate_cv_;
-  bool gate_open_ = false;
 
   ScreenMap map_;
   TileKernel kernel_;

@@ -2,15 +2,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <memory>
 #include <cmath>
 #include <cstring>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
-#include <system_error>
-#include <thread>
 #include <vector>
 
 #include "rasterize/barrier.h"
@@ -25,7 +22,6 @@ using namespace raster;
 
 constexpr int kBlockRows = 16;     // rows of pixels per work item
 constexpr int kWaveBlocks = 16;    // blocks per wave (at least; 4 per thread): bounds the records' memory
-constexpr int kMaxThreads = 256;
 constexpr int kBatchPixels = 256;  // pixels handed to the per-pixel kernel at a time (L1-sized)
 
 // Per-face constants (doubles): the parent plane (resolve.h) and the centre of the face's first
@@ -310,10 +306,6 @@ void backward_impl(BackwardArgs<G> a, int num_threads, double* grad_pos) {
   std::fill(grad_pos, grad_pos + a.batch * a.V * 4, 0.0);
   const int64_t blocks = (a.batch * a.H + kBlockRows - 1) / kBlockRows;
   const int requested = int(std::max<int64_t>(1, std::min<int64_t>({num_threads, blocks, int64_t(kMaxThreads)})));
-  std::mutex gate_mutex;
-  std::condition_variable gate_cv;
-  bool gate_open = false;
-  int threads = 1;
   Barrier barrier;
   std::vector<BlockScratch> scratch;
   std::vector<BlockOut> outs[2];
@@ -357,41 +349,25 @@ void backward_impl(BackwardArgs<G> a, int num_threads, double* grad_pos) {
       barrier.wait();
     }
   };
-  std::vector<std::thread> workers;
-  try {
-    for (int t = 1; t < requested; ++t)
-      workers.emplace_back([&, t] {
-        {
-          std::unique_lock<std::mutex> lock(gate_mutex);
-          gate_cv.wait(lock, [&] { return gate_open; });
+  run_team(
+      requested,
+      [&](int threads) {
+        try {
+          a.buckets = threads;
+          a.bucket_span = std::max<int64_t>(1, (a.batch * a.V + threads - 1) / threads);
+          wave = std::max(kWaveBlocks, 4 * threads);
+          waves = (blocks + wave - 1) / wave;
+          scratch.resize(size_t(threads));
+          outs[0].resize(size_t(wave));
+          outs[1].resize(size_t(wave));
+          next.reset(new std::atomic<int>[size_t(waves) + 1]());
+        } catch (...) {
+          fail(std::current_exception());
+          waves = -1;  // no phase: every thread returns at once
         }
-        work(t);
-      });
-  } catch (const std::system_error&) {
-    // fewer threads: the split below adapts, the result does not depend on it
-  }
-  {
-    std::lock_guard<std::mutex> lock(gate_mutex);
-    threads = int(workers.size()) + 1;
-    try {
-      a.buckets = threads;
-      a.bucket_span = std::max<int64_t>(1, (a.batch * a.V + threads - 1) / threads);
-      wave = std::max(kWaveBlocks, 4 * threads);
-      waves = (blocks + wave - 1) / wave;
-      scratch.resize(size_t(threads));
-      outs[0].resize(size_t(wave));
-      outs[1].resize(size_t(wave));
-      next.reset(new std::atomic<int>[size_t(waves) + 1]());
-    } catch (...) {
-      fail(std::current_exception());
-      waves = -1;  // no phase: every thread returns at once
-    }
-    barrier.set_count(threads);
-    gate_open = true;
-  }
-  gate_cv.notify_all();
-  work(0);
-  for (auto& th : workers) th.join();
+        barrier.set_count(threads);
+      },
+      work);
   if (error) std::rethrow_exception(error);
 }
 
