@@ -32,7 +32,7 @@ import numpy as np
 
 from texgen import Mesh, MeshError, TexturePipeline, TransferSource, normalize  # noqa: E402
 from texgen.demo import ground_truth, held_out_cameras, held_out_psnr  # noqa: E402
-from texgen.uv import atlas_stats, unwrap  # noqa: E402
+from texgen.uv import atlas_stats, choose_method, unwrap  # noqa: E402
 
 
 def _normalized(pos, faces, name):
@@ -142,21 +142,23 @@ def main(argv=None):
         truth = None
         if not args.no_psnr:  # one ground truth per mesh, its own (finer) atlas
             truth = ground_truth(unwrap(mesh, 2 * args.size, method="charts"), 2 * args.size)
+        auto = choose_method(mesh)
         for method in ("xatlas", "charts"):
             r, dt, why = timed_unwrap(mesh, method, args.size, args.xatlas_timeout)
+            label = f"{method} (auto)" if method == auto else method  # what unwrap's default gives
             if r is None:
-                print(f"| {kind} | {mesh.num_faces} | {method} | {why} after {dt:.0f} | | | | | | | |", flush=True)
+                print(f"| {kind} | {mesh.num_faces} | {label} | {why} after {dt:.0f} | | | | | | | |", flush=True)
                 continue
             s = atlas_stats(r, args.size)
             ps = "" if truth is None else f"{round_trip_psnr(r, truth, args.size, args.render):.2f}"
-            print(f"| {kind} | {mesh.num_faces} | {method} | {dt:.2f} | {s['use']:.3f} | {s['overlap']} | "
+            print(f"| {kind} | {mesh.num_faces} | {label} | {dt:.2f} | {s['use']:.3f} | {s['overlap']} | "
                   f"{s['l2']:.3f} | {s['linf']:.2f} | {s['seam']:.3f} | {s['charts']} | {ps} |", flush=True)
 
     if args.large:
         print(f"\n## time (s) on large meshes, {args.size * 2}^2 atlas; xatlas stopped after "
               f"{args.xatlas_timeout:g} s\n")
-        print("| mesh | faces | xatlas | charts | charts: atlas use | overlap texels | L2 stretch | charts |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| mesh | faces | auto picks | xatlas | charts | charts: atlas use | overlap texels | L2 stretch | charts |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for faces in args.large:
             for kind in args.kinds:
                 mesh = KINDS[kind](faces)
@@ -164,7 +166,7 @@ def main(argv=None):
                 rc, tc, _ = timed_unwrap(mesh, "charts", args.size * 2)
                 s = atlas_stats(rc, args.size * 2)
                 xs = f"{why} after {tx:.0f}" if rx is None else f"{tx:.1f}"
-                print(f"| {kind} | {mesh.num_faces} | {xs} | {tc:.1f} | {s['use']:.3f} | {s['overlap']} | "
+                print(f"| {kind} | {mesh.num_faces} | {choose_method(mesh)} | {xs} | {tc:.1f} | {s['use']:.3f} | {s['overlap']} | "
                       f"{s['l2']:.3f} | {s['charts']} |", flush=True)
 
 

@@ -61,7 +61,8 @@ def _face_image(m, size):
 
 
 def _gutter_violations(m, size, padding):
-    """Texel pairs of different charts closer than padding + 1 texels (Chebyshev)."""
+    """Texel pairs of different charts closer than padding + 1 texels (Chebyshev, texel centres
+    inside UV triangles)."""
     face = _face_image(m, size)
     chart = np.where(face >= 0, _uv_charts(m)[np.maximum(face, 0)], -1)
     bad = 0
@@ -85,7 +86,9 @@ def test_charts_atlas_no_overlap_gutter_and_stretch(name):
     s = atlas_stats(r, size)
     print(name, s)
     assert s["overlap"] == 0
-    assert _gutter_violations(r, size, pad) == 0
+    # bilinear-safe gutter: `pad` empty texels between the two charts' bilinear footprints (the
+    # texels within one texel of their triangles), so covered texels of two charts are >= pad + 3 apart
+    assert _gutter_violations(r, size, pad + 2) == 0
     assert s["use"] > 0.35
     assert s["l2"] < 1.1
     # per face: an orthographic projection within HARD_ANGLE of the face normal stretches by at
