@@ -72,10 +72,13 @@ SMOOTH_STEPS = 4  # neighbour-averaging passes over the normals that choose char
 ORIENTATIONS = 18  # chart rotations tried for the smallest bounding box (5-degree steps)
 SMALL_CHART = 4  # charts of at most this many faces are absorbed by a neighbour when possible
 BILINEAR_GAP = 3  # charts' geometry >= padding + 3 texels apart: padding empty texels between bilinear footprints
-PROBES = 10  # densities tried above the bisection's answer (2% steps): feasibility is not monotone
+ORDERS = ('height', 'width')  # skyline orders: tallest first, then (if that fails) widest first
+PROBE_STEP = 1.03
+REPAIRS = 8  # overlap repairs (a fold's faces become charts of their own, then the atlas is repacked)
+PROBES = 4  # densities tried above the bisection's answer (PROBE_STEP apart): feasibility is not monotone
 SPLIT_SIDE = 0.5  # charts longer than this fraction of the atlas side are halved
 WIDE_GUTTERS = (2, 4, 6, 8)  # extra gutter texels tried, widest kept while the density stays within...
-WIDE_GUTTER_LOSS = 0.95  # ...this factor of the narrowest gutter's (texels per world unit)
+WIDE_GUTTER_LOSS = 0.97  # ...this factor of the narrowest gutter's (texels per world unit)
 LLOYD_STEPS = 1  # regrowths from the charts' centres (fewer, rounder charts)
 HARD_ANGLE = 75.0  # no face's own normal further than this from its chart's axis (bounds the stretch)
 
@@ -507,32 +510,48 @@ def _skyline(bottom, top, offset, wc, hc, width: int, height: int, order: np.nda
     return x, y, True, used
 
 
-def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.ndarray, size: int, padding: int, bar):
-    """Largest texel density (texels per world unit) at which the charts fit; ``uvw`` [T, 2]
-    chart-local coordinates (world units, each chart's minimum at 0), ``size_w`` [C, 2] chart
-    extents. Returns (scale, x0, y0) with chart origins in texel coordinates."""
-    gap = padding + BILINEAR_GAP
-    margin = (gap + 1) // 2  # charts at opposite borders are neighbours under wrapping lookups
-    span = size - 1 - 2 * margin  # texel coordinates [margin, size - 1 - margin]
+def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.ndarray, size: int, padding: int, bar,
+          previous: Optional[Tuple[float, int]] = None):
+    """Largest texel density (texels per world unit) at which the charts fit, with a gutter of
+    ``padding`` texels between bilinear footprints, widened by the largest of
+    :data:`WIDE_GUTTERS` that keeps the density within :data:`WIDE_GUTTER_LOSS` of it. ``uvw``
+    [T, 2] chart-local coordinates (world units, each chart's minimum at 0), ``size_w`` [C, 2]
+    chart extents; ``previous``: (density, extra gutter) of an earlier packing of nearly the same
+    charts, tried first (a repair adds a few one-face charts). Returns (scale, x0, y0, extra
+    gutter) with chart origins in texel coordinates."""
     C = len(size_w)
-    if C * gap * gap > span * span:
-        raise ValueError(f"{C} charts cannot fit a {size}^2 atlas with padding {padding}: "
-                         "use a larger texture_size, a smaller padding or a larger max_angle")
     tri_w = uvw[uv_idx]  # [F, 3, 2]
 
-    def attempt(scale):
+    def attempt(scale, gap):
+        margin = (gap + 1) // 2  # charts at opposite borders are neighbours under wrapping lookups
+        span = size - 1 - 2 * margin  # texel coordinates [margin, size - 1 - margin]
+        if C * gap * gap > span * span:
+            return None, None, False, math.inf
         ext = size_w * scale
         wc = np.floor(ext[:, 0]).astype(np.int64) + 1
         hc = ext[:, 1]
         bottom, top, offset = _profiles(tri_w * scale, label, C, wc)
-        order = np.lexsort((np.arange(C), -wc, -np.ceil(hc)))
-        return _skyline(bottom, top, offset, wc, hc, span, span, order, gap)
+        keys = {"height": (-wc, -np.ceil(hc)), "width": (-np.ceil(hc), -wc)}
+        for name in ORDERS:  # the next order only when one fails
+            order = np.lexsort((np.arange(C),) + keys[name])
+            x, y, ok, used = _skyline(bottom, top, offset, wc, hc, span, span, order, gap)
+            if ok:
+                return x + margin, y + margin, True, used + margin
+        return None, None, False, used + margin
 
+    gap = padding + BILINEAR_GAP
+    if previous is not None:
+        for k in range(3):
+            s = previous[0] / PROBE_STEP ** k
+            x, y, ok, _ = attempt(s, gap + previous[1])
+            if ok:
+                return s, x, y, previous[1]
+    span = size - 1 - 2 * ((gap + 1) // 2)
     area = float((size_w[:, 0] * size_w[:, 1]).sum())
     s = math.sqrt(0.6 * span * span / max(area, 1e-30))
     lo, hi, best = 0.0, None, None
     for _ in range(10):  # bisection on the density, 2% apart (height grows ~ density^2)
-        x, y, ok, used = attempt(s)
+        x, y, ok, used = attempt(s, gap)
         if ok:
             lo, best = s, (s, x, y)
         else:
@@ -545,26 +564,38 @@ def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.nda
             s /= 1.15
         else:
             s = math.sqrt(lo * hi)
-    if best is not None:
-        # feasibility is not monotone in the density (the order and the rounding of the footprints
-        # change with it): probe a few densities above the bisection's answer, keep the largest fit
-        for k in range(1, PROBES + 1):
-            s = best[0] * 1.02 ** k
-            x, y, ok, _ = attempt(s)
-            if ok:
-                best = (s, x, y)
     for _ in range(40):  # only when even the first guesses failed: halve until it fits
         if best is not None:
             break
         s *= 0.5
-        x, y, ok, _ = attempt(s)
+        x, y, ok, _ = attempt(s, gap)
         if ok:
             best = (s, x, y)
     if best is None:  # the tiny charts' footprints alone fill the atlas at any density
         raise ValueError(f"{C} charts cannot fit a {size}^2 atlas with padding {padding}: "
                          "use a larger texture_size, a smaller padding or a larger max_angle")
-    s, x, y = best
-    return s, x + margin, y + margin
+    # feasibility is not monotone in the density (the order and the rounding of the footprints
+    # change with it): probe a few densities above the bisection's answer, keep the largest fit
+    base = best[0]
+    for k in range(1, PROBES + 1):
+        x, y, ok, _ = attempt(base * PROBE_STEP ** k, gap)
+        if ok:
+            best = (base * PROBE_STEP ** k, x, y)
+    best = best + (0,)
+    # the widest extra gutter that still fits at WIDE_GUTTER_LOSS of that density, then probed up
+    floor = best[0] * WIDE_GUTTER_LOSS
+    for extra in sorted(WIDE_GUTTERS, reverse=True):
+        x, y, ok, _ = attempt(floor, gap + extra)
+        if not ok:
+            continue
+        wide = (floor, x, y, extra)
+        for k in range(1, 3):
+            x, y, ok, _ = attempt(floor * PROBE_STEP ** k, gap + extra)
+            if ok:
+                wide = (floor * PROBE_STEP ** k, x, y, extra)
+        best = wide
+        break
+    return best
 
 
 def uv_overlap_faces(uv: np.ndarray, uv_idx: np.ndarray, size: int) -> Tuple[np.ndarray, int]:
@@ -629,22 +660,12 @@ def chart_atlas(pos: np.ndarray, faces: np.ndarray, texture_size: int = 2048, pa
         label, nchart, seed_axis = _charts(p, f, n, area, max_angle, bar)
         bar.set_description("unwrap: pack")
         label, nchart, seed_axis = _split_big(p, f, n, area, label, nchart, seed_axis, texture_size)
-        for attempt in range(4):
+        packed = None
+        for attempt in range(REPAIRS):
             t1, t2 = _chart_frames(label, nchart, n, area, seed_axis)
             uvw, uv_idx, vc, size_w = _project(p, f, label, nchart, t1, t2)
-            scale, x0, y0 = _pack(uvw, uv_idx, label, size_w, texture_size, padding, bar)
-            base = scale
-            for extra in WIDE_GUTTERS:
-                # a wider gutter where it costs little density (few, large charts): the bake's
-                # fill of a chart's unseen edge texels then draws on its own texels, not a
-                # neighbour's (measured: the thin shell's round trip +5 dB for 7% density)
-                try:
-                    s2, x2, y2 = _pack(uvw, uv_idx, label, size_w, texture_size, padding + extra, bar)
-                except ValueError:
-                    break
-                if s2 < base * WIDE_GUTTER_LOSS:
-                    break
-                scale, x0, y0 = s2, x2, y2
+            scale, x0, y0, extra = _pack(uvw, uv_idx, label, size_w, texture_size, padding, bar, packed)
+            packed = (scale, extra)
             tex = uvw * scale + np.stack([x0, y0], 1)[vc]
             uv = (tex / (texture_size - 1)).astype(np.float32)
             if not verify:
