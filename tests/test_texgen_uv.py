@@ -43,7 +43,23 @@ def _parts(n=60, seed=1):
     return Mesh(np.asarray(tm.vertices, np.float32), tm.faces, name="parts")
 
 
-MESHES = {"noisy sphere": lambda: _sphere(4, 0.01), "parts": _parts}
+def _shell(n=24, thickness=0.02):
+    """A thin wavy plate: top and bottom grids joined by a rim one `thickness` wide."""
+    g = np.linspace(-1, 1, n + 1)
+    x, z = np.meshgrid(g, g, indexing="ij")
+    top = np.stack([x, 0.25 * np.sin(2.5 * x) * np.cos(2 * z), z], -1).reshape(-1, 3)
+    idx = np.arange((n + 1) ** 2).reshape(n + 1, n + 1)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel(), idx[:-1, 1:].ravel()
+    tf = np.concatenate([np.stack([a, d, c], 1), np.stack([a, c, b], 1)])
+    off = len(top)
+    ring = np.concatenate([idx[:, 0], idx[-1, 1:], idx[::-1, -1][1:], idx[0, ::-1][1:-1]])
+    r2 = np.roll(ring, -1)
+    rim = np.concatenate([np.stack([ring, r2, r2 + off], 1), np.stack([ring, r2 + off, ring + off], 1)])
+    pos = np.concatenate([top, top - [0, thickness, 0]])
+    return Mesh(pos.astype(np.float32), np.concatenate([tf, tf[:, ::-1] + off, rim]), name="shell")
+
+
+MESHES = {"noisy sphere": lambda: _sphere(4, 0.01), "parts": _parts, "thin shell": _shell}
 
 
 def _uv_charts(m):
@@ -100,6 +116,22 @@ def test_charts_atlas_no_overlap_gutter_and_stretch(name):
     J = e3[keep] @ np.linalg.inv(e2[keep])
     sv = np.linalg.svd(J, compute_uv=False)
     assert (sv[:, 0] / sv[:, 1]).max() <= 1 / math.cos(math.radians(HARD_ANGLE)) * 1.001
+
+
+def test_wide_gutter_costs_at_most_its_density_bound(monkeypatch):
+    """The gutter is widened only while the density stays within WIDE_GUTTER_LOSS of the narrow
+    gutter's: compare the charts' scale with and without the extra gutters."""
+    import texgen.uv as uv
+
+    m = _sphere(4)
+    scales = {}
+    for wide in ((), uv.WIDE_GUTTERS):
+        monkeypatch.setattr(uv, "WIDE_GUTTERS", wide)
+        r = unwrap(m, 512, 2, method="charts")
+        # texels per world unit: UV edge length over 3D edge length (one density for all charts)
+        p, t = r.pos.astype(np.float64)[r.pos_idx], r.uv.astype(np.float64)[r.uv_idx] * 511
+        scales[wide] = np.median(np.linalg.norm(t[:, 1] - t[:, 0], axis=1) / np.linalg.norm(p[:, 1] - p[:, 0], axis=1))
+    assert scales[uv.WIDE_GUTTERS] >= uv.WIDE_GUTTER_LOSS * scales[()] * 0.99
 
 
 def test_overlap_counter_sees_overlaps():
