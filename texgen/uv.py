@@ -74,6 +74,7 @@ SMALL_CHART = 4  # charts of at most this many faces are absorbed by a neighbour
 BILINEAR_GAP = 3  # charts' geometry >= padding + 3 texels apart: padding empty texels between bilinear footprints
 ORDERS = ('height', 'width')  # skyline orders: tallest first, then (if that fails) widest first
 PROBE_STEP = 1.03
+MANY_CHARTS = 2000  # above this many charts: one skyline order, no density probes (time)
 REPAIRS = 8  # overlap repairs (a fold's faces become charts of their own, then the atlas is repacked)
 PROBES = 4  # densities tried above the bisection's answer (PROBE_STEP apart): feasibility is not monotone
 SPLIT_SIDE = 0.5  # charts longer than this fraction of the atlas side are halved
@@ -473,15 +474,21 @@ def _skyline(bottom, top, offset, wc, hc, width: int, height: int, order: np.nda
     each at its lowest then leftmost integer position. Every column a chart touches, widened by
     ``gap`` columns each side, is raised to the chart's top + ``gap``, so two charts' geometry
     stays ``gap`` texels apart (Chebyshev). Returns (x, y, ok, height used); ok False: one did not fit."""
-    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy.ndimage import maximum_filter1d
 
+    # every chart's top profile dilated by `gap` columns each side (w + 2 gap columns), all at once:
+    # the profiles laid end to end, each with `gap` empty columns either side, so no window of
+    # 2 gap + 1 columns reaches two charts
+    seg = np.concatenate([[0], np.cumsum(wc + 2 * gap)])
+    flat = np.full(int(seg[-1]), -np.inf)
+    flat[np.repeat(seg[:-1] + gap - offset[:-1], wc) + np.arange(int(offset[-1]))] = top
+    tt_all = maximum_filter1d(flat, 2 * gap + 1, mode="constant", cval=-np.inf) if gap else flat
     H = np.full(width, -np.inf)
     used = 0.0
     x = np.zeros(len(wc), np.int64)
     y = np.zeros(len(wc), np.int64)
     # a column without geometry (between disconnected pieces) has bottom +inf, top -inf
     bb_all = bottom
-    pad = np.full(gap, -np.inf)
     for i in order.tolist():
         w = int(wc[i])
         if w > width or hc[i] > height:
@@ -498,10 +505,7 @@ def _skyline(bottom, top, offset, wc, hc, width: int, height: int, order: np.nda
         yi = int(m[xi])
         if yi + hc[i] > height:
             return x, y, False, used
-        if gap:  # the top profile dilated by `gap` columns: w + 2 gap columns from xi - gap
-            tt = sliding_window_view(np.concatenate([pad, pad, top[o:o + w], pad, pad]), 2 * gap + 1).max(1)
-        else:
-            tt = top[o:o + w]
+        tt = tt_all[seg[i]:seg[i + 1]]  # w + 2 gap columns from xi - gap
         lo = xi - gap
         a, z = max(lo, 0), min(lo + len(tt), width)
         np.maximum(H[a:z], yi + tt[a - lo:z - lo] + gap, out=H[a:z])
@@ -521,6 +525,9 @@ def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.nda
     gutter) with chart origins in texel coordinates."""
     C = len(size_w)
     tri_w = uvw[uv_idx]  # [F, 3, 2]
+    # many small charts pack alike at any density and in any order (and each attempt costs more):
+    # one order, no probes
+    orders, probes = (ORDERS[:1], 0) if C > MANY_CHARTS else (ORDERS, PROBES)
 
     def attempt(scale, gap):
         margin = (gap + 1) // 2  # charts at opposite borders are neighbours under wrapping lookups
@@ -532,7 +539,7 @@ def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.nda
         hc = ext[:, 1]
         bottom, top, offset = _profiles(tri_w * scale, label, C, wc)
         keys = {"height": (-wc, -np.ceil(hc)), "width": (-np.ceil(hc), -wc)}
-        for name in ORDERS:  # the next order only when one fails
+        for name in orders:  # the next order only when one fails
             order = np.lexsort((np.arange(C),) + keys[name])
             x, y, ok, used = _skyline(bottom, top, offset, wc, hc, span, span, order, gap)
             if ok:
@@ -577,24 +584,25 @@ def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.nda
     # feasibility is not monotone in the density (the order and the rounding of the footprints
     # change with it): probe a few densities above the bisection's answer, keep the largest fit
     base = best[0]
-    for k in range(1, PROBES + 1):
+    for k in range(1, probes + 1):
         x, y, ok, _ = attempt(base * PROBE_STEP ** k, gap)
         if ok:
             best = (base * PROBE_STEP ** k, x, y)
     best = best + (0,)
-    # the widest extra gutter that still fits at WIDE_GUTTER_LOSS of that density, then probed up
-    floor = best[0] * WIDE_GUTTER_LOSS
-    for extra in sorted(WIDE_GUTTERS, reverse=True):
+    # wider gutters, narrowest first, while they fit at WIDE_GUTTER_LOSS of that density (one
+    # failed attempt ends it: many small charts, where gutters cost most, stop at the first)
+    floor, wide = best[0] * WIDE_GUTTER_LOSS, None
+    for extra in sorted(WIDE_GUTTERS):
         x, y, ok, _ = attempt(floor, gap + extra)
         if not ok:
-            continue
+            break
         wide = (floor, x, y, extra)
-        for k in range(1, 3):
-            x, y, ok, _ = attempt(floor * PROBE_STEP ** k, gap + extra)
-            if ok:
-                wide = (floor * PROBE_STEP ** k, x, y, extra)
+    if wide is not None:
         best = wide
-        break
+        for k in range(1, 3):
+            x, y, ok, _ = attempt(floor * PROBE_STEP ** k, gap + wide[3])
+            if ok:
+                best = (floor * PROBE_STEP ** k, x, y, wide[3])
     return best
 
 
