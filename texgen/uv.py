@@ -21,7 +21,7 @@
      largest one that fits (bisection, then a few probes above it). The gutter is bilinear-safe
      (as xatlas's ``bilinear=True``): ``padding`` empty texels between the charts' bilinear
      footprints, i.e. their triangles are ``padding + 3`` texels apart; it is widened by up to 8
-     more texels while that costs at most 5% of the density (few, large charts). The bake's fill
+     more texels while that costs at most 3% of the density (few, large charts). The bake's fill
      of the texels no view saw (silhouettes, a shell's rim) blends what lies near them in the
      atlas; a narrow gutter lets a neighbouring chart's colour in (thin shell: 42 dB with 1
      texel between footprints, 51 dB with the widened gutter);
@@ -78,8 +78,8 @@ MANY_CHARTS = 2000  # above this many charts: one skyline order, no density prob
 REPAIRS = 8  # overlap repairs (a fold's faces become charts of their own, then the atlas is repacked)
 PROBES = 4  # densities tried above the bisection's answer (PROBE_STEP apart): feasibility is not monotone
 SPLIT_SIDE = 0.5  # charts longer than this fraction of the atlas side are halved
-WIDE_GUTTERS = (2, 4, 6, 8)  # extra gutter texels tried, widest kept while the density stays within...
-WIDE_GUTTER_LOSS = 0.97  # ...this factor of the narrowest gutter's (texels per world unit)
+WIDE_GUTTERS = (2, 4, 6, 8)  # extra gutter texels tried in turn, while the charts still fit at...
+WIDE_GUTTER_LOSS = 0.97  # ...this factor of the narrowest gutter's density (texels per world unit)
 LLOYD_STEPS = 1  # regrowths from the charts' centres (fewer, rounder charts)
 HARD_ANGLE = 75.0  # no face's own normal further than this from its chart's axis (bounds the stretch)
 
@@ -517,8 +517,8 @@ def _skyline(bottom, top, offset, wc, hc, width: int, height: int, order: np.nda
 def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.ndarray, size: int, padding: int, bar,
           previous: Optional[Tuple[float, int]] = None):
     """Largest texel density (texels per world unit) at which the charts fit, with a gutter of
-    ``padding`` texels between bilinear footprints, widened by the largest of
-    :data:`WIDE_GUTTERS` that keeps the density within :data:`WIDE_GUTTER_LOSS` of it. ``uvw``
+    ``padding`` texels between bilinear footprints, then widened by :data:`WIDE_GUTTERS` in turn
+    while the charts fit at :data:`WIDE_GUTTER_LOSS` of that density. ``uvw``
     [T, 2] chart-local coordinates (world units, each chart's minimum at 0), ``size_w`` [C, 2]
     chart extents; ``previous``: (density, extra gutter) of an earlier packing of nearly the same
     charts, tried first (a repair adds a few one-face charts). Returns (scale, x0, y0, extra
@@ -547,6 +547,9 @@ def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.nda
         return None, None, False, used + margin
 
     gap = padding + BILINEAR_GAP
+    span = size - 1 - 2 * ((gap + 1) // 2)
+    while gap > padding + 1 and C * (gap + 1) ** 2 > 0.5 * span * span:
+        gap -= 1  # so many charts that bilinear-safe gutters would fill half the atlas: padding + 1
     if previous is not None:
         for k in range(3):
             s = previous[0] / PROBE_STEP ** k
@@ -571,13 +574,18 @@ def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.nda
             s /= 1.15
         else:
             s = math.sqrt(lo * hi)
-    for _ in range(40):  # only when even the first guesses failed: halve until it fits
+    for _ in range(40):  # only when even the first guesses failed: halve until it fits...
         if best is not None:
             break
         s *= 0.5
         x, y, ok, _ = attempt(s, gap)
         if ok:
             best = (s, x, y)
+            for k in range(1, 6):  # ...then bisect back up towards the density that failed
+                t = best[0] * 2 ** (0.5 ** k)
+                x, y, ok, _ = attempt(t, gap)
+                if ok:
+                    best = (t, x, y)
     if best is None:  # the tiny charts' footprints alone fill the atlas at any density
         raise ValueError(f"{C} charts cannot fit a {size}^2 atlas with padding {padding}: "
                          "use a larger texture_size, a smaller padding or a larger max_angle")
