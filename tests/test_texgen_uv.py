@@ -121,7 +121,7 @@ def test_charts_atlas_no_overlap_gutter_and_stretch(name):
 def test_wide_gutter_costs_at_most_its_density_bound(monkeypatch):
     """The gutter is widened only while the density stays within WIDE_GUTTER_LOSS of the narrow
     gutter's: compare the charts' scale with and without the extra gutters."""
-    import texgen.uv as uv
+    from texgen import uv
 
     m = _sphere(4)
     scales = {}
