@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bake/bake.h"
 #include "inpaint/inpaint.h"
 #include "interpolate/interpolate.h"
 #include "splat/splat.h"
@@ -388,6 +389,60 @@ void splat_binding(CArray<float> coords, CArray<float> values, py::object index,
   py::gil_scoped_release release;
   render_npu::splat_bilinear(a, op, oe, cp);
 }
+
+// ---- bake (Hunyuan3D MeshRender rules) -----------------------------------------------------------
+int64_t select_samples_binding(CArray<uint8_t> visible, CArray<uint8_t> sketch, CArray<float> uv, CArray<float> cos,
+                               CArray<int64_t> idx, CArray<float> coords, CArray<float> extra, int num_threads) {
+  require_shape(visible, {-1}, "visible");
+  const auto P = visible.shape(0);
+  require_shape(sketch, {P}, "sketch");
+  require_shape(uv, {P, 2}, "uv");
+  require_shape(cos, {P}, "cos");
+  require_shape(idx, {-1}, "idx");
+  const auto N = idx.shape(0);
+  require_shape(coords, {N, 2}, "coords");
+  require_shape(extra, {2, N}, "extra");
+  render_npu::SelectArgs a;
+  a.visible = visible.data();
+  a.sketch = sketch.data();
+  a.uv = uv.data();
+  a.cos = cos.mutable_data();
+  a.pixels = P;
+  a.num_threads = num_threads < 1 ? 1 : num_threads;
+  int64_t* ip = idx.mutable_data();
+  float* cp = coords.mutable_data();
+  float* ep = extra.mutable_data();
+  py::gil_scoped_release release;
+  return render_npu::select_samples(a, N, ip, cp, ep);
+}
+
+int64_t merge_views_binding(std::vector<CArray<float>> textures, std::vector<CArray<float>> weights,
+                            CArray<float> out, CArray<float> trust, int num_threads) {
+  require_shape(out, {-1, -1}, "out");
+  const auto T = out.shape(0), C = out.shape(1);
+  require_shape(trust, {T}, "trust");
+  if (textures.size() != weights.size()) throw std::invalid_argument("weights: one per texture");
+  std::vector<const float*> tp, wp;
+  for (auto& t : textures) {
+    require_shape(t, {T, C}, "textures");
+    tp.push_back(t.data());
+  }
+  for (auto& w : weights) {
+    require_shape(w, {T}, "weights");
+    wp.push_back(w.data());
+  }
+  render_npu::MergeArgs a;
+  a.textures = tp.data();
+  a.weights = wp.data();
+  a.views = int64_t(tp.size());
+  a.texels = T;
+  a.channels = C;
+  a.num_threads = num_threads < 1 ? 1 : num_threads;
+  float* op = out.mutable_data();
+  float* rp = trust.mutable_data();
+  py::gil_scoped_release release;
+  return render_npu::merge_views(a, op, rp);
+}
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -426,6 +481,16 @@ PYBIND11_MODULE(_C, m) {
         "values[index[n] if index else n] [Cv] into out [H,W,Cv], extra[:, n] into out_extra [E,H,W] and its "
         "weight into count [H,W] (float32, accumulated; index int64 [N], extra float32 [E,N], both optional). "
         "normalize: then divide by count where > 0. Releases the GIL; threads never change results.");
+  m.def("select_samples", &select_samples_binding, py::arg("visible").noconvert(), py::arg("sketch").noconvert(),
+        py::arg("uv").noconvert(), py::arg("cos").noconvert(), py::arg("idx").noconvert(),
+        py::arg("coords").noconvert(), py::arg("extra").noconvert(), py::arg("num_threads"),
+        "The baking pixels of one view (csrc/bake/bake.h): visible, sketch uint8 [P], uv float32 [P, 2], cos "
+        "float32 [P] (zeroed in place where not visible); writes idx int64 [N], coords float32 [N, 2] (uv "
+        "flipped), extra float32 [2, N] (cos, sketch) when N is the visible count. Returns the count found.");
+  m.def("merge_views", &merge_views_binding, py::arg("textures"), py::arg("weights"), py::arg("out").noconvert(),
+        py::arg("trust").noconvert(), py::arg("num_threads"),
+        "MeshRender.fast_bake_texture's weighted merge (csrc/bake/bake.h): textures V x float32 [T, C], weights "
+        "V x float32 [T] into out [T, C] and trust [T] (overwritten). Returns the number of views used.");
   m.def("mesh_vertex_inpaint", &mesh_vertex_inpaint_binding, py::arg("texture"), py::arg("mask"),
         py::arg("vtx_pos"), py::arg("vtx_uv"), py::arg("pos_idx"), py::arg("uv_idx"), py::arg("method"),
         py::arg("out_texture"), py::arg("out_mask"),

@@ -66,9 +66,9 @@ PIPELINE_MODULES: Dict[str, Tuple[str, str]] = {
 #: MeshRender methods replaced by ``enable(accelerate=True)``, per version
 ACCELERATED: Dict[str, Tuple[str, ...]] = {
     "2.0": ("render_normal", "render_position", "render_depth", "uv_feature_map", "back_project",
-            "bake_texture", "uv_inpaint"),
+            "bake_texture", "fast_bake_texture", "uv_inpaint"),
     "2.1": ("render_normal", "render_position", "render_alpha", "uv_feature_map", "extract_textiles",
-            "back_project", "bake_texture", "uv_inpaint"),
+            "back_project", "bake_texture", "fast_bake_texture", "uv_inpaint"),
 }
 
 _lock = threading.RLock()
@@ -527,6 +527,10 @@ def _methods(mod, version: str) -> Dict[str, Callable]:
             cos_maps.append(weight * (cos_map ** exp))
         return self.fast_bake_texture(textures, cos_maps)
 
+    def fast_bake_texture(self, original, textures, cos_maps):
+        merged = _merge_views(self, textures, cos_maps)
+        return original(self, textures, cos_maps) if merged is None else merged
+
     def uv_inpaint(self, original, texture, mask, vertex_inpaint=True, method="NS", return_float=False):
         if version == "2.1" and (method != "NS" or return_float):
             return original(self, texture, mask, vertex_inpaint, method, return_float)
@@ -540,7 +544,8 @@ def _methods(mod, version: str) -> Dict[str, Callable]:
 
     return {"render_normal": render_normal, "render_position": render_position, "render_depth": render_depth,
             "render_alpha": render_alpha, "uv_feature_map": uv_feature_map, "extract_textiles": extract_textiles,
-            "back_project": back_project, "bake_texture": bake_texture, "uv_inpaint": uv_inpaint}
+            "back_project": back_project, "bake_texture": bake_texture, "fast_bake_texture": fast_bake_texture,
+            "uv_inpaint": uv_inpaint}
 
 
 def _face_map(face_normals: torch.Tensor, rast: torch.Tensor) -> torch.Tensor:
@@ -659,14 +664,57 @@ def _bake_geometry(mod, version: str, mr, e: _Entry) -> _Entry:
             vis = vis & ~sketch
         else:
             vis = hit
-        cos = torch.where(vis, cos, torch.zeros((), dtype=cos.dtype, device=cos.device))
-        idx = torch.nonzero(vis.reshape(-1)).squeeze(1)
-        geo = _Entry(idx=idx, coords=uv.reshape(-1, 2).index_select(0, idx).flip(1),  # (v, u) per pixel
-                     extra=torch.stack([cos.reshape(-1).index_select(0, idx),
-                                        sketch.reshape(-1).index_select(0, idx).float()]),  # [2, N]
-                     cos=cos, sketch=sketch, visible=vis, depth=depth, hw=(H, W))
+        idx, coords, extra = _select_samples(vis, sketch, uv, cos)  # zeroes cos where not vis
+        geo = _Entry(idx=idx, coords=coords, extra=extra, cos=cos, sketch=sketch, visible=vis, depth=depth,
+                     hw=(H, W))
         e.bake = geo
         return geo
+
+
+def _select_samples(vis: torch.Tensor, sketch: torch.Tensor, uv: torch.Tensor, cos: torch.Tensor):
+    """The pixels of a view that bake (``vis``, [H, W] bool), in pixel order: their flat indices
+    [N] int64, UVs flipped to (v, u) [N, 2] and (cos, sketch) [2, N] float32; ``cos`` ([H, W]
+    float32, contiguous) is zeroed in place where not ``vis``. CPU: one compiled pass
+    (csrc/bake); elsewhere torch's nonzero and gathers. The same values either way."""
+    ext = _compiled()
+    if ext is not None and all(_on_host(t) for t in (vis, sketch, uv, cos)) and cos.is_contiguous():
+        n = int(vis.sum())
+        idx, coords, extra = np.empty(n, np.int64), np.empty((n, 2), np.float32), np.empty((2, n), np.float32)
+        u8 = lambda m: m.contiguous().numpy().view(np.uint8).reshape(-1)  # noqa: E731
+        found = ext.select_samples(u8(vis), u8(sketch), np.ascontiguousarray(uv.numpy(), np.float32).reshape(-1, 2),
+                                   cos.numpy().reshape(-1), idx, coords, extra, torch.get_num_threads())
+        if found != n:
+            raise RuntimeError(f"select_samples: {found} visible pixels, expected {n}")
+        return torch.from_numpy(idx), torch.from_numpy(coords), torch.from_numpy(extra)
+    cos.copy_(torch.where(vis, cos, torch.zeros((), dtype=cos.dtype, device=cos.device)))
+    idx = torch.nonzero(vis.reshape(-1)).squeeze(1)
+    return (idx, uv.reshape(-1, 2).index_select(0, idx).flip(1),
+            torch.stack([cos.reshape(-1).index_select(0, idx), sketch.reshape(-1).index_select(0, idx).float()]))
+
+
+def _merge_views(mr, textures, cos_maps) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+    """MeshRender.fast_bake_texture in one compiled pass per view (csrc/bake: the same skip rule,
+    products, sums and division as upstream's torch code, so the same bits), or None where it
+    does not apply (tensors off the CPU, other dtypes or shapes): then upstream runs. Upstream
+    runs under ``torch.no_grad()``, so this detaches too."""
+    ext = _compiled()
+    Ht, Wt = _hw(mr.texture_size, None)
+    if (ext is None or not isinstance(textures, (list, tuple)) or not isinstance(cos_maps, (list, tuple))
+            or not textures or len(textures) != len(cos_maps) or torch.device(mr.device).type != "cpu"):
+        return None
+    items = list(textures) + list(cos_maps)
+    if not all(isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.dtype == torch.float32 for t in items):
+        return None
+    C = textures[0].shape[-1]
+    if (any(tuple(t.shape) != (Ht, Wt, C) for t in textures)
+            or any(tuple(c.shape) != (Ht, Wt, 1) for c in cos_maps)):
+        return None
+    out = np.empty((Ht * Wt, C), np.float32)
+    trust = np.empty(Ht * Wt, np.float32)
+    ext.merge_views([t.detach().contiguous().numpy().reshape(-1, C) for t in textures],
+                    [c.detach().contiguous().numpy().reshape(-1) for c in cos_maps], out, trust,
+                    torch.get_num_threads())
+    return torch.from_numpy(out).view(Ht, Wt, C), torch.from_numpy(trust).view(Ht, Wt, 1) > 1e-8
 
 
 def _splat_bake(geo: _Entry, img: torch.Tensor, Ht: int, Wt: int, threads: int):

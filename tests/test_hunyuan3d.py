@@ -356,3 +356,43 @@ def test_accelerated_torch_fallbacks_agree(mesh, clean, monkeypatch):
     for i, (c, f) in enumerate(zip(compiled, fallback)):
         for name, a, b in zip(("texture", "cos_map", "boundary_map"), c, f):
             _assert_maps_agree(a, b, f"fallback back_project[{i}].{name}")
+
+
+@pytest.mark.compiled("merge_views")
+def test_compiled_fast_bake_texture_is_upstream(clean):
+    """The accelerated fast_bake_texture (csrc/bake) against hy3dgen's own, bit for bit: a view
+    whose texels are almost all painted already is skipped (> 99 %), an empty view (0 / 0) is
+    not, non-finite colours under a zero weight still poison the texel, any thread count."""
+    h3d.enable(accelerate=False)
+    mod = h3d.import_mesh_render("2.0")
+    mr = mod.MeshRender(default_resolution=64, texture_size=(48, 80), device="cpu")
+    g = torch.Generator().manual_seed(1)
+    H, W = 48, 80
+    textures = [torch.rand(H, W, 3, generator=g) * 2 - 0.5 for _ in range(6)]
+    cos = [torch.rand(H, W, 1, generator=g) ** 3 * (torch.rand(H, W, 1, generator=g) > 0.4) for _ in range(6)]
+    cos[2] = cos[0].clone()
+    cos[2][0, 0] = 0.5 if cos[0][0, 0] == 0 else cos[2][0, 0]  # all painted but one texel: 99.x %, skipped
+    cos[3] = torch.zeros(H, W, 1)  # empty view: upstream divides 0 by 0 and does not skip
+    textures[3][5, 5, 1] = float("nan")
+    textures[4][cos[4][..., 0] == 0] = float("inf")  # weight 0: inf * 0 = NaN, as upstream
+    cos[5] = cos[5] * torch.where(torch.rand(H, W, 1, generator=g) > 0.5, -1.0, 1.0)  # negative weights count
+    ref_tex, ref_trust = mr.fast_bake_texture(textures, cos)
+    h3d.enable(accelerate=True)
+    assert hasattr(mod.MeshRender.fast_bake_texture, "__wrapped__")
+    for threads in (1, 3):
+        saved = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            tex, trust = mr.fast_bake_texture(textures, cos)
+        finally:
+            torch.set_num_threads(saved)
+        assert tex.shape == ref_tex.shape and tex.dtype == ref_tex.dtype and trust.dtype == ref_trust.dtype
+        assert torch.equal(tex.isnan(), ref_tex.isnan()) and torch.equal(trust, ref_trust)
+        assert torch.equal(torch.nan_to_num(tex), torch.nan_to_num(ref_tex))
+        assert tex.isnan().any() and not torch.equal(tex, torch.zeros_like(tex))
+    # what the compiled merge does not take (other dtypes) goes to upstream's code
+    tex64, _ = mr.fast_bake_texture([t.double() for t in textures[:2]], cos[:2])
+    assert tex64.dtype == torch.float32  # upstream's zeros(...) += float64 stays float32
+    # upstream runs under no_grad: so does the merge
+    tex_g, _ = mr.fast_bake_texture([textures[0].clone().requires_grad_(True)], cos[:1])
+    assert not tex_g.requires_grad and torch.equal(tex_g, mr.fast_bake_texture.__wrapped__(mr, textures[:1], cos[:1])[0])

@@ -1,0 +1,118 @@
+// See bake.h.
+#include "bake/bake.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <thread>
+#include <vector>
+
+namespace render_npu {
+namespace {
+
+// Run fn(k, begin, end) on `parts` contiguous ranges of [0, n) (part 0 on the calling thread).
+void parallel_ranges(int64_t n, int64_t parts, const std::function<void(int64_t, int64_t, int64_t)>& fn) {
+  if (parts <= 1) {
+    fn(0, 0, n);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int64_t k = 1; k < parts; ++k) pool.emplace_back(fn, k, n * k / parts, n * (k + 1) / parts);
+  fn(0, 0, n / parts);
+  for (auto& th : pool) th.join();
+}
+
+int64_t parts_for(int64_t n, int num_threads) {
+  // below ~1M elements a thread start costs more than it saves
+  return std::max<int64_t>(1, std::min<int64_t>(int64_t(num_threads), n / (1 << 20) + 1));
+}
+
+}  // namespace
+
+int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coords, float* extra) {
+  const int64_t P = a.pixels, parts = parts_for(P, a.num_threads);
+  std::vector<int64_t> counts(size_t(parts) + 1, 0);
+  parallel_ranges(P, parts, [&](int64_t k, int64_t b, int64_t e) {
+    int64_t c = 0;
+    for (int64_t p = b; p < e; ++p) c += a.visible[p] != 0;
+    counts[size_t(k) + 1] = c;
+  });
+  for (int64_t k = 0; k < parts; ++k) counts[size_t(k) + 1] += counts[size_t(k)];
+  const int64_t found = counts[size_t(parts)];
+  if (found != n) return found;
+  parallel_ranges(P, parts, [&](int64_t k, int64_t b, int64_t e) {
+    int64_t j = counts[size_t(k)];
+    for (int64_t p = b; p < e; ++p) {
+      if (!a.visible[p]) {
+        a.cos[p] = 0.0f;
+        continue;
+      }
+      idx[j] = p;
+      coords[2 * j] = a.uv[2 * p + 1];
+      coords[2 * j + 1] = a.uv[2 * p];
+      extra[j] = a.cos[p];
+      extra[n + j] = a.sketch[p] ? 1.0f : 0.0f;
+      ++j;
+    }
+  });
+  return found;
+}
+
+int64_t merge_views(const MergeArgs& a, float* out, float* trust) {
+  const int64_t T = a.texels, C = a.channels, parts = parts_for(T * (C + 1), a.num_threads);
+  std::vector<int64_t> view_sum(static_cast<size_t>(parts)), painted_sum(static_cast<size_t>(parts));
+  parallel_ranges(T, parts, [&](int64_t, int64_t b, int64_t e) {
+    std::fill(out + b * C, out + e * C, 0.0f);
+    std::fill(trust + b, trust + e, 0.0f);
+  });
+  int64_t used = 0;
+  for (int64_t v = 0; v < a.views; ++v) {
+    const float* w = a.weights[v];
+    const float* tex = a.textures[v];
+    parallel_ranges(T, parts, [&](int64_t k, int64_t b, int64_t e) {
+      int64_t s = 0, p = 0;
+      for (int64_t t = b; t < e; ++t) {
+        const bool on = w[t] > 0.0f;
+        s += on;
+        p += on && trust[t] > 0.0f;
+      }
+      view_sum[size_t(k)] = s;
+      painted_sum[size_t(k)] = p;
+    });
+    int64_t s = 0, p = 0;
+    for (int64_t k = 0; k < parts; ++k) s += view_sum[size_t(k)], p += painted_sum[size_t(k)];
+    // torch: int64 / int64 -> float32 true division, compared with 0.99 as float32
+    if (float(p) / float(s) > 0.99f) continue;
+    ++used;
+    parallel_ranges(T, parts, [&](int64_t, int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const float wt = w[t];
+        const float* x = tex + t * C;
+        if (wt == 0.0f) {
+          // out += x * 0 and trust += 0 change nothing (out and trust are never -0.0) unless x
+          // is not finite (then NaN, as torch gives)
+          bool finite = true;
+          for (int64_t c = 0; c < C; ++c) finite &= std::isfinite(x[c]);
+          if (finite) continue;
+        }
+        float* o = out + t * C;
+        for (int64_t c = 0; c < C; ++c) {
+          const float prod = x[c] * wt;
+          o[c] += prod;
+        }
+        trust[t] += wt;
+      }
+    });
+  }
+  parallel_ranges(T, parts, [&](int64_t, int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const float tr = trust[t];
+      const float d = tr < 1e-8f ? 1e-8f : tr;  // torch.clamp(min=1e-8): NaN stays NaN
+      float* o = out + t * C;
+      for (int64_t c = 0; c < C; ++c) o[c] /= d;
+    }
+  });
+  return used;
+}
+
+}  // namespace render_npu

@@ -1,0 +1,39 @@
+// Texture-baking helpers for Hunyuan3D's MeshRender rules (render_npu.hunyuan3d's accelerated
+// back_project and fast_bake_texture): pick the pixels of one view that bake, and merge the
+// per-view textures by their weights. float32, no FMA contraction (CMakeLists.txt), so the
+// results are the bits of the torch expressions each function names. Threads never change results.
+#pragma once
+#include <cstdint>
+
+namespace render_npu {
+
+// The pixels of one H x W view that bake, in pixel order: p with visible[p] != 0.
+// Writes idx[k] = p, coords[k] = (uv[p, 1], uv[p, 0]) (row, column fractions: MeshRender's
+// flipped UV), extra[k] = cos[p], extra[n + k] = sketch[p] ? 1 : 0 (n = the count), and sets
+// cos[p] = 0 where visible[p] == 0 (torch.where(visible, cos, 0)). n: the number of visible
+// pixels, counted by the caller (the outputs hold n, n x 2 and 2 x n entries). Returns the
+// number found; when it is not n, nothing is written.
+struct SelectArgs {
+  const uint8_t* visible = nullptr;  // [H * W], 0 / 1
+  const uint8_t* sketch = nullptr;   // [H * W], 0 / 1
+  const float* uv = nullptr;         // [H * W, 2]
+  float* cos = nullptr;              // [H * W], edited in place
+  int64_t pixels = 0;
+  int num_threads = 1;
+};
+int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coords, float* extra);
+
+// MeshRender.fast_bake_texture over V views of T texels with C channels: for each view v in
+// order, with s = #(weight_v > 0) and p = #(weight_v > 0 and trust > 0): skip the view when
+// float(p) / float(s) > 0.99f (NaN when s == 0: not skipped); else out[t, c] += tex_v[t, c] *
+// weight_v[t] and trust[t] += weight_v[t]. Then out[t, c] /= max(trust[t], 1e-8f). out and
+// trust are overwritten (start at 0). Returns the number of views used.
+struct MergeArgs {
+  const float* const* textures = nullptr;  // V pointers to [T, C]
+  const float* const* weights = nullptr;   // V pointers to [T]
+  int64_t views = 0, texels = 0, channels = 0;
+  int num_threads = 1;
+};
+int64_t merge_views(const MergeArgs& a, float* out, float* trust);
+
+}  // namespace render_npu
