@@ -341,12 +341,20 @@ py::object interpolate_binding(py::array attr, py::array bary, py::array ids, CA
 }
 
 // ---- splat -------------------------------------------------------------------------------------
-void splat_binding(CArray<float> coords, CArray<float> values, py::object index, py::object extra,
+void splat_binding(CArray<float> coords, py::array values_any, py::object index, py::object extra,
                    CArray<float> out, py::object out_extra, CArray<float> count, bool normalize, int num_threads) {
   require_shape(coords, {-1, 2}, "coords");
   const auto N = coords.shape(0);
-  require_shape(values, {-1, -1}, "values");
-  const auto M = values.shape(0), C = values.shape(1);
+  CArray<float> values;
+  CArray<uint8_t> values_u8;
+  const bool u8 = values_any.dtype().is(py::dtype::of<uint8_t>());
+  if (u8)
+    values_u8 = py::cast<CArray<uint8_t>>(values_any);
+  else
+    values = py::cast<CArray<float>>(values_any);
+  if (u8) require_shape(values_u8, {-1, -1}, "values");
+  else require_shape(values, {-1, -1}, "values");
+  const auto M = u8 ? values_u8.shape(0) : values.shape(0), C = u8 ? values_u8.shape(1) : values.shape(1);
   require_shape(out, {-1, -1, C}, "out");
   const auto H = out.shape(0), W = out.shape(1);
   require_shape(count, {H, W}, "count");
@@ -374,7 +382,10 @@ void splat_binding(CArray<float> coords, CArray<float> values, py::object index,
   }
   a.coords = coords.data();
   a.n = N;
-  a.values = values.data();
+  if (u8)
+    a.values_u8 = values_u8.data();
+  else
+    a.values = values.data();
   a.index = idx;
   a.channels = C;
   a.extra = E ? extra_arr.data() : nullptr;
@@ -478,7 +489,7 @@ PYBIND11_MODULE(_C, m) {
         py::arg("out").noconvert(), py::arg("out_extra"), py::arg("count").noconvert(), py::arg("normalize"),
         py::arg("num_threads"),
         "Bilinear splat (csrc/splat/splat.h): sample n at coords[n] (row, col fractions of H-1, W-1) adds "
-        "values[index[n] if index else n] [Cv] into out [H,W,Cv], extra[:, n] into out_extra [E,H,W] and its "
+        "values[index[n] if index else n] [Cv] (float32, or uint8 read as b / 255) into out [H,W,Cv], extra[:, n] into out_extra [E,H,W] and its "
         "weight into count [H,W] (float32, accumulated; index int64 [N], extra float32 [E,N], both optional). "
         "normalize: then divide by count where > 0. Releases the GIL; threads never change results.");
   m.def("select_samples", &select_samples_binding, py::arg("visible").noconvert(), py::arg("sketch").noconvert(),

@@ -246,8 +246,11 @@ def _pipeline_bake(version: str) -> Callable:
         if (method != "fast" or rmod not in RENDER_MODULES or sys.modules.get(rmod) is None
                 or not (mode == "linear" or (RENDER_MODULES[rmod] == "2.1" and mode == "back_sample"))):
             return original(self, views, camera_elevs, camera_azims, view_weights, *args, **kwargs)
+        from PIL import Image
+
         dev = _device(render)
-        items = [(_image_tensor(v, dev), e, a) for v, e, a in zip(views, camera_elevs, camera_azims)]
+        items = [(v if isinstance(v, Image.Image) else _image_tensor(v, dev), e, a)  # PIL: converted at the bake
+                 for v, e, a in zip(views, camera_elevs, camera_azims)]
         results = _bake_views(sys.modules[rmod], RENDER_MODULES[rmod], render, items, None, None)
         exp = self.config.bake_exp
         textures = [r[0] for r in results]
@@ -509,14 +512,15 @@ def _methods(mod, version: str) -> Dict[str, Callable]:
         method = self.bake_mode if method is None else method
         if method != "linear" and not (version == "2.1" and method == "back_sample"):
             return original(self, image, elev, azim, camera_distance, center, method)
-        img = _image_tensor(image, _device(self))
-        return _back_project(mod, version, self, img, elev, azim, camera_distance, center, method, threads=None)
+        return _back_project(mod, version, self, image, elev, azim, camera_distance, center, method, threads=None)
 
     def bake_texture(self, original, colors, elevs, azims, camera_distance=None, center=None, exp=6, weights=None):
+        from PIL import Image
+
         dev = _device(self)
         if isinstance(colors, torch.Tensor) and version == "2.1":
             colors = [colors[i, ...].float().permute(1, 2, 0) for i in range(colors.shape[0])]
-        colors = [_image_tensor(c, dev) for c in colors]
+        colors = [c if isinstance(c, Image.Image) else _image_tensor(c, dev) for c in colors]  # PIL: at the bake
         if weights is None:  # upstream 2.0.2 iterates range(colors) here (TypeError); 2.1 uses 1.0 per view
             weights = [1.0 for _ in range(len(colors))]
         views = list(zip(colors, elevs, azims))
@@ -717,23 +721,41 @@ def _merge_views(mr, textures, cos_maps) -> Optional[Tuple[torch.Tensor, torch.T
     return torch.from_numpy(out).view(Ht, Wt, C), torch.from_numpy(trust).view(Ht, Wt, 1) > 1e-8
 
 
-def _splat_bake(geo: _Entry, img: torch.Tensor, Ht: int, Wt: int, threads: int):
+def _u8_pixels(image) -> Optional[np.ndarray]:
+    """A PIL image's uint8 pixels [H, W] or [H, W, C] (no copy where PIL allows), or None for
+    anything else (other modes, numpy, tensors: upstream does not divide those by 255)."""
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        return None
+    arr = np.asarray(image)
+    return arr if arr.dtype == np.uint8 and arr.ndim in (2, 3) and arr.flags.c_contiguous else None
+
+
+def _splat_bake(geo: _Entry, img, Ht: int, Wt: int, threads: int):
     """MeshRender's ``linear`` bake of one view: every baking pixel splats its colour, cosine and
     boundary value bilinearly at its UV (csrc/splat on CPU: one pass, gathers the colour from the
     image itself; index_add_ elsewhere), each divided by the splatted weight where it is > 0.
     Returns the texture [Ht, Wt, C], cosine map and boundary map [Ht, Wt, 1], contiguous."""
-    C = img.shape[-1]
-    flat = img.reshape(-1, C)
+    if isinstance(img, np.ndarray):  # uint8 pixels (_u8_pixels): the kernel reads b / 255
+        flat = img.reshape(img.shape[0] * img.shape[1], -1)
+        C, values = flat.shape[1], flat
+    else:
+        C = img.shape[-1]
+        flat = img.reshape(-1, C)
+        values = np.ascontiguousarray(flat.numpy(), np.float32) if flat.device.type == "cpu" else None
     ext = _compiled()
-    if flat.device.type == "cpu" and ext is not None and Ht >= 2 and Wt >= 2:
+    if values is not None and ext is not None and Ht >= 2 and Wt >= 2:
         # zeroed by writing, not calloc: untouched calloc pages would fault later, in every reader
         out, out_extra, count = (np.empty(shape, np.float32) for shape in ((Ht, Wt, C), (2, Ht, Wt), (Ht, Wt)))
         for a in (out, out_extra, count):
             a.fill(0)
-        ext.splat_bilinear(geo.coords.numpy(), np.ascontiguousarray(flat.numpy(), np.float32), geo.idx.numpy(),
+        ext.splat_bilinear(geo.coords.numpy(), values, geo.idx.numpy(),
                            geo.extra.numpy(), out, out_extra, count, True, threads)
         extra = torch.from_numpy(out_extra)
         return torch.from_numpy(out), extra[0].unsqueeze(-1), extra[1].unsqueeze(-1)
+    if isinstance(flat, np.ndarray):
+        flat = torch.from_numpy(np.array(flat)).float().div_(255)  # what _image_tensor makes of the bytes
     coords, dev = geo.coords, flat.device
     values = torch.cat([flat[geo.idx], geo.extra.T], 1)
     idx = coords * torch.tensor([Ht - 1, Wt - 1], dtype=torch.float32, device=dev)
@@ -752,8 +774,13 @@ def _splat_bake(geo: _Entry, img: torch.Tensor, Ht: int, Wt: int, threads: int):
     return out[..., :C].contiguous(), out[..., C:C + 1].contiguous(), out[..., C + 1:].contiguous()
 
 
-def _back_project(mod, version, mr, img: torch.Tensor, elev, azim, camera_distance, center, method,
-                  threads: Optional[int]):
+def _back_project(mod, version, mr, image, elev, azim, camera_distance, center, method, threads: Optional[int]):
+    """MeshRender.back_project of ``image`` (PIL, numpy or tensor, as upstream takes it) in the
+    ``linear`` or 2.1's ``back_sample`` mode. A PIL uint8 image baked by the compiled splat is
+    read as bytes (b / 255 in the kernel: the float image upstream makes is never built)."""
+    dev = _device(mr)
+    pixels = _u8_pixels(image) if method == "linear" and dev.type == "cpu" and _compiled() is not None else None
+    img = _image_tensor(image, dev) if pixels is None else pixels
     H, W = int(img.shape[0]), int(img.shape[1])
     e = _view(mod, mr, elev, azim, camera_distance, center, (H, W))
     geo = _bake_geometry(mod, version, mr, e)

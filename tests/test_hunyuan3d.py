@@ -335,6 +335,13 @@ def test_compiled_splat_is_hy3dgen_linear_grid_put_2d(clean):
                               True, 2)
     assert torch.equal(torch.from_numpy(out), ref[..., :3])
     assert torch.equal(torch.from_numpy(out_extra).permute(1, 2, 0), ref[..., 3:])
+    # a uint8 image (a PIL view, as the accelerated back_project passes it): read as b / 255
+    image_u8 = torch.randint(0, 256, (400 * 400, 3), dtype=torch.uint8, generator=g)
+    ref = mod.linear_grid_put_2d(H, W, coords, torch.cat([(image_u8.float() / 255)[index], extra.T], 1))
+    out, out_extra, count = np.zeros((H, W, 3), np.float32), np.zeros((2, H, W), np.float32), np.zeros((H, W), np.float32)
+    _ext.get().splat_bilinear(coords.numpy(), image_u8.numpy(), index.numpy(), extra.numpy(), out, out_extra, count,
+                              True, 2)
+    assert torch.equal(torch.from_numpy(out), ref[..., :3])
 
 
 def test_accelerated_torch_fallbacks_agree(mesh, clean, monkeypatch):

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace render_npu {
@@ -29,29 +30,54 @@ void splat_bilinear(const SplatArgs& a, float* out, float* out_extra, float* cou
     fh[size_t(i)] = y - float(r0);
     fw[size_t(i)] = x - float(c0);
   }
-  // Each thread owns texels [t_begin, t_end) (whole rows) and skips additions outside them.
-  auto run = [&](int64_t t_begin, int64_t t_end) {
-    for (int corner = 0; corner < 4; ++corner) {
-      const int dr = corner >> 1, dc = corner & 1;
-      const int64_t offset = dr * width + dc;
-      for (int64_t i = 0; i < n; ++i) {
-        const int64_t t = texel[size_t(i)] + offset;
-        if (t < t_begin || t >= t_end) continue;
-        const float h = fh[size_t(i)], w = fw[size_t(i)];
-        const float wr = dr ? h : 1.0f - h, wc = dc ? w : 1.0f - w;
-        const float wt = wr * wc;
-        const float* v = a.values + (a.index ? a.index[i] : i) * C;
-        float* o = out + t * C;
-        for (int64_t c = 0; c < C; ++c) {
+  // uint8 values: float(b) / 255.0f looked up (the same floats, without a division per channel)
+  float lut[256];
+  for (int b = 0; b < 256; ++b) lut[b] = float(b) / 255.0f;
+  // One corner's pass over the samples; CC / EE > 0: the channel counts fixed at compile time
+  // (the bake's 3 + 2), 0: read from a.
+  auto pass = [&](auto cc, auto ee, bool u8, int corner, int64_t t_begin, int64_t t_end) {
+    constexpr int64_t CC = decltype(cc)::value, EE = decltype(ee)::value;
+    const int64_t Cn = CC ? CC : C, En = EE ? EE : E;
+    const int dr = corner >> 1, dc = corner & 1;
+    const int64_t offset = dr * width + dc;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t t = texel[size_t(i)] + offset;
+      if (t < t_begin || t >= t_end) continue;
+      const float h = fh[size_t(i)], w = fw[size_t(i)];
+      const float wr = dr ? h : 1.0f - h, wc = dc ? w : 1.0f - w;
+      const float wt = wr * wc;
+      const int64_t row = (a.index ? a.index[i] : i) * Cn;
+      float* o = out + t * Cn;
+      if (u8) {
+        const uint8_t* v = a.values_u8 + row;
+        for (int64_t c = 0; c < Cn; ++c) {
+          const float p = lut[v[c]] * wt;
+          o[c] += p;
+        }
+      } else {
+        const float* v = a.values + row;
+        for (int64_t c = 0; c < Cn; ++c) {
           const float p = v[c] * wt;
           o[c] += p;
         }
-        for (int64_t e = 0; e < E; ++e) {
-          const float p = a.extra[e * n + i] * wt;
-          out_extra[e * HW + t] += p;
-        }
-        count[t] += wt;
       }
+      for (int64_t e = 0; e < En; ++e) {
+        const float p = a.extra[e * n + i] * wt;
+        out_extra[e * HW + t] += p;
+      }
+      count[t] += wt;
+    }
+  };
+  using C3 = std::integral_constant<int64_t, 3>;
+  using E2 = std::integral_constant<int64_t, 2>;
+  using Any = std::integral_constant<int64_t, 0>;
+  const bool u8 = a.values_u8 != nullptr, baked = C == 3 && E == 2;
+  // Each thread owns texels [t_begin, t_end) (whole rows) and skips additions outside them.
+  auto run = [&](int64_t t_begin, int64_t t_end) {
+    for (int corner = 0; corner < 4; ++corner) {
+      if (baked && u8) pass(C3(), E2(), true, corner, t_begin, t_end);
+      else if (baked) pass(C3(), E2(), false, corner, t_begin, t_end);
+      else pass(Any(), Any(), u8, corner, t_begin, t_end);
     }
     if (!a.normalize) return;
     for (int64_t t = t_begin; t < t_end; ++t) {

@@ -10,7 +10,8 @@ namespace render_npu {
 // col = coords[n, 1] * (W - 1) (computed in float32). The top-left texel (r0, c0) = floor, clamped
 // to [0, H - 2] x [0, W - 2]; fractions h = row - r0, w = col - c0 (not clamped: samples outside
 // [0, 1] extrapolate, as the rule they reproduce does). Weights (1-h)(1-w), (1-h)w, h(1-w), hw.
-// Sample n's value: values[index ? index[n] : n, 0..Cv) (a gather from an image), then
+// Sample n's value: values[index ? index[n] : n, 0..Cv) (a gather from an image; from a uint8
+// image values_u8 instead, each byte b read as float(b) / 255.0f: torch's float().div(255)), then
 // extra[e * N + n] for e < E (planar per-sample channels, may be null when E == 0).
 // out [H * W, Cv], out_extra [E, H * W] and count [H * W] are accumulated into (not cleared). Per
 // texel, additions happen in the order: corner (0,0) of every sample in sample order, then (0,1),
@@ -21,6 +22,7 @@ struct SplatArgs {
   const float* coords = nullptr;
   int64_t n = 0;
   const float* values = nullptr;
+  const uint8_t* values_u8 = nullptr;  // used instead of values when set
   const int64_t* index = nullptr;
   int64_t channels = 0;
   const float* extra = nullptr;
