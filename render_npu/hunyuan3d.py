@@ -375,6 +375,40 @@ def _interp(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> torc
     return render_npu.interpolate(attr, rast, faces)
 
 
+_scratch_local = threading.local()
+
+
+def _scratch(name: str, shape, device) -> torch.Tensor:
+    """A float32 buffer of ``shape`` owned by the calling thread, reused across calls with the
+    same name (its contents are garbage). CPU: numpy-backed; elsewhere a new tensor."""
+    if torch.device(device).type != "cpu":
+        return torch.empty(tuple(shape), dtype=torch.float32, device=device)
+    bufs = getattr(_scratch_local, "bufs", None)
+    if bufs is None:
+        bufs = _scratch_local.bufs = {}
+    n = int(np.prod(shape))
+    buf = bufs.get(name)
+    if buf is None or buf.size < n or buf.size > 2 * n:
+        buf = bufs[name] = np.empty(n, np.float32)
+    return torch.from_numpy(buf[:n]).view(tuple(shape))
+
+
+def _interp_scratch(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor, name: str) -> torch.Tensor:
+    """``_interp(attr, rast, faces)[0]`` ([H, W, C]) written into the thread's scratch buffer
+    ``name`` (see :func:`_scratch`): valid until the thread's next call with that name."""
+    ext = _compiled()
+    B, H, W = rast.shape[:3]
+    if (ext is None or B != 1 or rast.device.type != "cpu" or attr.dtype != torch.float32 or not rast.is_contiguous()
+            or attr.dim() != 2):
+        return _interp(attr, rast, faces)[0]
+    a = attr.detach().contiguous()
+    out = _scratch(name, (H, W, a.shape[-1]), "cpu")
+    r = rast.detach().numpy()
+    bad = ext.interpolate(a.numpy()[None], r, r[..., 3], faces.detach().to(torch.int32).contiguous().numpy(), 1,
+                          torch.get_num_threads(), out=out.numpy().reshape(H * W, -1))
+    return out if bad < 0 else _interp(attr, rast, faces)[0]  # (raises the ValueError for bad ids)
+
+
 def _face_normals(pos3: torch.Tensor, pos_idx: torch.Tensor) -> torch.Tensor:
     """Unit face normals [F, 3] as MeshRender computes them (cross product of the edges from corner 0)."""
     import torch.nn.functional as F
@@ -637,21 +671,25 @@ def _bake_geometry(mod, version: str, mr, e: _Entry) -> _Entry:
         pos3 = _camera_pos3(e)
         fn = _face_normals(pos3, mr.pos_idx)
         shader = getattr(mr, "shader_type", "vertex") if version == "2.1" else "vertex"
+        # the per-pixel maps only this function reads live in per-thread scratch buffers, reused
+        # by the next view: fresh 2048^2 buffers cost more in page faults than their arithmetic
         if shader == "face":
             normal = _face_map(fn, rast)[0]
-            depth = _interp(pos3[:, 2:3].contiguous(), rast, mr.pos_idx)[0]
+            depth = _interp_scratch(pos3[:, 2:3].contiguous(), rast, mr.pos_idx, "depth")
         else:  # normals and depth in one pass (per channel the same arithmetic)
             vn = _vertex_normals(mr, fn)
-            nd = _interp(torch.cat([vn, pos3[:, 2:3]], 1), rast, mr.pos_idx)[0]
+            nd = _interp_scratch(torch.cat([vn, pos3[:, 2:3]], 1), rast, mr.pos_idx, "normal_depth")
             normal, depth = nd[..., :3], nd[..., 3:]
-        uv = _interp(mr.vtx_uv, rast, mr.uv_idx)[0]
+        uv = _interp_scratch(mr.vtx_uv, rast, mr.uv_idx, "uv")
         hit = rast[0, ..., 3] > 0
         hit_idx = torch.nonzero(hit.reshape(-1)).squeeze(1)
-        visible = hit.unsqueeze(-1).float()
         sel = depth.reshape(-1).index_select(0, hit_idx)
         dmax, dmin = sel.max(), sel.min()
-        depth_image = (depth - dmin) / (dmax - dmin) * visible
-        edges = cv2.Canny((depth_image.cpu().numpy() * 255).astype(np.uint8), 30, 80)
+        # upstream: ((depth - dmin) / (dmax - dmin) * visible) * 255 in float32, to uint8; the
+        # same ops in place (x * True is x * 1.0)
+        depth_image = torch.sub(depth, dmin, out=_scratch("depth_image", depth.shape, rast.device))
+        depth_image.div_(dmax - dmin).mul_(hit.unsqueeze(-1)).mul_(255)
+        edges = cv2.Canny(depth_image.cpu().numpy().astype(np.uint8), 30, 80)
         sketch = torch.from_numpy(edges > 0).to(rast.device)
         # upstream's F.cosine_similarity([0, 0, -1], normal), on the covered pixels only: torch
         # computes it as sum_k (n_k / max(|n|, 1e-8)) * l_k, which for this l is exactly
@@ -669,8 +707,8 @@ def _bake_geometry(mod, version: str, mr, e: _Entry) -> _Entry:
         else:
             vis = hit
         idx, coords, extra = _select_samples(vis, sketch, uv, cos)  # zeroes cos where not vis
-        geo = _Entry(idx=idx, coords=coords, extra=extra, cos=cos, sketch=sketch, visible=vis, depth=depth,
-                     hw=(H, W))
+        geo = _Entry(idx=idx, coords=coords, extra=extra, cos=cos, sketch=sketch, visible=vis,
+                     depth=depth.clone() if version == "2.1" else None, hw=(H, W))  # 2.1's back_sample reads it
         e.bake = geo
         return geo
 
@@ -747,7 +785,8 @@ def _splat_bake(geo: _Entry, img, Ht: int, Wt: int, threads: int):
     ext = _compiled()
     if values is not None and ext is not None and Ht >= 2 and Wt >= 2:
         # zeroed by writing, not calloc: untouched calloc pages would fault later, in every reader
-        out, out_extra, count = (np.empty(shape, np.float32) for shape in ((Ht, Wt, C), (2, Ht, Wt), (Ht, Wt)))
+        out, out_extra = (np.empty(shape, np.float32) for shape in ((Ht, Wt, C), (2, Ht, Wt)))
+        count = _scratch("splat_count", (Ht, Wt), "cpu").numpy()  # not returned: the thread's buffer
         for a in (out, out_extra, count):
             a.fill(0)
         ext.splat_bilinear(geo.coords.numpy(), values, geo.idx.numpy(),
