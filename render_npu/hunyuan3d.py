@@ -375,6 +375,14 @@ def _interp(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> torc
     return render_npu.interpolate(attr, rast, faces)
 
 
+def _fresh(shape, dtype) -> np.ndarray:
+    """A new array for a result, allocated by torch (4 KiB pages): numpy asks for transparent
+    huge pages on large arrays, and on the shared VM the kernel's compaction for them made the
+    first touch of a 2048^2 result several times slower than plain pages (measured in
+    bench_hunyuan's accelerated back_project after the plain run)."""
+    return torch.empty(tuple(shape), dtype=torch.from_numpy(np.empty(0, dtype)).dtype).numpy()
+
+
 _scratch_local = threading.local()
 
 
@@ -721,7 +729,7 @@ def _select_samples(vis: torch.Tensor, sketch: torch.Tensor, uv: torch.Tensor, c
     ext = _compiled()
     if ext is not None and all(_on_host(t) for t in (vis, sketch, uv, cos)) and cos.is_contiguous():
         n = int(vis.sum())
-        idx, coords, extra = np.empty(n, np.int64), np.empty((n, 2), np.float32), np.empty((2, n), np.float32)
+        idx, coords, extra = _fresh((n,), np.int64), _fresh((n, 2), np.float32), _fresh((2, n), np.float32)
         u8 = lambda m: m.contiguous().numpy().view(np.uint8).reshape(-1)  # noqa: E731
         found = ext.select_samples(u8(vis), u8(sketch), np.ascontiguousarray(uv.numpy(), np.float32).reshape(-1, 2),
                                    cos.numpy().reshape(-1), idx, coords, extra, torch.get_num_threads())
@@ -751,8 +759,8 @@ def _merge_views(mr, textures, cos_maps) -> Optional[Tuple[torch.Tensor, torch.T
     if (any(tuple(t.shape) != (Ht, Wt, C) for t in textures)
             or any(tuple(c.shape) != (Ht, Wt, 1) for c in cos_maps)):
         return None
-    out = np.empty((Ht * Wt, C), np.float32)
-    trust = np.empty(Ht * Wt, np.float32)
+    out = _fresh((Ht * Wt, C), np.float32)
+    trust = _fresh((Ht * Wt,), np.float32)
     ext.merge_views([t.detach().contiguous().numpy().reshape(-1, C) for t in textures],
                     [c.detach().contiguous().numpy().reshape(-1) for c in cos_maps], out, trust,
                     torch.get_num_threads())
@@ -785,7 +793,7 @@ def _splat_bake(geo: _Entry, img, Ht: int, Wt: int, threads: int):
     ext = _compiled()
     if values is not None and ext is not None and Ht >= 2 and Wt >= 2:
         # zeroed by writing, not calloc: untouched calloc pages would fault later, in every reader
-        out, out_extra = (np.empty(shape, np.float32) for shape in ((Ht, Wt, C), (2, Ht, Wt)))
+        out, out_extra = (_fresh(shape, np.float32) for shape in ((Ht, Wt, C), (2, Ht, Wt)))
         count = _scratch("splat_count", (Ht, Wt), "cpu").numpy()  # not returned: the thread's buffer
         for a in (out, out_extra, count):
             a.fill(0)
@@ -943,12 +951,20 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
     if isinstance(mask, torch.Tensor):  # 2.1 accepts the trust map as a tensor
         mask = (mask.squeeze(-1).cpu().numpy() * 255).astype(np.uint8)
     mask = np.asarray(mask)
+    owned = False
     if vertex_inpaint:
         tex, mask = meshVerticeInpaint(tex, mask, *_mesh_arrays(mr))
+        owned = True  # a new array: ours to edit
     known = np.asarray(mask) > 0
-    tex32 = np.array(tex, dtype=np.float32, copy=True, order="C")
+    if owned and isinstance(tex, np.ndarray) and tex.dtype == np.float32 and tex.flags.c_contiguous \
+            and tex.flags.writeable:
+        tex32 = tex
+    else:
+        tex32 = _fresh(np.shape(tex), np.float32)
+        np.copyto(tex32, tex, casting="unsafe")
     # upstream: uint8 of texture * 255 (truncation) where known, cv2.inpaint's fill elsewhere
-    u8 = (tex32 * 255).astype(np.uint8)
+    scaled = np.multiply(tex32, np.float32(255), out=_scratch("inpaint_u8", tex32.shape, "cpu").numpy())
+    u8 = scaled.astype(np.uint8)
     if known.all() or not known.any() or tex32.ndim != 3:
         return u8 if known.all() or tex32.ndim != 3 else _all_unknown(tex32)
     H, W = known.shape
@@ -964,8 +980,13 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
     filled = harmonic_fill(tex32, known, region, inplace=True)
     if region is not None:
         filled[~region] = mean
-    fill_u8 = (np.clip(filled, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return np.where(known[..., None], u8, fill_u8)
+    # (clip(filled, 0, 1) * 255 + 0.5) in float32, in place, then to uint8
+    np.clip(filled, 0, 1, out=filled)
+    np.multiply(filled, np.float32(255), out=filled)
+    np.add(filled, np.float32(0.5), out=filled)
+    fill_u8 = filled.astype(np.uint8)
+    np.copyto(fill_u8, u8, where=known[..., None])
+    return fill_u8
 
 
 def _mesh_arrays(mr):
