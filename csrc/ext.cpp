@@ -402,21 +402,42 @@ void splat_binding(CArray<float> coords, py::array values_any, py::object index,
 }
 
 // ---- bake (Hunyuan3D MeshRender rules) -----------------------------------------------------------
-int64_t select_samples_binding(CArray<uint8_t> visible, CArray<uint8_t> sketch, CArray<float> uv, CArray<float> cos,
-                               CArray<int64_t> idx, CArray<float> coords, CArray<float> extra, int num_threads) {
+int64_t select_samples_binding(CArray<uint8_t> visible, CArray<uint8_t> sketch, py::object uv_obj, CArray<float> cos,
+                               CArray<int64_t> idx, CArray<float> coords, CArray<float> extra, int num_threads,
+                               py::object rast_obj, py::object uv_faces_obj, py::object vtx_uv_obj) {
   require_shape(visible, {-1}, "visible");
   const auto P = visible.shape(0);
   require_shape(sketch, {P}, "sketch");
-  require_shape(uv, {P, 2}, "uv");
+  render_npu::SelectArgs a;
+  CArray<float> uv, rast, vtx_uv;
+  CArray<int32_t> uv_faces;
+  if (!uv_obj.is_none()) {
+    uv = uv_obj.cast<CArray<float>>();
+    require_shape(uv, {P, 2}, "uv");
+    a.uv = uv.data();
+  } else {
+    rast = rast_obj.cast<CArray<float>>();
+    uv_faces = uv_faces_obj.cast<CArray<int32_t>>();
+    vtx_uv = vtx_uv_obj.cast<CArray<float>>();
+    require_shape(rast, {P, 4}, "rast");
+    require_shape(uv_faces, {-1, 3}, "uv_faces");
+    require_shape(vtx_uv, {-1, 2}, "vtx_uv");
+    const auto V = vtx_uv.shape(0);
+    const int32_t* f = uv_faces.data();
+    for (py::ssize_t i = 0; i < uv_faces.size(); ++i)
+      if (f[i] < 0 || f[i] >= V) throw std::invalid_argument("uv_faces: vertex index out of range");
+    a.rast = rast.data();
+    a.uv_faces = f;
+    a.vtx_uv = vtx_uv.data();
+    a.num_faces = uv_faces.shape(0);
+  }
   require_shape(cos, {P}, "cos");
   require_shape(idx, {-1}, "idx");
   const auto N = idx.shape(0);
   require_shape(coords, {N, 2}, "coords");
   require_shape(extra, {2, N}, "extra");
-  render_npu::SelectArgs a;
   a.visible = visible.data();
   a.sketch = sketch.data();
-  a.uv = uv.data();
   a.cos = cos.mutable_data();
   a.pixels = P;
   a.num_threads = num_threads < 1 ? 1 : num_threads;
@@ -495,7 +516,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("select_samples", &select_samples_binding, py::arg("visible").noconvert(), py::arg("sketch").noconvert(),
         py::arg("uv").noconvert(), py::arg("cos").noconvert(), py::arg("idx").noconvert(),
         py::arg("coords").noconvert(), py::arg("extra").noconvert(), py::arg("num_threads"),
-        "The baking pixels of one view (csrc/bake/bake.h): visible, sketch uint8 [P], uv float32 [P, 2], cos "
+        py::arg("rast") = py::none(), py::arg("uv_faces") = py::none(), py::arg("vtx_uv") = py::none(),
+        "The baking pixels of one view (csrc/bake/bake.h): visible, sketch uint8 [P], uv float32 [P, 2] (or None: "
+        "interpolated at the visible pixels from rast float32 [P, 4], uv_faces int32 [F, 3], vtx_uv float32 [V, 2]; "
+        "-1 for a visible pixel without a valid id), cos "
         "float32 [P] (zeroed in place where not visible); writes idx int64 [N], coords float32 [N, 2] (uv "
         "flipped), extra float32 [2, N] (cos, sketch) when N is the visible count. Returns the count found.");
   m.def("merge_views", &merge_views_binding, py::arg("textures"), py::arg("weights"), py::arg("out").noconvert(),

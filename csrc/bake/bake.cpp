@@ -40,6 +40,7 @@ int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coor
   for (int64_t k = 0; k < parts; ++k) counts[size_t(k) + 1] += counts[size_t(k)];
   const int64_t found = counts[size_t(parts)];
   if (found != n) return found;
+  std::vector<char> bad(size_t(parts), 0);
   parallel_ranges(P, parts, [&](int64_t k, int64_t b, int64_t e) {
     int64_t j = counts[size_t(k)];
     for (int64_t p = b; p < e; ++p) {
@@ -48,13 +49,33 @@ int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coor
         continue;
       }
       idx[j] = p;
-      coords[2 * j] = a.uv[2 * p + 1];
-      coords[2 * j + 1] = a.uv[2 * p];
+      if (a.uv) {
+        coords[2 * j] = a.uv[2 * p + 1];
+        coords[2 * j + 1] = a.uv[2 * p];
+      } else {  // interpolate's arithmetic, at this pixel only
+        const float* r = a.rast + 4 * p;
+        const float idf = r[3];
+        if (!(idf >= 1.0f && idf <= float(a.num_faces)) || idf != std::floor(idf)) {
+          bad[size_t(k)] = 1;
+          return;
+        }
+        const int32_t* f = a.uv_faces + (int64_t(idf) - 1) * 3;
+        const float* v0 = a.vtx_uv + 2 * int64_t(f[0]);
+        const float* v1 = a.vtx_uv + 2 * int64_t(f[1]);
+        const float* v2 = a.vtx_uv + 2 * int64_t(f[2]);
+        const float b0 = r[0], b1 = r[1], b2 = r[2];
+        for (int c = 0; c < 2; ++c) {
+          const float s = b0 * v0[c] + b1 * v1[c];
+          coords[2 * j + 1 - c] = s + b2 * v2[c];  // flipped: (v, u)
+        }
+      }
       extra[j] = a.cos[p];
       extra[n + j] = a.sketch[p] ? 1.0f : 0.0f;
       ++j;
     }
   });
+  for (char x : bad)
+    if (x) return -1;
   return found;
 }
 

@@ -12,11 +12,16 @@ namespace render_npu {
 // flipped UV), extra[k] = cos[p], extra[n + k] = sketch[p] ? 1 : 0 (n = the count), and sets
 // cos[p] = 0 where visible[p] == 0 (torch.where(visible, cos, 0)). n: the number of visible
 // pixels, counted by the caller (the outputs hold n, n x 2 and 2 x n entries). Returns the
-// number found; when it is not n, nothing is written.
+// number found; when it is not n, nothing is written. With rast, a visible pixel whose id is not
+// in [1, F] stops it: returns -1 (the outputs are then partly written).
 struct SelectArgs {
   const uint8_t* visible = nullptr;  // [H * W], 0 / 1
   const uint8_t* sketch = nullptr;   // [H * W], 0 / 1
-  const float* uv = nullptr;         // [H * W, 2]
+  const float* uv = nullptr;         // [H * W, 2]; or null, then interpolated from:
+  const float* rast = nullptr;       //   [H * W, 4]: b0, b1, b2, triangle id + 1 (render_npu's raster)
+  const int32_t* uv_faces = nullptr;  //  [F, 3] vertex indices into vtx_uv (checked by the caller)
+  const float* vtx_uv = nullptr;     //   [V, 2]: uv = (b0 * a0 + b1 * a1) + b2 * a2, as interpolate
+  int64_t num_faces = 0;
   float* cos = nullptr;              // [H * W], edited in place
   int64_t pixels = 0;
   int num_threads = 1;
