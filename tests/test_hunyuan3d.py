@@ -403,3 +403,33 @@ def test_compiled_fast_bake_texture_is_upstream(clean):
     # upstream runs under no_grad: so does the merge
     tex_g, _ = mr.fast_bake_texture([textures[0].clone().requires_grad_(True)], cos[:1])
     assert not tex_g.requires_grad and torch.equal(tex_g, mr.fast_bake_texture.__wrapped__(mr, textures[:1], cos[:1])[0])
+
+
+@pytest.mark.compiled("select_samples")
+def test_compiled_select_samples_is_torch_path(mesh, clean, monkeypatch):
+    """The compiled choice of a view's baking pixels (UVs interpolated there only) gives the bits
+    of the torch path (UV map by interpolate, nonzero, gathers), and a raster whose visible pixel
+    has no valid triangle id raises interpolate's ValueError."""
+    h3d.enable(accelerate=True)
+    mod = h3d.import_mesh_render("2.0")
+    mr = _mesh_render(mod, mesh)
+    e = h3d._view(mod, mr, 0, 90, None, None, (RES, RES))
+    g = torch.Generator().manual_seed(2)
+    hit = e.rast[0, ..., 3] > 0
+    vis = hit & (torch.rand(RES, RES, generator=g) > 0.3)
+    sketch = torch.rand(RES, RES, generator=g) > 0.9
+    cos = torch.rand(RES, RES, generator=g)
+    uv_attr = (mr.vtx_uv, e.rast, mr.uv_idx)
+    cos1 = cos.clone()
+    compiled = h3d._select_samples(vis, sketch, uv_attr, cos1)
+    with monkeypatch.context() as m:
+        m.setattr(h3d, "_compiled", lambda: None)
+        cos2 = cos.clone()
+        torch_path = h3d._select_samples(vis, sketch, uv_attr, cos2)
+    assert compiled[0].shape[0] == int(vis.sum()) > 1000
+    for a, b in zip(compiled + (cos1,), torch_path + (cos2,)):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+    bad = e.rast.clone()
+    bad[0, ..., 3][vis] = 0.5  # not an integer id
+    with pytest.raises(ValueError):
+        h3d._select_samples(vis, sketch, (mr.vtx_uv, bad, mr.uv_idx), cos.clone())
