@@ -446,28 +446,35 @@ def _camera_pos3(entry: _Entry) -> torch.Tensor:
     return pc[:, :3] / pc[:, 3:4]
 
 
-def _format(image: torch.Tensor, return_type: str, squeeze: bool = False):
+def _format(image: torch.Tensor, return_type: str, squeeze: bool = False, inplace: bool = False):
+    """MeshRender's return types. ``inplace``: ``image`` is a buffer of ours that "pl" may scale
+    in place (float32 ``x * 255`` either way, then truncated to uint8 as upstream)."""
     if return_type == "np":
         return image.cpu().numpy()
     if return_type == "pl":
         from PIL import Image
 
         arr = image.squeeze(-1) if squeeze else image
+        if inplace and arr.device.type == "cpu" and arr.dtype == torch.float32:
+            return Image.fromarray(arr.mul_(255).numpy().astype(np.uint8))
         return Image.fromarray((arr.cpu().numpy() * 255).astype(np.uint8))
     return image
 
 
-def _interp_bg(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor, bg_color) -> torch.Tensor:
+def _interp_bg(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor, bg_color,
+               scratch: Optional[str] = None) -> torch.Tensor:
     """``interp * mask + bg * (1 - mask)`` for MeshRender's 0/1 mask, as the interpolation writing
     ``bg`` on empty pixels (CPU: one compiled pass; elsewhere a select). The same values for finite
-    inputs (``v * 1 + bg * 0 == v``; a -0.0 may stay -0.0 where the blend gives +0.0)."""
+    inputs (``v * 1 + bg * 0 == v``; a -0.0 may stay -0.0 where the blend gives +0.0).
+    ``scratch``: write into the thread's scratch buffer of that name (a result not returned)."""
     ext = _compiled()
     bg = torch.tensor(bg_color, dtype=torch.float32)
     if (ext is not None and rast.device.type == "cpu" and attr.dtype == torch.float32 and rast.is_contiguous()
             and bg.numel() == attr.shape[-1]):
         a = attr.detach().contiguous()
         B, H, W = rast.shape[:3]
-        out = np.empty((B * H * W, a.shape[-1]), np.float32)
+        shape = (B * H * W, a.shape[-1])
+        out = _scratch(scratch, shape, "cpu").numpy() if scratch else _fresh(shape, np.float32)
         faces32 = faces.detach().to(torch.int32).contiguous()
         r = rast.detach().numpy()
         bad = ext.interpolate(a.numpy()[None], r, r[..., 3], faces32.numpy(), B, torch.get_num_threads(),
@@ -505,10 +512,11 @@ def _methods(mod, version: str) -> Dict[str, Callable]:
             out = torch.where(e.rast[..., 3:] > 0, _face_map(fn, e.rast),
                               torch.tensor(bg_color, dtype=torch.float32, device=e.rast.device))
         else:
-            out = _interp_bg(vn, e.rast, self.pos_idx, bg_color)
+            # a PIL result only needs the floats until it is made: the thread's scratch buffer
+            out = _interp_bg(vn, e.rast, self.pos_idx, bg_color, scratch="render" if return_type == "pl" else None)
         if normalize_rgb:
             out = out.add_(1).mul_(0.5)
-        return _format(out[0], return_type)
+        return _format(out[0], return_type, inplace=True)
 
     def render_position(self, original, elev, azim, camera_distance=None, center=None, resolution=None,
                         bg_color=[1, 1, 1], return_type="th"):
@@ -517,8 +525,9 @@ def _methods(mod, version: str) -> Dict[str, Callable]:
         a = _acc(self)
         tex_position = _mesh_item(self, a, "tex_position_render",
                                   lambda: (0.5 - self.vtx_pos[:, :3] / self.scale_factor).contiguous())
-        out = _interp_bg(tex_position, e.rast, self.pos_idx, bg_color)
-        return _format(out[0], return_type, squeeze=True)
+        out = _interp_bg(tex_position, e.rast, self.pos_idx, bg_color,
+                         scratch="render" if return_type == "pl" else None)
+        return _format(out[0], return_type, squeeze=True, inplace=True)
 
     def render_depth(self, original, elev, azim, camera_distance=None, center=None, resolution=None,
                      return_type="th"):
