@@ -18,6 +18,7 @@ their rasters, and back_project reuses them, as in the pipeline). Meshes: texgen
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -91,7 +92,8 @@ def main(argv=None):
     ap.add_argument("--res", type=int, default=2048, help="render and texture size (default 2048)")
     ap.add_argument("--meshes", nargs="+", default=list(MESHES), choices=list(MESHES))
     args = ap.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, {args.res}^2 renders and texture")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, {args.res}^2 renders and texture, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (a shared machine: read the ratios)")
     h3d.enable(accelerate=False)
     mod = h3d.import_mesh_render("2.0")
     results = {}
@@ -113,6 +115,7 @@ def main(argv=None):
         keys = [k for k in plain if not k.startswith("bake_texture")]
         p, f = sum(plain[k] for k in keys), sum(fast[k] for k in keys)
         print(f"| {nf:,} | **geometry path** (the five stages above) | **{p:.2f}** | **{f:.2f}** | **{p / f:.1f}x** |")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     big = max(meshes, key=lambda k: len(meshes[k][1]))
     print()
     print(f"interpolate, {len(meshes[big][1]):,} faces, C = 3 (best of 5; torch path best of 2):")

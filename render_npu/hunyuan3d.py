@@ -944,10 +944,23 @@ def _bake_views(mod, version, mr, views, camera_distance, center) -> List[Tuple]
             return mr.back_project(img, elev, azim, camera_distance, center)
         return _back_project(mod, version, mr, img, elev, azim, camera_distance, center, method, threads=1)
 
-    if workers <= 1 or _device(mr).type != "cpu":
+    if workers <= 1 or _device(mr).type != "cpu" or threading.current_thread().name.startswith("hy3d-bake"):
         return [one(i) for i in range(n)]
-    with _split_intra_op_threads(workers, "cpu"), ThreadPoolExecutor(workers, thread_name_prefix="hy3d-bake") as ex:
-        return list(ex.map(one, range(n)))
+    with _split_intra_op_threads(workers, "cpu"):
+        return list(_bake_pool().map(one, range(n)))
+
+
+_pool: Optional[ThreadPoolExecutor] = None
+
+
+def _bake_pool() -> ThreadPoolExecutor:
+    """One view pool for the process (``os.cpu_count()`` workers), reused by every bake: its
+    threads keep their scratch buffers (:func:`_scratch`) from one bake to the next."""
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="hy3d-bake")
+        return _pool
 
 
 def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
