@@ -404,7 +404,8 @@ void splat_binding(CArray<float> coords, py::array values_any, py::object index,
 // ---- bake (Hunyuan3D MeshRender rules) -----------------------------------------------------------
 int64_t select_samples_binding(CArray<uint8_t> visible, CArray<uint8_t> sketch, py::object uv_obj, CArray<float> cos,
                                CArray<int64_t> idx, CArray<float> coords, CArray<float> extra, int num_threads,
-                               py::object rast_obj, py::object uv_faces_obj, py::object vtx_uv_obj) {
+                               py::object rast_obj, py::object uv_faces_obj, py::object vtx_uv_obj,
+                               py::object normal_obj, float cos_thres) {
   require_shape(visible, {-1}, "visible");
   const auto P = visible.shape(0);
   require_shape(sketch, {P}, "sketch");
@@ -436,6 +437,15 @@ int64_t select_samples_binding(CArray<uint8_t> visible, CArray<uint8_t> sketch, 
   const auto N = idx.shape(0);
   require_shape(coords, {N, 2}, "coords");
   require_shape(extra, {2, N}, "extra");
+  CArray<float> normal;
+  if (!normal_obj.is_none()) {
+    normal = normal_obj.cast<CArray<float>>();
+    require_shape(normal, {P, -1}, "normal");
+    if (normal.shape(1) < 3) throw std::invalid_argument("normal: at least 3 channels");
+    a.normal = normal.data();
+    a.normal_stride = normal.shape(1);
+    a.cos_thres = cos_thres;
+  }
   a.visible = visible.data();
   a.sketch = sketch.data();
   a.cos = cos.mutable_data();
@@ -517,9 +527,11 @@ PYBIND11_MODULE(_C, m) {
         py::arg("uv").noconvert(), py::arg("cos").noconvert(), py::arg("idx").noconvert(),
         py::arg("coords").noconvert(), py::arg("extra").noconvert(), py::arg("num_threads"),
         py::arg("rast") = py::none(), py::arg("uv_faces") = py::none(), py::arg("vtx_uv") = py::none(),
+        py::arg("normal") = py::none(), py::arg("cos_thres") = 0.0f,
         "The baking pixels of one view (csrc/bake/bake.h): visible, sketch uint8 [P], uv float32 [P, 2] (or None: "
         "interpolated at the visible pixels from rast float32 [P, 4], uv_faces int32 [F, 3], vtx_uv float32 [V, 2]; "
-        "-1 for a visible pixel without a valid id), cos "
+        "-1 for a visible pixel without a valid id), normal float32 [P, >= 3] (optional: cos computed from it at the "
+        "visible pixels as MeshRender does, 0 below cos_thres), cos "
         "float32 [P] (zeroed in place where not visible); writes idx int64 [N], coords float32 [N, 2] (uv "
         "flipped), extra float32 [2, N] (cos, sketch) when N is the visible count. Returns the count found.");
   m.def("merge_views", &merge_views_binding, py::arg("textures"), py::arg("weights"), py::arg("out").noconvert(),

@@ -707,57 +707,64 @@ def _bake_geometry(mod, version: str, mr, e: _Entry) -> _Entry:
         depth_image.div_(dmax - dmin).mul_(hit.unsqueeze(-1)).mul_(255)
         edges = cv2.Canny(depth_image.cpu().numpy().astype(np.uint8), 30, 80)
         sketch = torch.from_numpy(edges > 0).to(rast.device)
-        # upstream's F.cosine_similarity([0, 0, -1], normal), on the covered pixels only: torch
-        # computes it as sum_k (n_k / max(|n|, 1e-8)) * l_k, which for this l is exactly
-        # -(n_z / max(|n|, 1e-8)) with the same norm op (bitwise, checked on 2M random vectors)
-        n_hit = normal.reshape(-1, 3).index_select(0, hit_idx)
-        norm = torch.linalg.vector_norm(n_hit, dim=-1).clamp_min_(1e-8)
-        cos_hit = torch.div(n_hit[:, 2], norm).neg_()
-        cos_thres = np.cos(mr.bake_angle_thres / 180 * np.pi)
-        cos_hit[cos_hit < cos_thres] = 0
-        cos = torch.zeros(H * W, dtype=cos_hit.dtype, device=rast.device).index_copy_(0, hit_idx, cos_hit).view(H, W)
+        cos_thres = float(np.cos(mr.bake_angle_thres / 180 * np.pi))
         k = int(mr.bake_unreliable_kernel_size)
         if version == "2.0" or k > 0:
             vis, sketch = _erode_dilate(hit, sketch, k)
             vis = vis & ~sketch
         else:
             vis = hit
-        idx, coords, extra = _select_samples(vis, sketch, (mr.vtx_uv, rast, mr.uv_idx), cos)  # zeroes cos where not vis
+        # the normals as the contiguous map they are in (nd: x, y, z, depth)
+        idx, coords, extra, cos = _select_samples(vis, sketch, (mr.vtx_uv, rast, mr.uv_idx),
+                                                  normal if shader == "face" else nd, cos_thres)
         geo = _Entry(idx=idx, coords=coords, extra=extra, cos=cos, sketch=sketch, visible=vis,
                      depth=depth.clone() if version == "2.1" else None, hw=(H, W))  # 2.1's back_sample reads it
         e.bake = geo
         return geo
 
 
-def _select_samples(vis: torch.Tensor, sketch: torch.Tensor, uv_attr: Tuple, cos: torch.Tensor):
+def _select_samples(vis: torch.Tensor, sketch: torch.Tensor, uv_attr: Tuple, normal: torch.Tensor,
+                    cos_thres: float):
     """The pixels of a view that bake (``vis``, [H, W] bool), in pixel order: their flat indices
-    [N] int64, UVs flipped to (v, u) [N, 2] and (cos, sketch) [2, N] float32; ``cos`` ([H, W]
-    float32, contiguous) is zeroed in place where not ``vis``. ``uv_attr``: (vtx_uv, rast, uv_idx),
-    what ``_interp`` interpolates the UVs from. CPU: one compiled pass (csrc/bake) that
-    interpolates the UVs at the selected pixels only; elsewhere the UV map and torch's nonzero and
-    gathers. The same values either way (interpolate's arithmetic)."""
+    [N] int64, UVs flipped to (v, u) [N, 2], (cos, sketch) [2, N] float32, and the cosine map
+    [H, W] float32 (0 where not ``vis``). ``uv_attr``: (vtx_uv, rast, uv_idx), what ``_interp``
+    interpolates the UVs from; ``normal`` [H, W, S >= 3] (x, y, z first; nd's 4th is depth): the cosine
+    is upstream's ``F.cosine_similarity([0, 0, -1], normal)``, 0 below ``cos_thres``. CPU: one
+    compiled pass (csrc/bake) that interpolates the UVs and computes the cosine at the selected
+    pixels only; elsewhere torch ops. The same bits either way: torch computes the cosine as
+    sum_k (n_k / max(|n|, 1e-8)) * l_k, which for this l is exactly -(n_z / max(|n|, 1e-8)), and
+    its float32 norm on CPU as sqrt(fma(z, z, fma(y, y, x * x))) (the kernel's formula; checked
+    against torch in tests/test_hunyuan3d.py)."""
     ext = _compiled()
     vtx_uv, rast, uv_idx = uv_attr
-    if (ext is not None and all(_on_host(t) for t in (vis, sketch, cos, rast, vtx_uv)) and cos.is_contiguous()
-            and rast.dtype == vtx_uv.dtype == torch.float32 and rast.shape[0] == 1 and rast.is_contiguous()):
+    H, W = vis.shape
+    if (ext is not None and all(_on_host(t) for t in (vis, sketch, rast, vtx_uv, normal))
+            and rast.dtype == vtx_uv.dtype == normal.dtype == torch.float32 and rast.shape[0] == 1
+            and rast.is_contiguous() and normal.is_contiguous()):
+        cos = _fresh((H, W), np.float32)
         vis_u8 = vis.contiguous().numpy().view(np.uint8).reshape(-1)
         n = int(np.count_nonzero(vis_u8))  # (torch's bool sum is ~20x slower)
         idx, coords, extra = _fresh((n,), np.int64), _fresh((n, 2), np.float32), _fresh((2, n), np.float32)
         u8 = lambda m: m.contiguous().numpy().view(np.uint8).reshape(-1)  # noqa: E731
-        found = ext.select_samples(vis_u8, u8(sketch), None, cos.numpy().reshape(-1), idx, coords, extra,
+        found = ext.select_samples(vis_u8, u8(sketch), None, cos.reshape(-1), idx, coords, extra,
                                    torch.get_num_threads(), rast=rast.detach().numpy().reshape(-1, 4),
                                    uv_faces=uv_idx.detach().to(torch.int32).contiguous().numpy(),
-                                   vtx_uv=vtx_uv.detach().contiguous().numpy())
+                                   vtx_uv=vtx_uv.detach().contiguous().numpy(),
+                                   normal=normal.detach().numpy().reshape(H * W, -1), cos_thres=cos_thres)
         if found == n:
-            return torch.from_numpy(idx), torch.from_numpy(coords), torch.from_numpy(extra)
+            return torch.from_numpy(idx), torch.from_numpy(coords), torch.from_numpy(extra), torch.from_numpy(cos)
         if found >= 0:
             raise RuntimeError(f"select_samples: {found} visible pixels, expected {n}")
         # a pixel without a valid id: the path below raises interpolate's ValueError
     uv = _interp(vtx_uv, rast, uv_idx)[0]
-    cos.copy_(torch.where(vis, cos, torch.zeros((), dtype=cos.dtype, device=cos.device)))
     idx = torch.nonzero(vis.reshape(-1)).squeeze(1)
+    n_vis = normal[..., :3].reshape(-1, 3).index_select(0, idx)
+    norm = torch.linalg.vector_norm(n_vis, dim=-1).clamp_min_(1e-8)
+    cos_vis = torch.div(n_vis[:, 2], norm).neg_()
+    cos_vis[cos_vis < cos_thres] = 0
+    cos = torch.zeros(H * W, dtype=cos_vis.dtype, device=vis.device).index_copy_(0, idx, cos_vis).view(H, W)
     return (idx, uv.reshape(-1, 2).index_select(0, idx).flip(1),
-            torch.stack([cos.reshape(-1).index_select(0, idx), sketch.reshape(-1).index_select(0, idx).float()]))
+            torch.stack([cos_vis, sketch.reshape(-1).index_select(0, idx).float()]), cos)
 
 
 def _merge_views(mr, textures, cos_maps) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:

@@ -418,18 +418,24 @@ def test_compiled_select_samples_is_torch_path(mesh, clean, monkeypatch):
     hit = e.rast[0, ..., 3] > 0
     vis = hit & (torch.rand(RES, RES, generator=g) > 0.3)
     sketch = torch.rand(RES, RES, generator=g) > 0.9
-    cos = torch.rand(RES, RES, generator=g)
+    # normals of every length and direction (x, y, z, and a 4th channel as in the bake's map)
+    normal = torch.randn(RES, RES, 4, generator=g) * torch.rand(RES, RES, 1, generator=g) ** 6
+    normal[0, :8, :3] = 0  # |n| = 0: max(|n|, 1e-8)
     uv_attr = (mr.vtx_uv, e.rast, mr.uv_idx)
-    cos1 = cos.clone()
-    compiled = h3d._select_samples(vis, sketch, uv_attr, cos1)
+    thres = float(np.cos(80 / 180 * np.pi))
+    compiled = h3d._select_samples(vis, sketch, uv_attr, normal, thres)
     with monkeypatch.context() as m:
         m.setattr(h3d, "_compiled", lambda: None)
-        cos2 = cos.clone()
-        torch_path = h3d._select_samples(vis, sketch, uv_attr, cos2)
+        torch_path = h3d._select_samples(vis, sketch, uv_attr, normal, thres)
     assert compiled[0].shape[0] == int(vis.sum()) > 1000
-    for a, b in zip(compiled + (cos1,), torch_path + (cos2,)):
+    for a, b in zip(compiled, torch_path):
         assert a.dtype == b.dtype and torch.equal(a, b)
+    # the cosine as upstream computes it (F.cosine_similarity), on every pixel
+    n3 = normal[..., :3].reshape(-1, 3)
+    ref = torch.nn.functional.cosine_similarity(torch.tensor([[0, 0, -1]]), n3).view(RES, RES)
+    ref[ref < thres] = 0
+    assert torch.equal(compiled[3], torch.where(vis, ref, torch.zeros(())))
     bad = e.rast.clone()
     bad[0, ..., 3][vis] = 0.5  # not an integer id
     with pytest.raises(ValueError):
-        h3d._select_samples(vis, sketch, (mr.vtx_uv, bad, mr.uv_idx), cos.clone())
+        h3d._select_samples(vis, sketch, (mr.vtx_uv, bad, mr.uv_idx), normal, thres)

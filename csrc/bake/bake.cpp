@@ -49,6 +49,15 @@ int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coor
         continue;
       }
       idx[j] = p;
+      if (a.normal) {
+        const float* nv = a.normal + p * a.normal_stride;
+        const float x = nv[0], y = nv[1], z = nv[2];
+        const float norm = std::sqrt(std::fma(z, z, std::fma(y, y, x * x)));
+        const float d = norm < 1e-8f ? 1e-8f : norm;  // clamp_min: NaN stays NaN
+        float c = -(z / d);
+        if (c < a.cos_thres) c = 0.0f;
+        a.cos[p] = c;
+      }
       if (a.uv) {
         coords[2 * j] = a.uv[2 * p + 1];
         coords[2 * j + 1] = a.uv[2 * p];

@@ -10,7 +10,10 @@ namespace render_npu {
 // The pixels of one H x W view that bake, in pixel order: p with visible[p] != 0.
 // Writes idx[k] = p, coords[k] = (uv[p, 1], uv[p, 0]) (row, column fractions: MeshRender's
 // flipped UV), extra[k] = cos[p], extra[n + k] = sketch[p] ? 1 : 0 (n = the count), and sets
-// cos[p] = 0 where visible[p] == 0 (torch.where(visible, cos, 0)). n: the number of visible
+// cos[p] = 0 where visible[p] == 0 (torch.where(visible, cos, 0)). With normal, cos[p] is
+// first computed at the visible pixels as MeshRender does (F.cosine_similarity with (0, 0, -1),
+// then 0 below cos_thres): -(n_z / max(|n|, 1e-8f)) with |n| = sqrtf(fmaf(z, z, fmaf(y, y, x * x))),
+// the bits of torch.linalg.vector_norm on CPU. n: the number of visible
 // pixels, counted by the caller (the outputs hold n, n x 2 and 2 x n entries). Returns the
 // number found; when it is not n, nothing is written. With rast, a visible pixel whose id is not
 // in [1, F] stops it: returns -1 (the outputs are then partly written).
@@ -22,6 +25,9 @@ struct SelectArgs {
   const int32_t* uv_faces = nullptr;  //  [F, 3] vertex indices into vtx_uv (checked by the caller)
   const float* vtx_uv = nullptr;     //   [V, 2]: uv = (b0 * a0 + b1 * a1) + b2 * a2, as interpolate
   int64_t num_faces = 0;
+  const float* normal = nullptr;     // [H * W] pixels of normal_stride floats (x, y, z first); or null
+  int64_t normal_stride = 3;
+  float cos_thres = 0.0f;
   float* cos = nullptr;              // [H * W], edited in place
   int64_t pixels = 0;
   int num_threads = 1;
