@@ -160,24 +160,22 @@ def _interpolate_torch(attr, bary, ids, tri, name):
     ids = ids.detach()  # ids carry no gradient (and float() of a graph tensor warns)
     B = bary.shape[0]
     F = tri.shape[0]
-    idl = None
     # the id check needs values on the host: skipped while torch.compile traces (one graph with
     # the static-shape rasterizer, docs/torch_backend.md); eager calls always check
     if ids.numel() and not torch.compiler.is_compiling():
-        # range first, on the float values (NaN fails it): NaN/inf/huge ids would become arbitrary int64s
-        lo, hi = (float(v) for v in torch.aminmax(ids if ids.is_floating_point() else ids.double()))
-        ok = lo >= 0 and hi <= F
-        if ok:
-            idl = ids.to(torch.int64)  # exact: ids <= 2**24
-            ok = torch.equal(idl.to(ids.dtype), ids)  # integers only
-        if not ok:
+        # one host sync for the whole check (on a device each one stalls the stream); on the values
+        # as given, before any cast: NaN fails every comparison, and NaN/inf/huge ids would become
+        # arbitrary int64s
+        good = (ids >= 0) & (ids <= F)
+        if ids.is_floating_point():
+            good &= ids == ids.trunc()  # integers only (exact: float32 ids <= 2**24)
+        if not bool(good.all()):
             raise _bad_ids(ids, F, name)
     C = attr.shape[-1]
     if F == 0 or attr.shape[-2] == 0:  # every id is 0: nothing to gather; stay attached to the graph
         return (attr.new_zeros((B,) + tuple(bary.shape[1:3]) + (C,)) + attr.reshape(-1)[:0].sum()
                 + bary.reshape(-1)[:0].sum().to(attr.dtype))
-    if idl is None:
-        idl = ids.to(torch.int64)
+    idl = ids.to(torch.int64)
     hit = idl > 0
     corner = tri.long()[(idl - 1).clamp_min(0)]  # [B, H, W, 3] vertex indices
     if attr.dim() == 2:

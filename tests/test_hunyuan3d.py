@@ -439,3 +439,33 @@ def test_compiled_select_samples_is_torch_path(mesh, clean, monkeypatch):
     bad[0, ..., 3][vis] = 0.5  # not an integer id
     with pytest.raises(ValueError):
         h3d._select_samples(vis, sketch, (mr.vtx_uv, bad, mr.uv_idx), normal, thres)
+
+
+def test_accelerated_device_path_syncs_per_view_constant(mesh, clean, monkeypatch):
+    """On NPU/CUDA tensors the accelerated back_project runs torch ops only (the torch rasterizer
+    backend, the index_add_ splat, max_pool2d morphology): its host syncs per view are a constant,
+    the same at two resolutions and for every view. Counted on CPU tensors with the device code
+    paths forced, by the dispatch-mode counter (render_npu.testing): 2 data-dependent sizes
+    (nonzero) and one id check per interpolate when the view's raster is cached, plus the torch
+    rasterizer's 3 when it is not."""
+    from render_npu.testing import count_ops
+
+    h3d.enable(accelerate=True)
+    mod = h3d.import_mesh_render("2.0")
+    rasterize = render_npu.rasterize
+    monkeypatch.setattr(h3d, "_compiled", lambda: None)
+    monkeypatch.setattr(render_npu._api, "_ext", types.SimpleNamespace(get=lambda: None))
+    monkeypatch.setattr(h3d, "_on_host", lambda t: False)
+    monkeypatch.setattr(render_npu, "rasterize", lambda *a, **k: rasterize(*a, **{**k, "backend": "torch"}))
+    counts = {}
+    for res in (RES // 2, RES):
+        mr = mod.MeshRender(default_resolution=res, texture_size=res, device="cpu")
+        pos, pos_idx, uv, uv_idx = (a.copy() for a in mesh)
+        mr.set_mesh(pos, pos_idx, vtx_uv=uv, uv_idx=uv_idx)
+        view = mr.render_position(0, 90)  # caches the raster of view (0, 90)
+        for e, a in zip(ELEVS[:3], AZIMS[:3]):
+            _, n = count_ops(mr.back_project, view, e, a)
+            counts[(res, a)] = n.syncs
+    cached = {counts[(res, 90)] for res in (RES // 2, RES)}
+    fresh = {counts[(res, a)] for res in (RES // 2, RES) for a in (0, 180)}
+    assert cached == {4} and fresh == {7}, counts
