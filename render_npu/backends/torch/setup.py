@@ -280,8 +280,9 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
 
     XY int64 [2, 3, n]: snapped fixed-point x, y of the three vertices (0 where not ok); ok bool
     [n]: the candidate exists and its snapped values are finite; ``permuted(perm, rows)`` with perm
-    int64 [3, n] (piece vertex -> candidate vertex) returns cand float32 [rows, 3, n] (fx, fy, NDC
-    depth q, clip w: the first ``rows`` of them) in that vertex order; beta float32 [3, 3, n] (vertex i, parent vertex k) or None for
+    int64 [3, n] (piece vertex -> candidate vertex) returns float32 [rows, 3, n] (NDC depth q, clip
+    w: the first ``rows`` of them) in that vertex order (x, y come from XY: no float gather, no
+    float -> int conversion per piece); beta float32 [3, 3, n] (vertex i, parent vertex k) or None for
     the identity (unclipped faces).
     """
     X, Y = XY[0], XY[1]
@@ -296,8 +297,9 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
     neg = (signed < 0).long()
     perm = torch.stack((r, (r + 1 + neg) % 3, (r + 2 - neg) % 3))  # [3, n]: piece vertex -> input vertex
     coef = ftab.shape[0] > _R_C.start
-    cand = permuted(perm, 4 if coef else 3)
-    XY = torch.where(ok, cand[:2], 0.0).long()  # exact: integral floats below 2**29
+    cand = permuted(perm, 2 if coef else 1)  # q (, w)
+    # the snapped x, y in canonical order, 0 where not ok (where ok they equal the floats exactly)
+    XY = torch.where(ok, torch.gather(XY, 1, perm.expand(2, 3, -1)), 0)
     del key, r, neg, signed
     # edge i runs from vertex a = (i + 1) % 3 to b = (i + 2) % 3; row by row, straight into the
     # table (cheaper than rolled [2, 3, n] intermediates)
@@ -342,7 +344,7 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
     counts = torch.stack([(nst * (cls == k)).sum() for k in range(len(sizes))]) if len(sizes) > 1 else nst.sum()[None]
 
     # depth: z = sum_i q_i E_i / area, so dz/dpx = -(NA_1 (q1 - q0) + NA_2 (q2 - q0)) / area
-    q = cand[2]
+    q = cand[0]
     ftab[_R_DQ] = q[1:] - q[:1]
     dq = ftab[_R_DQ]
     ftab[_R_Q0] = q[0]
@@ -359,7 +361,7 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
     if not coef:
         return counts
     # perspective barycentric coefficients beta_ik / w_i * min_j w_j (i: piece vertex, k: parent vertex)
-    w = cand[3]
+    w = cand[1]
     rw = torch.minimum(torch.minimum(w[0], w[1]), w[2]) / w  # [3, n]
     c = ftab[_R_C].view(3, 3, -1)
     if beta is None:  # beta_ik = 1 where piece vertex i is parent vertex k = perm[i]
@@ -393,7 +395,7 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     G = B * F
     ax, bx = _screen(W, viewport)
     ay, by = _screen(H, viewport)
-    fidx = faces.long().t()  # [3, F]
+    fidx = faces.t().long().contiguous()  # [3, F]: contiguous, so that its blocks' flat views need no copy
 
     # per-vertex projection: a vertex shared by many faces is projected once (same result)
     pt = pos.permute(2, 0, 1).reshape(4, B * V)
@@ -446,12 +448,13 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
         vid = vertex_ids(g0, g1) if B > 1 else fidx[:, g0:g1]
         n = g1 - g0
         sl = slice(g0, g1)
-        okf = fplain[sl] & _all_rows(vfin.index_select(0, vid.reshape(-1)).view(3, n))
+        vflat = vid.reshape(-1)  # one copy at most (a block of the batch-1 face table)
+        okf = fplain[sl] & _all_rows(vfin.index_select(0, vflat).view(3, n))
 
-        def permuted(perm, rows):  # gather in canonical order straight from the vertex table
-            return _cols(vt[:rows], torch.gather(vid, 0, perm).reshape(-1)).view(rows, 3, n)
+        def permuted(perm, rows):  # q (, w) in canonical order straight from the vertex table
+            return _cols(vt[2:2 + rows], torch.gather(vid, 0, perm).reshape(-1)).view(rows, 3, n)
 
-        counts = block(g0, g1, _cols(vxy, vid.reshape(-1)).view(2, 3, n), okf, permuted, None)
+        counts = block(g0, g1, _cols(vxy, vflat).view(2, 3, n), okf, permuted, None)
         g = torch.arange(g0, g1, device=dev)
         if B == 1:  # face id = g, batch 0 (no int64 division)
             ftab[_R_ID, sl] = g.float()
@@ -490,7 +493,7 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
             XY = torch.where(exists, cand[:2], 0.0).long()  # exact: integral floats below 2**29
 
             def permuted(perm, rows, cand=cand):
-                return torch.gather(cand[:rows], 1, perm.expand(rows, 3, -1))
+                return torch.gather(cand[2:2 + rows], 1, perm.expand(rows, 3, -1))
 
             sl = slice(G + m0 * _FAN, G + m1 * _FAN)
             ranges.append((sl.start, sl.stop))
