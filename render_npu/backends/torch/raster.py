@@ -21,7 +21,10 @@ def _block_stamps(pc: _Pieces, c0: int, c1: int, k: int, S: int, n: int, Hp: int
     j = torch.arange(n, device=dev) - (torch.cumsum(cnt, 0) - cnt).index_select(0, local)
     c = local + c0
     box = _cols(pc.box, c)  # [4, n]
-    sx = (box[2] + (S - 1)) >> (S.bit_length() - 1)  # stamps along x
+    if S & (S - 1):  # single-stamp sides (setup._SINGLE_ONLY)
+        sx = torch.div(box[2] + (S - 1), S, rounding_mode="floor")
+    else:
+        sx = (box[2] + (S - 1)) >> (S.bit_length() - 1)  # stamps along x
     jy = torch.div(j, sx, rounding_mode="floor")
     ox = box[0] + (j - jy * sx) * S
     oy = box[1] + jy * S

@@ -14,7 +14,14 @@ from ...contract import HALF, MAX_FIXED, SUBPIXEL, is_top_left, pixel_span, plan
 from ...contract import screen_transform as _screen_f32
 DEFAULT_MEMORY_BUDGET = 256 << 20  # bytes of scratch per chunk (setup, raster and resolve loops)
 MIN_MEMORY_BUDGET = 1 << 20
-_STAMP_SIZES = (4, 8, 16, 32)  # candidate stamp sides in pixels (dynamic mode)
+# Candidate stamp sides in pixels (dynamic mode), ascending. The sides in _SINGLE_ONLY (not powers of
+# two: 6) only take pieces that are one stamp of the size the cost model chose and fit a smaller
+# single stamp (dense meshes: most 5 x 5 and 6 x 6 boxes, one 8 x 8 stamp each, become one 6 x 6
+# stamp, 36 pixels instead of 64). Their keys are bitwise the larger stamp's: same anchor, same
+# per-pixel arithmetic over the pixels they share. (Pieces of several stamps keep their size: each
+# stamp's depth plane starts at its own first pixel, so the rounding follows the anchors.)
+_STAMP_SIZES = (2, 4, 6, 8, 16, 32)
+_SINGLE_ONLY = (2, 6)
 STATIC_STAMP_SIZE = 8  # default stamp side in static mode
 MAX_STAMP_SIZE = 64
 _CLIP_CAP = 16  # polygon capacity of the clipper (a triangle clipped by 6 planes has <= 9)
@@ -329,18 +336,24 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
     # stamp size: the cheapest class per piece (elementwise; argmin over a short dim is slow)
     best = None
     for k, S in enumerate(sizes):
+        if S in _SINGLE_ONLY:
+            continue
         sh = S.bit_length() - 1
         n = ((nxy[0] + (S - 1)) >> sh) * ((nxy[1] + (S - 1)) >> sh)
+        cost = _stamp_cost(n, S)
         if best is None:
-            cls.zero_()
+            cls.fill_(k)
             nst.copy_(n)
-            best = _stamp_cost(n, S)
+            best = cost
         else:
-            cost = _stamp_cost(n, S)
             better = cost < best
             best = torch.minimum(best, cost)
             cls.masked_fill_(better, k)
             torch.where(better, n, nst, out=nst)
+    for k in reversed(range(len(sizes))):  # descending, so that the smallest fitting side is the last set
+        S = sizes[k]
+        if S in _SINGLE_ONLY:
+            cls.masked_fill_((nst == 1) & (cls > k) & (nxy[0] <= S) & (nxy[1] <= S), k)
     counts = torch.stack([(nst * (cls == k)).sum() for k in range(len(sizes))]) if len(sizes) > 1 else nst.sum()[None]
 
     # depth: z = sum_i q_i E_i / area, so dz/dpx = -(NA_1 (q1 - q0) + NA_2 (q2 - q0)) / area
