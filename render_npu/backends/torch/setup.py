@@ -14,14 +14,21 @@ from ...contract import HALF, MAX_FIXED, SUBPIXEL, is_top_left, pixel_span, plan
 from ...contract import screen_transform as _screen_f32
 DEFAULT_MEMORY_BUDGET = 256 << 20  # bytes of scratch per chunk (setup, raster and resolve loops)
 MIN_MEMORY_BUDGET = 1 << 20
-# Candidate stamp sides in pixels (dynamic mode), ascending. The sides in _SINGLE_ONLY (not powers of
-# two: 6) only take pieces that are one stamp of the size the cost model chose and fit a smaller
-# single stamp (dense meshes: most 5 x 5 and 6 x 6 boxes, one 8 x 8 stamp each, become one 6 x 6
-# stamp, 36 pixels instead of 64). Their keys are bitwise the larger stamp's: same anchor, same
-# per-pixel arithmetic over the pixels they share. (Pieces of several stamps keep their size: each
-# stamp's depth plane starts at its own first pixel, so the rounding follows the anchors.)
-_STAMP_SIZES = (2, 4, 6, 8, 16, 32)
-_SINGLE_ONLY = (2, 6)
+_STAMP_SIZES = (4, 8, 16, 32)  # candidate stamp sides in pixels (dynamic mode), ascending
+# On CPU one more side, 6, that only takes pieces which are one stamp of the size the cost model
+# chose and fit a single 6 x 6 stamp (dense meshes: most 5 x 5 and 6 x 6 boxes, one 8 x 8 stamp
+# each: 36 stamp pixels instead of 64; 200k faces at 1024²: 6.86M -> 5.53M stamp pixels). Their
+# keys are bitwise the larger stamp's: same anchor, same per-pixel arithmetic over the pixels they
+# share. (Pieces of several stamps keep their size: each stamp's depth plane starts at its own first
+# pixel, so the rounding follows the anchors.) Not on devices: the class is one more group of ~70
+# kernel launches per block, more than the bandwidth it saves there.
+_CPU_STAMP_SIZES = (4, 6, 8, 16, 32)
+_SINGLE_ONLY = (6,)
+
+
+def stamp_sizes(device: torch.device) -> Tuple[int, ...]:
+    """The stamp sides of the dynamic mode on ``device`` (results do not depend on them)."""
+    return _CPU_STAMP_SIZES if device.type == "cpu" else _STAMP_SIZES
 STATIC_STAMP_SIZE = 8  # default stamp side in static mode
 MAX_STAMP_SIZE = 64
 _CLIP_CAP = 16  # polygon capacity of the clipper (a triangle clipped by 6 planes has <= 9)
