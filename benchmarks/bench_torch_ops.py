@@ -6,9 +6,9 @@ compiled C++ backend (quiet, then with busy-loop processes on every core), all i
                                          [--repeat 5] [--hog N] [--no-time]
 
 Counts come from ``render_npu.testing.count_ops`` (a TorchDispatchMode around
-``render_npu.rasterize(..., backend="torch")``, CPU tensors, one torch thread: the op sequence is
-the one an NPU would run, except that an accelerator has no CPU chunk caps, see
-docs/torch_backend.md; with more threads a CPU call also splits its setup into one block per
+``render_npu.rasterize(..., backend="torch")``, CPU tensors, one torch thread, a device's stamp
+sizes: the op sequence is the one an NPU would run, except that an accelerator has no CPU chunk
+caps, see docs/torch_backend.md; with more threads a CPU call also splits its setup into one block per
 thread). The times use the default thread count (torch: chunk workers, cpu: its threads).
 "largest tensor": the largest tensor one op made (tables included); "peak tensor" is ``render_npu.testing.peak_tensor_bytes`` (storages the call creates, outputs
 included; on CPU the numpy-backed outputs and key buffer, 28 B per pixel, are not seen by it);
@@ -43,6 +43,7 @@ Cost model (per call; every constant is a command-line option):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -103,6 +104,20 @@ def fresh_peak_rss(n_faces: int, res: int) -> int:
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else -1
 
 
+@contextlib.contextmanager
+def device_stamp_sizes():
+    """The torch backend's stamp sizes as on a device while counting (on CPU it adds a 6 x 6 class
+    for single-stamp pieces, one more group of ops; results are bitwise the same)."""
+    from render_npu.backends.torch import driver, setup
+
+    saved = driver.stamp_sizes
+    driver.stamp_sizes = lambda device: setup._STAMP_SIZES
+    try:
+        yield
+    finally:
+        driver.stamp_sizes = saved
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", nargs="+", default=["20000x512", "200000x1024", "1000000x2048"],
@@ -134,9 +149,10 @@ def main(argv=None):
             return render_npu.rasterize(res, faces, pos, backend="torch")
 
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the device op sequence (one chunk worker)
+        torch.set_num_threads(1)  # the device op sequence (one chunk worker) ...
         try:
-            _, c = count_ops(call)
+            with device_stamp_sizes():  # ... and the stamp sizes of a device (no CPU-only class)
+                _, c = count_ops(call)
             _, peak = peak_tensor_bytes(call)
         finally:
             torch.set_num_threads(threads)

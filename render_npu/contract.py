@@ -13,6 +13,7 @@ from typing import Tuple
 import numpy as np
 
 SUBPIXEL = 256  # fixed-point steps per pixel (8 bits)
+_SUBPIXEL_BITS = 8  # SUBPIXEL == 1 << _SUBPIXEL_BITS
 HALF = SUBPIXEL // 2  # pixel centre offset in fixed point: centre of pixel p is SUBPIXEL p + HALF
 GUARD_BAND = 128.0  # clip planes |x|, |y| <= G w: fixed-point values stay below 2**29
 MAX_FIXED = float(2 ** 29)  # a snapped coordinate beyond this means float32 clipping broke down
@@ -51,5 +52,7 @@ def is_top_left(dx, dy):
 
 def pixel_span(lo_fixed, hi_fixed):
     """First and last pixel whose centre ``SUBPIXEL p + HALF`` lies in the fixed-point interval
-    [lo, hi] (unclamped; empty when first > last). Integers: Python ints, numpy or torch."""
-    return -((HALF - lo_fixed) // SUBPIXEL), (hi_fixed - HALF) // SUBPIXEL
+    [lo, hi] (unclamped; empty when first > last). Integers: Python ints, numpy or torch.
+    ``>> 8`` is ``// SUBPIXEL`` (floor, negatives included) without an integer division (several
+    times cheaper per element on torch int64)."""
+    return -((HALF - lo_fixed) >> _SUBPIXEL_BITS), (hi_fixed - HALF) >> _SUBPIXEL_BITS

@@ -269,6 +269,27 @@ def test_chunk_workers_give_identical_results(monkeypatch):
     assert len(threads) > 1
 
 
+
+@pytest.mark.parametrize("edge_arith", ["int64", "float32"])
+def test_cpu_single_stamp_class_changes_nothing(monkeypatch, edge_arith):
+    """On CPU, pieces that are one stamp of their chosen size and fit a 6 x 6 stamp take that one
+    (setup.stamp_sizes): bitwise the same outputs as the device sizes (4, 8, 16, 32), on scenes
+    where the class holds pieces, clipping and batches included."""
+    from render_npu.backends.torch import driver, setup
+
+    assert 6 in setup.stamp_sizes(torch.device("cpu")) and 6 not in setup.stamp_sizes(torch.device("meta"))
+    pos, faces = sphere(20000, ortho=False)
+    near, nfaces = soup(np.random.default_rng(5), 2, 300, "near")
+    for inp in (inputs(pos, faces, 512, 480), inputs(near, nfaces, 97, 101)):
+        run, _ = driver._prepare(inp, None, edge_arith)
+        k6 = run.sizes.index(6)
+        assert sum(int(c[k6]) for _, _, c in run.pc.blocks) > 0  # the class is used
+        cpu = tb.rasterize(inp, edge_arith=edge_arith)
+        with monkeypatch.context() as m:
+            m.setattr(driver, "stamp_sizes", lambda device: setup._STAMP_SIZES)
+            assert_same(cpu, tb.rasterize(inp, edge_arith=edge_arith), f"6x6 class, {edge_arith}")
+
+
 def test_static_shapes_full_graph_under_torch_compile():
     """rasterize_static + render_npu.interpolate trace as ONE graph: torch.compile(fullgraph=True)
     raises on any graph break (a host sync, a data-dependent shape, an unsupported op). Run with

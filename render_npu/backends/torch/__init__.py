@@ -17,7 +17,7 @@ Pipeline (all faces at once: no Python loop over faces, tiles or pixels):
    perspective barycentric coefficients, and a rank: its position in (batch, face, fan) order,
    so that a lower rank means a lower triangle id.
 2. Binning into tiles: each piece's pixel bounding box is cut into S x S pixel tiles anchored at
-   the box's corner ("stamps"; S from ``_STAMP_SIZES`` per piece by a cost model, or fixed in
+   the box's corner ("stamps"; S from ``setup.stamp_sizes(device)`` per piece by a cost model, or fixed in
    static mode). Expanding (piece, stamp) pairs is one ``repeat_interleave``.
 3. Raster, per chunk of stamps: an edge function is separable on a stamp,
    ``E(lx, ly) = row[ly] - col[lx]``, so the coverage of all S*S pixels is one broadcast

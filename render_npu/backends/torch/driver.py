@@ -13,8 +13,8 @@ from ...resolve import parents as parent_tables
 from ...resolve import resolve_chunk as resolve_parent_chunk
 from . import static
 from .raster import _block_stamps, _raster_buffers, _raster_chunk, _resolve_chunk
-from .setup import (resolve_dtype, _CLIP_CAP, _EMPTY_BELOW, _I64_MAX, _I_B, _I_C, _NI_RASTER, _NR_RASTER, _R_ID, _R_INVAREA,
-                    _STAMP_SIZES, _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _host,
+from .setup import (resolve_dtype, _CLIP_CAP, _EMPTY_BELOW, _I64_MAX, _NI_RASTER, _NR_RASTER, _R_ID, stamp_sizes,
+                    _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _host,
                     _Pieces, _setup, each)
 
 # ----------------------------------------------------------------------------- driver
@@ -65,7 +65,7 @@ def _prepare(inp, memory_budget, edge_arith, workers: int = 1) -> Tuple[_Run, st
     dev = inp.pos.device
     memory_budget, edge_arith = _check_options(memory_budget, edge_arith, None, False, dev)
     chunks = _chunks(memory_budget, dev)
-    sizes = _STAMP_SIZES
+    sizes = stamp_sizes(dev)
     Smax = max(sizes)
     pc = None
     if inp.pos.shape[0] and inp.faces.shape[0]:
@@ -231,8 +231,7 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
             b, q, k = None, py * W + px, py * Wp + px
         cc = pc.cand.index_select(0, fb.index_select(0, k) & 0xFFFFFFFF)
         gid = pc.ftab[_R_ID].index_select(0, cc)
-        ident, d = _resolve_chunk(_cols(pc.itab[:_I_B.stop], cc), _cols(pc.itab[_I_C], cc),
-                                  _cols(pc.ftab[:_R_INVAREA + 1], cc), gid, px, py)
+        ident, d = _resolve_chunk(pc.itab, pc.ftab, cc, gid, px, py)
         bary, d = resolve_parent_chunk(par, b, gid.long(), px, py, d)
         # whole rows (b0, b1, b2, id + 1) with index_copy_: on CPU about half the time of an
         # index_put_ (measured 27 -> 13 ms per call at 1024², first touch of the outputs included)

@@ -6,7 +6,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from .setup import (_DEPTH_BIAS, _DEPTH_SCALE, _I_B, _I_CB, _I_NA, _R_DQ, _R_INVAREA, _R_Q0, _R_ZX,
+from .setup import (_DEPTH_BIAS, _DEPTH_SCALE, _I_B, _I_C, _I_CB, _I_NA, _R_DQ, _R_INVAREA, _R_Q0, _R_ZX,
                     _R_ZY, _SPLIT, _UNCOVERED_BIT, SUBPIXEL, _cols, _Pieces)
 
 # ----------------------------------------------------------------------------- binning
@@ -21,7 +21,10 @@ def _block_stamps(pc: _Pieces, c0: int, c1: int, k: int, S: int, n: int, Hp: int
     j = torch.arange(n, device=dev) - (torch.cumsum(cnt, 0) - cnt).index_select(0, local)
     c = local + c0
     box = _cols(pc.box, c)  # [4, n]
-    sx = (box[2] + (S - 1)) >> (S.bit_length() - 1)  # stamps along x
+    if S & (S - 1):  # single-stamp sides (setup._SINGLE_ONLY)
+        sx = torch.div(box[2] + (S - 1), S, rounding_mode="floor")
+    else:
+        sx = (box[2] + (S - 1)) >> (S.bit_length() - 1)  # stamps along x
     jy = torch.div(j, sx, rounding_mode="floor")
     ox = box[0] + (j - jy * sx) * S
     oy = box[1] + jy * S
@@ -159,17 +162,21 @@ def _raster_buffers(n: int, device: torch.device) -> Dict[str, torch.Tensor]:
 
 # ----------------------------------------------------------------------------- resolve
 
-def _resolve_chunk(gi: torch.Tensor, gc: torch.Tensor, gf: torch.Tensor, gid: torch.Tensor, px: torch.Tensor,
+def _resolve_chunk(itab: torch.Tensor, ftab: torch.Tensor, cc: torch.Tensor, gid: torch.Tensor, px: torch.Tensor,
                    py: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Id and depth-test depth of n covered pixels from their winning pieces (the barycentrics and
     output depth come from the parent triangle afterwards: :mod:`render_npu.resolve`).
 
-    The winners' table columns, only the rows read (the random-access gathers are most of the
-    cost): gi int64 [6, n] (itab rows NA, B), gc int64 [3, n] (rows C), gf float32 [4, n] (ftab
-    rows q0, dq, 1 / area), gid float32 [n] (row id); px, py int64 [n]: pixel indices. Returns
-    (id + 1 float32 [n], depth float32 [n]).
+    itab, ftab: the piece tables; cc int64 [n]: the winners' columns; gid float32 [n]: their row
+    id (gathered by the caller, who also needs it); px, py int64 [n]: pixel indices. Returns
+    (id + 1 float32 [n], depth float32 [n]). Only the rows read are gathered (the random-access
+    gathers are most of the cost): itab rows NA1, NA2, B0, B1, B2 (one contiguous slice: a row
+    more than needed, two fewer than NA and B whole) and C1, C2, ftab rows q0, dq, 1 / area.
     """
-    E = gi[_I_B][1:] * py - gi[_I_NA][1:] * px + gc[1:]  # edges 1 and 2: exact, >= 0 inside [2, n]
+    gi = _cols(itab[_I_NA.start + 1:_I_B.stop], cc)  # [5, n]: NA1, NA2, B0, B1, B2
+    gc = _cols(itab[_I_C.start + 1:_I_C.stop], cc)  # [2, n]: C1, C2
+    gf = _cols(ftab[:_R_INVAREA + 1], cc)  # [4, n]
+    E = gi[3:5] * py - gi[0:2] * px + gc  # edges 1 and 2: exact, >= 0 inside [2, n]
     depth = gf[_R_Q0] + (gf[_R_DQ] * (E.float() * gf[_R_INVAREA])).sum(0)
     return gid + 1.0, depth
 

@@ -14,7 +14,21 @@ from ...contract import HALF, MAX_FIXED, SUBPIXEL, is_top_left, pixel_span, plan
 from ...contract import screen_transform as _screen_f32
 DEFAULT_MEMORY_BUDGET = 256 << 20  # bytes of scratch per chunk (setup, raster and resolve loops)
 MIN_MEMORY_BUDGET = 1 << 20
-_STAMP_SIZES = (4, 8, 16, 32)  # candidate stamp sides in pixels (dynamic mode)
+_STAMP_SIZES = (4, 8, 16, 32)  # candidate stamp sides in pixels (dynamic mode), ascending
+# On CPU one more side, 6, that only takes pieces which are one stamp of the size the cost model
+# chose and fit a single 6 x 6 stamp (dense meshes: most 5 x 5 and 6 x 6 boxes, one 8 x 8 stamp
+# each: 36 stamp pixels instead of 64; 200k faces at 1024²: 6.86M -> 5.53M stamp pixels). Their
+# keys are bitwise the larger stamp's: same anchor, same per-pixel arithmetic over the pixels they
+# share. (Pieces of several stamps keep their size: each stamp's depth plane starts at its own first
+# pixel, so the rounding follows the anchors.) Not on devices: the class is one more group of ~70
+# kernel launches per block, more than the bandwidth it saves there.
+_CPU_STAMP_SIZES = (4, 6, 8, 16, 32)
+_SINGLE_ONLY = (6,)
+
+
+def stamp_sizes(device: torch.device) -> Tuple[int, ...]:
+    """The stamp sides of the dynamic mode on ``device`` (results do not depend on them)."""
+    return _CPU_STAMP_SIZES if device.type == "cpu" else _STAMP_SIZES
 STATIC_STAMP_SIZE = 8  # default stamp side in static mode
 MAX_STAMP_SIZE = 64
 _CLIP_CAP = 16  # polygon capacity of the clipper (a triangle clipped by 6 planes has <= 9)
@@ -280,8 +294,9 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
 
     XY int64 [2, 3, n]: snapped fixed-point x, y of the three vertices (0 where not ok); ok bool
     [n]: the candidate exists and its snapped values are finite; ``permuted(perm, rows)`` with perm
-    int64 [3, n] (piece vertex -> candidate vertex) returns cand float32 [rows, 3, n] (fx, fy, NDC
-    depth q, clip w: the first ``rows`` of them) in that vertex order; beta float32 [3, 3, n] (vertex i, parent vertex k) or None for
+    int64 [3, n] (piece vertex -> candidate vertex) returns float32 [rows, 3, n] (NDC depth q, clip
+    w: the first ``rows`` of them) in that vertex order (x, y come from XY: no float gather, no
+    float -> int conversion per piece); beta float32 [3, 3, n] (vertex i, parent vertex k) or None for
     the identity (unclipped faces).
     """
     X, Y = XY[0], XY[1]
@@ -296,8 +311,9 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
     neg = (signed < 0).long()
     perm = torch.stack((r, (r + 1 + neg) % 3, (r + 2 - neg) % 3))  # [3, n]: piece vertex -> input vertex
     coef = ftab.shape[0] > _R_C.start
-    cand = permuted(perm, 4 if coef else 3)
-    XY = torch.where(ok, cand[:2], 0.0).long()  # exact: integral floats below 2**29
+    cand = permuted(perm, 2 if coef else 1)  # q (, w)
+    # the snapped x, y in canonical order, 0 where not ok (where ok they equal the floats exactly)
+    XY = torch.where(ok, torch.gather(XY, 1, perm.expand(2, 3, -1)), 0)
     del key, r, neg, signed
     # edge i runs from vertex a = (i + 1) % 3 to b = (i + 2) % 3; row by row, straight into the
     # table (cheaper than rolled [2, 3, n] intermediates)
@@ -327,22 +343,28 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
     # stamp size: the cheapest class per piece (elementwise; argmin over a short dim is slow)
     best = None
     for k, S in enumerate(sizes):
+        if S in _SINGLE_ONLY:
+            continue
         sh = S.bit_length() - 1
         n = ((nxy[0] + (S - 1)) >> sh) * ((nxy[1] + (S - 1)) >> sh)
+        cost = _stamp_cost(n, S)
         if best is None:
-            cls.zero_()
+            cls.fill_(k)
             nst.copy_(n)
-            best = _stamp_cost(n, S)
+            best = cost
         else:
-            cost = _stamp_cost(n, S)
             better = cost < best
             best = torch.minimum(best, cost)
             cls.masked_fill_(better, k)
             torch.where(better, n, nst, out=nst)
+    for k in reversed(range(len(sizes))):  # descending, so that the smallest fitting side is the last set
+        S = sizes[k]
+        if S in _SINGLE_ONLY:
+            cls.masked_fill_((nst == 1) & (cls > k) & (nxy[0] <= S) & (nxy[1] <= S), k)
     counts = torch.stack([(nst * (cls == k)).sum() for k in range(len(sizes))]) if len(sizes) > 1 else nst.sum()[None]
 
     # depth: z = sum_i q_i E_i / area, so dz/dpx = -(NA_1 (q1 - q0) + NA_2 (q2 - q0)) / area
-    q = cand[2]
+    q = cand[0]
     ftab[_R_DQ] = q[1:] - q[:1]
     dq = ftab[_R_DQ]
     ftab[_R_Q0] = q[0]
@@ -359,7 +381,7 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
     if not coef:
         return counts
     # perspective barycentric coefficients beta_ik / w_i * min_j w_j (i: piece vertex, k: parent vertex)
-    w = cand[3]
+    w = cand[1]
     rw = torch.minimum(torch.minimum(w[0], w[1]), w[2]) / w  # [3, n]
     c = ftab[_R_C].view(3, 3, -1)
     if beta is None:  # beta_ik = 1 where piece vertex i is parent vertex k = perm[i]
@@ -393,7 +415,7 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     G = B * F
     ax, bx = _screen(W, viewport)
     ay, by = _screen(H, viewport)
-    fidx = faces.long().t()  # [3, F]
+    fidx = faces.t().long().contiguous()  # [3, F]: contiguous, so that its blocks' flat views need no copy
 
     # per-vertex projection: a vertex shared by many faces is projected once (same result)
     pt = pos.permute(2, 0, 1).reshape(4, B * V)
@@ -446,12 +468,13 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
         vid = vertex_ids(g0, g1) if B > 1 else fidx[:, g0:g1]
         n = g1 - g0
         sl = slice(g0, g1)
-        okf = fplain[sl] & _all_rows(vfin.index_select(0, vid.reshape(-1)).view(3, n))
+        vflat = vid.reshape(-1)  # one copy at most (a block of the batch-1 face table)
+        okf = fplain[sl] & _all_rows(vfin.index_select(0, vflat).view(3, n))
 
-        def permuted(perm, rows):  # gather in canonical order straight from the vertex table
-            return _cols(vt[:rows], torch.gather(vid, 0, perm).reshape(-1)).view(rows, 3, n)
+        def permuted(perm, rows):  # q (, w) in canonical order straight from the vertex table
+            return _cols(vt[2:2 + rows], torch.gather(vid, 0, perm).reshape(-1)).view(rows, 3, n)
 
-        counts = block(g0, g1, _cols(vxy, vid.reshape(-1)).view(2, 3, n), okf, permuted, None)
+        counts = block(g0, g1, _cols(vxy, vflat).view(2, 3, n), okf, permuted, None)
         g = torch.arange(g0, g1, device=dev)
         if B == 1:  # face id = g, batch 0 (no int64 division)
             ftab[_R_ID, sl] = g.float()
@@ -490,7 +513,7 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
             XY = torch.where(exists, cand[:2], 0.0).long()  # exact: integral floats below 2**29
 
             def permuted(perm, rows, cand=cand):
-                return torch.gather(cand[:rows], 1, perm.expand(rows, 3, -1))
+                return torch.gather(cand[2:2 + rows], 1, perm.expand(rows, 3, -1))
 
             sl = slice(G + m0 * _FAN, G + m1 * _FAN)
             ranges.append((sl.start, sl.stop))

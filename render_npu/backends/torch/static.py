@@ -17,8 +17,8 @@ import torch
 
 from ... import resolve as parent
 from .raster import _raster_chunk, _resolve_chunk
-from .setup import (resolve_dtype, _EMPTY_BELOW, _I64_MAX, _I_B, _I_C, _NI_RASTER, _NR_RASTER, _R_ID, _R_INVAREA,
-                    DEFAULT_MEMORY_BUDGET, STATIC_STAMP_SIZE, _check_options, _chunks, _cols, _setup)
+from .setup import (resolve_dtype, _EMPTY_BELOW, _I64_MAX, _NI_RASTER, _NR_RASTER, _R_ID, DEFAULT_MEMORY_BUDGET,
+                    STATIC_STAMP_SIZE, _check_options, _chunks, _cols, _setup)
 
 
 def default_capacities(B: int, F: int, H: int, W: int, stamp_size: int = STATIC_STAMP_SIZE) -> Tuple[int, int]:
@@ -119,8 +119,7 @@ def resolve_dense(pc, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor,
         key = fb.index_select(0, (b * Hp + py) * Wp + px)
         hit = key < _EMPTY_BELOW
         cc = pc.cand.index_select(0, torch.where(hit, key & 0xFFFFFFFF, pc.dummy))
-        ident, d = _resolve_chunk(_cols(pc.itab[:_I_B.stop], cc), _cols(pc.itab[_I_C], cc),
-                                  _cols(pc.ftab[:_R_INVAREA + 1], cc), pc.ftab[_R_ID].index_select(0, cc), px, py)
+        ident, d = _resolve_chunk(pc.itab, pc.ftab, cc, pc.ftab[_R_ID].index_select(0, cc), px, py)
         fid = torch.where(hit, ident.long() - 1, 0)  # empty pixels: face 0, masked below
         bary, d = parent.resolve_chunk(par, b if B > 1 else None, fid, px, py, d)
         r = torch.cat((bary.t().to(torch.float32), ident[:, None]), 1)
