@@ -16,9 +16,13 @@
      area-weighted mean normal (its growth axis when the mean strays too far), then turned to its
      smallest bounding box. Every face is front-facing in its chart's projection, so no triangle
      flips and the stretch is bounded: ``1 / cos(angle)`` across the slope, 1 along it;
-  3. **packing**: charts are scaled to one texel density and packed by their column profiles on
-     a per-column skyline (tallest first, lowest then leftmost position); the density is the
-     largest one that fits (bisection, then a few probes above it). The gutter is bilinear-safe
+  3. **packing**: charts are scaled to one texel density and packed by their column profiles
+     (taken from their outline edges) on a per-column skyline (tallest first, lowest then leftmost
+     position; up to :data:`TURN_CHARTS` charts, each may be turned by 90 degrees); the density is
+     the largest one that fits (bisection, then a few probes above it). Charts longer than half
+     the atlas are halved, round after round; each round's charts are packed and the densest kept
+     (fewer cuts unless more are 1% denser: a thin shell's plates pack as 4 halves, 3 stacked and
+     1 turned, denser than as 8 quarters). The gutter is bilinear-safe
      (as xatlas's ``bilinear=True``): ``padding`` empty texels between the charts' bilinear
      footprints, i.e. their triangles are ``padding + 3`` texels apart; it is widened by up to 8
      more texels while that costs at most 3% of the density (few, large charts). The bake's fill
@@ -75,6 +79,9 @@ BILINEAR_GAP = 3  # charts' geometry >= padding + 3 texels apart: padding empty 
 ORDERS = ('height', 'width')  # skyline orders: tallest first, then (if that fails) widest first
 PROBE_STEP = 1.03
 MANY_CHARTS = 2000  # above this many charts: one skyline order, no density probes (time)
+SLACK = 8  # turned-only-when-needed skyline: leftmost position up to this many texels above the lowest
+SPLIT_GAIN = 1.01  # more halving of big charts only when it packs at least this much denser
+TURN_CHARTS = 200  # up to this many charts, each may be placed turned by 90 degrees (twice the skyline's work)
 REPAIRS = 8  # overlap repairs (a fold's faces become charts of their own, then the atlas is repacked)
 PROBES = 4  # densities tried above the bisection's answer (PROBE_STEP apart): feasibility is not monotone
 SPLIT_SIDE = 0.5  # charts longer than this fraction of the atlas side are halved
@@ -449,10 +456,28 @@ def _project(p: np.ndarray, f: np.ndarray, label: np.ndarray, nchart: int, t1: n
     return uv, uv_idx, vc, np.stack([umax - umin, vmax - vmin], 1)
 
 
+def _outline(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(UV edges int64 [E, 2], their chart [E]) that bound the union of each chart's triangles:
+    edges of one face (the chart's boundary) and every edge of a face that is not positively
+    oriented in ``uvw`` (where a projection folds, the image's boundary runs along such faces).
+    Over a column, a chart's lowest and highest points lie on these edges, so their bounding boxes
+    give the same conservative profile as all triangles' (:func:`_profiles`) at a fraction of the cost."""
+    e = np.stack([uv_idx[:, [0, 1]], uv_idx[:, [1, 2]], uv_idx[:, [2, 0]]], 1).reshape(-1, 2).astype(np.int64)
+    T = int(uv_idx.max()) + 1 if uv_idx.size else 1
+    _, inv, cnt = np.unique(np.minimum(e[:, 0], e[:, 1]) * T + np.maximum(e[:, 0], e[:, 1]),
+                            return_inverse=True, return_counts=True)
+    t = uvw[uv_idx]
+    d1, d2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    flat = d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0] <= 0
+    keep = (cnt[inv.reshape(-1)] == 1) | np.repeat(flat, 3)
+    return e[keep], np.repeat(label, 3)[keep]
+
+
 def _profiles(tri_xy: np.ndarray, tri_chart: np.ndarray, nchart: int, wc: np.ndarray):
     """Per chart and texel column (cell ``[c, c + 1]`` of its local frame), the lowest and highest
-    y its triangles reach (triangle bounding boxes: conservative). ``tri_xy`` [F, 3, 2] local
-    texel coordinates; returns flat (bottom, top) arrays indexed ``offset[chart] + c``."""
+    y its triangles (or outline segments, :func:`_outline`) reach (their bounding boxes:
+    conservative). ``tri_xy`` [N, K, 2] local texel coordinates; returns flat (bottom, top) arrays
+    indexed ``offset[chart] + c``."""
     xmin, xmax = tri_xy[..., 0].min(1), tri_xy[..., 0].max(1)
     ymin, ymax = tri_xy[..., 1].min(1), tri_xy[..., 1].max(1)
     c0 = np.floor(xmin).astype(np.int64)
@@ -469,11 +494,16 @@ def _profiles(tri_xy: np.ndarray, tri_chart: np.ndarray, nchart: int, wc: np.nda
     return bottom, top, offset
 
 
-def _skyline(bottom, top, offset, wc, hc, width: int, height: int, order: np.ndarray, gap: int):
+def _skyline(bottom, top, offset, wc, hc, width: int, height: int, order: np.ndarray, gap: int,
+             turns: int = 0, slack: int = 0):
     """Place charts (column profiles, see :func:`_profiles`) on a per-column skyline in ``order``,
     each at its lowest then leftmost integer position. Every column a chart touches, widened by
     ``gap`` columns each side, is raised to the chart's top + ``gap``, so two charts' geometry
-    stays ``gap`` texels apart (Chebyshev). Returns (x, y, ok, height used); ok False: one did not fit."""
+    stays ``gap`` texels apart (Chebyshev). ``turns`` 1 or 2: the arrays hold 2C charts, chart
+    ``C + i`` being chart ``i`` turned by 90 degrees; 1: each chart is placed in whichever
+    orientation ends lower (its top; then the lower, the further left, unturned on a tie); 2: turned
+    only where it does not fit unturned. Returns (x, y, turn, ok, height used) for the C charts;
+    ok False: one did not fit."""
     from scipy.ndimage import maximum_filter1d
 
     # every chart's top profile dilated by `gap` columns each side (w + 2 gap columns), all at once:
@@ -485,66 +515,89 @@ def _skyline(bottom, top, offset, wc, hc, width: int, height: int, order: np.nda
     tt_all = maximum_filter1d(flat, 2 * gap + 1, mode="constant", cval=-np.inf) if gap else flat
     H = np.full(width, -np.inf)
     used = 0.0
-    x = np.zeros(len(wc), np.int64)
-    y = np.zeros(len(wc), np.int64)
+    C = len(order)
+    x = np.zeros(C, np.int64)
+    y = np.zeros(C, np.int64)
+    turn = np.zeros(C, bool)
     # a column without geometry (between disconnected pieces) has bottom +inf, top -inf
     bb_all = bottom
     for i in order.tolist():
-        w = int(wc[i])
-        if w > width or hc[i] > height:
-            return x, y, False, used
-        o = int(offset[i])
-        bb = bb_all[o:o + w]
-        n = width - w + 1
-        m = H[:n] - bb[0]
-        for c in range(1, w):  # w contiguous passes: faster than a strided window max
-            np.maximum(m, H[c:c + n] - bb[c], out=m)
-        np.ceil(m, out=m)
-        np.maximum(m, 0, out=m)  # the floor; -inf (nothing below) too
-        xi = int(np.argmin(m))
-        yi = int(m[xi])
-        if yi + hc[i] > height:
-            return x, y, False, used
-        tt = tt_all[seg[i]:seg[i + 1]]  # w + 2 gap columns from xi - gap
+        best = None
+        for j in ((i, i + C) if turns else (i,)):
+            if turns == 2 and best is not None:
+                break
+            w = int(wc[j])
+            if w > width or hc[j] > height:
+                continue
+            o = int(offset[j])
+            bb = bb_all[o:o + w]
+            n = width - w + 1
+            m = H[:n] - bb[0]
+            for c in range(1, w):  # w contiguous passes: faster than a strided window max
+                np.maximum(m, H[c:c + n] - bb[c], out=m)
+            np.ceil(m, out=m)
+            np.maximum(m, 0, out=m)  # the floor; -inf (nothing below) too
+            xi = int(np.argmin(m))
+            if slack:  # the leftmost position at most `slack` texels above the lowest
+                xi = int(np.argmax(m <= m[xi] + slack))
+            yi = int(m[xi])
+            key = (yi + hc[j], yi, xi)  # the orientation whose top ends lower, then the lower, the further left
+            if yi + hc[j] <= height and (best is None or key < best[0]):
+                best = (key, xi, j)
+        if best is None:
+            return x, y, turn, False, used
+        (_, yi, _), xi, j = best
+        tt = tt_all[seg[j]:seg[j + 1]]  # w + 2 gap columns from xi - gap
         lo = xi - gap
         a, z = max(lo, 0), min(lo + len(tt), width)
         np.maximum(H[a:z], yi + tt[a - lo:z - lo] + gap, out=H[a:z])
-        x[i], y[i] = xi, yi
-        used = max(used, yi + hc[i])
-    return x, y, True, used
+        x[i], y[i], turn[i] = xi, yi, j != i
+        used = max(used, yi + hc[j])
+    return x, y, turn, True, used
 
 
 def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.ndarray, size: int, padding: int, bar,
-          previous: Optional[Tuple[float, int]] = None):
+          previous: Optional[Tuple[float, int]] = None, min_scale: Optional[float] = None):
     """Largest texel density (texels per world unit) at which the charts fit, with a gutter of
     ``padding`` texels between bilinear footprints, then widened by :data:`WIDE_GUTTERS` in turn
     while the charts fit at :data:`WIDE_GUTTER_LOSS` of that density. ``uvw``
     [T, 2] chart-local coordinates (world units, each chart's minimum at 0), ``size_w`` [C, 2]
     chart extents; ``previous``: (density, extra gutter) of an earlier packing of nearly the same
-    charts, tried first (a repair adds a few one-face charts). Returns (scale, x0, y0, extra
-    gutter) with chart origins in texel coordinates."""
+    charts, tried first (a repair adds a few one-face charts); ``min_scale``: a density that must fit
+    (None is returned at once when it does not). Returns (scale, x0, y0, turn, extra
+    gutter) with chart origins in texel coordinates; ``turn`` (bool [C]): the chart is turned by
+    90 degrees, ``(x, y) -> (y, width - x)`` (at most :data:`TURN_CHARTS` charts are turned)."""
     C = len(size_w)
-    tri_w = uvw[uv_idx]  # [F, 3, 2]
+    seg, seg_chart = _outline(uvw, uv_idx, label)
+    seg_w = uvw[seg]  # [E, 2, 2]: the segments that bound the charts (profiles cost O(boundary))
     # many small charts pack alike at any density and in any order (and each attempt costs more):
     # one order, no probes
     orders, probes = (ORDERS[:1], 0) if C > MANY_CHARTS else (ORDERS, PROBES)
+    turns = C <= TURN_CHARTS
 
     def attempt(scale, gap):
         margin = (gap + 1) // 2  # charts at opposite borders are neighbours under wrapping lookups
         span = size - 1 - 2 * margin  # texel coordinates [margin, size - 1 - margin]
         if C * gap * gap > span * span:
-            return None, None, False, math.inf
+            return None, None, None, False, math.inf
         ext = size_w * scale
+        tri = seg_w * scale
+        if turns:  # charts C..2C-1: the same charts turned by 90 degrees, (x, y) -> (y, width - x)
+            tri = np.concatenate([tri, np.stack([tri[..., 1], ext[seg_chart, 0][:, None] - tri[..., 0]], -1)])
+            ext = np.concatenate([ext, ext[:, ::-1]])
         wc = np.floor(ext[:, 0]).astype(np.int64) + 1
         hc = ext[:, 1]
-        bottom, top, offset = _profiles(tri_w * scale, label, C, wc)
-        keys = {"height": (-wc, -np.ceil(hc)), "width": (-np.ceil(hc), -wc)}
-        for name in orders:  # the next order only when one fails
+        bottom, top, offset = _profiles(tri, np.concatenate([seg_chart, seg_chart + C]) if turns else seg_chart,
+                                        len(ext), wc)
+        keys = {"height": (-wc[:C], -np.ceil(hc[:C])), "width": (-np.ceil(hc[:C]), -wc[:C])}
+        # the next order / turning rule only when one fails: unturned, turned where that ends lower,
+        # turned only where unturned does not fit (leftmost within SLACK texels of the lowest)
+        for name, mode in itertools.product(orders, (0, 1, 2) if turns else (0,)):
             order = np.lexsort((np.arange(C),) + keys[name])
-            x, y, ok, used = _skyline(bottom, top, offset, wc, hc, span, span, order, gap)
+            x, y, turn, ok, used = _skyline(bottom, top, offset, wc, hc, span, span, order, gap, mode, SLACK * (mode == 2))
             if ok:
-                return x + margin, y + margin, True, used + margin
-        return None, None, False, used + margin
+                return x + margin, y + margin, turn, True, used + margin
+        return None, None, None, False, used + margin
 
     gap = padding + BILINEAR_GAP
     span = size - 1 - 2 * ((gap + 1) // 2)
@@ -553,17 +606,23 @@ def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.nda
     if previous is not None:
         for k in range(3):
             s = previous[0] / PROBE_STEP ** k
-            x, y, ok, _ = attempt(s, gap + previous[1])
+            x, y, t, ok, _ = attempt(s, gap + previous[1])
             if ok:
-                return s, x, y, previous[1]
+                return s, x, y, t, previous[1]
     span = size - 1 - 2 * ((gap + 1) // 2)
     area = float((size_w[:, 0] * size_w[:, 1]).sum())
     s = math.sqrt(0.6 * span * span / max(area, 1e-30))
     lo, hi, best = 0.0, None, None
+    if min_scale is not None:
+        x, y, t, ok, used = attempt(min_scale, gap)
+        if not ok:
+            return None
+        lo, best = min_scale, (min_scale, x, y, t)
+        s = min_scale * min(max(math.sqrt(span / max(used, 1e-9)) * 0.995, 1.02), 1.5)
     for _ in range(10):  # bisection on the density, 2% apart (height grows ~ density^2)
-        x, y, ok, used = attempt(s, gap)
+        x, y, t, ok, used = attempt(s, gap)
         if ok:
-            lo, best = s, (s, x, y)
+            lo, best = s, (s, x, y, t)
         else:
             hi = s
         if hi is not None and lo > 0 and hi / lo < 1.02:
@@ -578,14 +637,14 @@ def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.nda
         if best is not None:
             break
         s *= 0.5
-        x, y, ok, _ = attempt(s, gap)
+        x, y, t, ok, _ = attempt(s, gap)
         if ok:
-            best = (s, x, y)
+            best = (s, x, y, t)
             for k in range(1, 6):  # ...then bisect back up towards the density that failed
-                t = best[0] * 2 ** (0.5 ** k)
-                x, y, ok, _ = attempt(t, gap)
+                u = best[0] * 2 ** (0.5 ** k)
+                x, y, t, ok, _ = attempt(u, gap)
                 if ok:
-                    best = (t, x, y)
+                    best = (u, x, y, t)
     if best is None:  # the tiny charts' footprints alone fill the atlas at any density
         raise ValueError(f"{C} charts cannot fit a {size}^2 atlas with padding {padding}: "
                          "use a larger texture_size, a smaller padding or a larger max_angle")
@@ -593,25 +652,33 @@ def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.nda
     # change with it): probe a few densities above the bisection's answer, keep the largest fit
     base = best[0]
     for k in range(1, probes + 1):
-        x, y, ok, _ = attempt(base * PROBE_STEP ** k, gap)
+        x, y, t, ok, _ = attempt(base * PROBE_STEP ** k, gap)
         if ok:
-            best = (base * PROBE_STEP ** k, x, y)
+            best = (base * PROBE_STEP ** k, x, y, t)
     best = best + (0,)
     # wider gutters, narrowest first, while they fit at WIDE_GUTTER_LOSS of that density (one
     # failed attempt ends it: many small charts, where gutters cost most, stop at the first)
     floor, wide = best[0] * WIDE_GUTTER_LOSS, None
     for extra in sorted(WIDE_GUTTERS):
-        x, y, ok, _ = attempt(floor, gap + extra)
+        x, y, t, ok, _ = attempt(floor, gap + extra)
         if not ok:
             break
-        wide = (floor, x, y, extra)
+        wide = (floor, x, y, t, extra)
     if wide is not None:
         best = wide
         for k in range(1, 3):
-            x, y, ok, _ = attempt(floor * PROBE_STEP ** k, gap + wide[3])
+            x, y, t, ok, _ = attempt(floor * PROBE_STEP ** k, gap + wide[4])
             if ok:
-                best = (floor * PROBE_STEP ** k, x, y, wide[3])
+                best = (floor * PROBE_STEP ** k, x, y, t, wide[4])
     return best
+
+
+def _place(uvw: np.ndarray, vc: np.ndarray, size_w: np.ndarray, scale: float, x0, y0, turn) -> np.ndarray:
+    """Texel coordinates [T, 2] of the UV vertices (chart ``vc``) packed by :func:`_pack`."""
+    loc = uvw * scale
+    t = turn[vc]
+    loc[t] = np.stack([loc[t, 1], size_w[vc[t], 0] * scale - loc[t, 0]], 1)
+    return loc + np.stack([x0, y0], 1)[vc]
 
 
 def uv_overlap_faces(uv: np.ndarray, uv_idx: np.ndarray, size: int) -> Tuple[np.ndarray, int]:
@@ -631,13 +698,14 @@ def uv_overlap_texels(mesh: Mesh, size: int) -> int:
     return uv_overlap_faces(mesh.uv, mesh.uv_idx, size)[1]
 
 
-def _split_big(p, f, n, area, label, nchart, seed_axis, size: int, max_side: Optional[float] = None):
+def _split_rounds(p, f, n, area, label, nchart, seed_axis, size: int, max_side: Optional[float] = None):
     """Halve (across the major axis, at the median face) every chart whose longer side would
     exceed ``max_side`` of the atlas at a ~70% fill: one dominant, elongated chart leaves most of
-    a square atlas empty. Only such charts: every cut is a seam, and seams cost more round-trip
-    PSNR than the atlas use they win (a plate halved into quarters: +16% use, -4.5 dB).
-    Returns (label, nchart, seed_axis)."""
+    a square atlas empty. Only such charts: every cut is a seam, and seams cost round-trip PSNR.
+    Yields (label, nchart, seed_axis): the charts as given, then after each round of halving that
+    cut something (at most 4 rounds); :func:`chart_atlas` keeps the one that packs densest."""
     max_side = SPLIT_SIDE if max_side is None else max_side
+    yield label, nchart, seed_axis
     for _ in range(4):
         t1, t2 = _chart_frames(label, nchart, n, area, seed_axis)
         uvw, uv_idx, _, size_w = _project(p, f, label, nchart, t1, t2)
@@ -658,7 +726,32 @@ def _split_big(p, f, n, area, label, nchart, seed_axis, size: int, max_side: Opt
         label[sel] = new
         seed_axis = np.concatenate([seed_axis, seed_axis[big]])
         nchart += len(big)
-    return label, nchart, seed_axis
+        yield label, nchart, seed_axis
+
+
+def _split_big(p, f, n, area, label, nchart, seed_axis, size: int, padding: int, max_side: Optional[float] = None):
+    """(label, nchart, seed_axis) after choosing how far to halve the big charts
+    (:func:`_split_rounds`), with the (density, extra gutter) of its packing when candidates were
+    packed to choose (None otherwise). Up to :data:`TURN_CHARTS` charts every candidate is packed
+    and the densest kept, fewer cuts unless more are :data:`SPLIT_GAIN` denser (a thin shell's
+    plates: two halves each pack into a square, 3 stacked and 1 turned, denser than quarters in a
+    3 x 3 grid with a slot empty); otherwise every big chart is halved."""
+    cands = list(_split_rounds(p, f, n, area, label, nchart, seed_axis, size, max_side))
+    if len(cands) == 1 or cands[-1][1] > TURN_CHARTS:
+        return cands[-1] + (None,)
+    # score: density / SPLIT_GAIN^rounds; the fully halved first, then the others only as far as
+    # they fit at the density that would beat the best score (one attempt when they do not)
+    best, score = None, 0.0
+    K = len(cands) - 1
+    for k in [K] + list(range(K)):
+        cand = cands[k]
+        t1, t2 = _chart_frames(cand[0], cand[1], n, area, cand[2])
+        uvw, uv_idx, _, size_w = _project(p, f, cand[0], cand[1], t1, t2)
+        need = score * SPLIT_GAIN ** k * (1 + 1e-9) if best is not None else None
+        res = _pack(uvw, uv_idx, cand[0], size_w, size, padding, None, min_scale=need)
+        if res is not None and res[0] / SPLIT_GAIN ** k > score:
+            best, score = cand + ((res[0], res[4]),), res[0] / SPLIT_GAIN ** k
+    return best
 
 
 def chart_atlas(pos: np.ndarray, faces: np.ndarray, texture_size: int = 2048, padding: Optional[int] = None,
@@ -675,14 +768,14 @@ def chart_atlas(pos: np.ndarray, faces: np.ndarray, texture_size: int = 2048, pa
         n, area = _face_geometry(p, f)
         label, nchart, seed_axis = _charts(p, f, n, area, max_angle, bar)
         bar.set_description("unwrap: pack")
-        label, nchart, seed_axis = _split_big(p, f, n, area, label, nchart, seed_axis, texture_size)
-        packed = None
+        label, nchart, seed_axis, packed = _split_big(p, f, n, area, label, nchart, seed_axis, texture_size,
+                                                      padding)
         for attempt in range(REPAIRS):
             t1, t2 = _chart_frames(label, nchart, n, area, seed_axis)
             uvw, uv_idx, vc, size_w = _project(p, f, label, nchart, t1, t2)
-            scale, x0, y0, extra = _pack(uvw, uv_idx, label, size_w, texture_size, padding, bar, packed)
+            scale, x0, y0, turn, extra = _pack(uvw, uv_idx, label, size_w, texture_size, padding, bar, packed)
             packed = (scale, extra)
-            tex = uvw * scale + np.stack([x0, y0], 1)[vc]
+            tex = _place(uvw, vc, size_w, scale, x0, y0, turn)
             uv = (tex / (texture_size - 1)).astype(np.float32)
             if not verify:
                 break
