@@ -134,6 +134,53 @@ def test_wide_gutter_costs_at_most_its_density_bound(monkeypatch):
     assert scales[uv.WIDE_GUTTERS] >= uv.WIDE_GUTTER_LOSS * scales[()] * 0.99
 
 
+def test_thin_shell_atlas_use_near_xatlas():
+    """The shell's plates are halved (not quartered) and one half turned: 3 halves stacked and 1
+    turned fill a square (quarters in a 3 x 3 grid leave a slot empty; before: 0.44 here)."""
+    m = _shell()
+    charts = atlas_stats(unwrap(m, 512, method="charts"), 512)
+    xat = atlas_stats(unwrap(m, 512, method="xatlas"), 512)
+    assert charts["overlap"] == 0 and charts["l2"] < 1.01
+    assert charts["use"] >= 0.9 * xat["use"], (charts, xat)
+
+
+@pytest.mark.parametrize("turns", [1, 2])
+def test_skyline_turns_a_chart_that_fits_only_turned(turns):
+    """A 10 x 3 texel chart in a 6-wide, 12-high bin fits only turned (4 columns, 10 high)."""
+    from texgen.uv import _skyline
+
+    wc, hc = np.array([11, 4]), np.array([3.0, 10.0])
+    offset = np.array([0, 11, 15])
+    bottom, top = np.zeros(15), np.repeat(hc, wc)
+    order = np.array([0])
+    assert not _skyline(bottom[:11], top[:11], offset[:2], wc[:1], hc[:1], 6, 12, order, 1)[3]
+    x, y, turn, ok, used = _skyline(bottom, top, offset, wc, hc, 6, 12, order, 1, turns)
+    assert ok and turn[0] and used == 10.0 and x[0] == 0 and y[0] == 0
+
+
+def test_outline_profiles_hold_every_triangle():
+    """Profiles from the charts' outline edges bound every point of every triangle (vertices,
+    centroids and edge midpoints, in the column they fall in), also where a chart folds."""
+    from texgen import uv
+
+    m = _sphere(3, 0.05)
+    p, f = m.pos.astype(np.float64), m.pos_idx.astype(np.int64)
+    n, area = uv._face_geometry(p, f)
+    label = np.zeros(len(f), np.int64)
+    label[len(f) // 2:] = 1  # two charts, each projected on one plane: the far side folds over
+    t1, t2 = uv._chart_frames(label, 2, n, area, np.array([[0, 0, 1.0], [0, 1.0, 0]]))
+    uvw, uv_idx, _, size_w = uv._project(p, f, label, 2, t1, t2)
+    scale = 40.0
+    seg, seg_chart = uv._outline(uvw, uv_idx, label)
+    assert len(seg) < 3 * len(f)
+    wc = np.floor(size_w[:, 0] * scale).astype(np.int64) + 1
+    bottom, top, offset = uv._profiles(uvw[seg] * scale, seg_chart, 2, wc)
+    tri = uvw[uv_idx] * scale
+    pts = np.concatenate([tri, tri.mean(1, keepdims=True), 0.5 * (tri + np.roll(tri, 1, 1))], 1)
+    col = offset[label][:, None] + np.minimum(np.floor(pts[..., 0]).astype(np.int64), wc[label][:, None] - 1)
+    assert (pts[..., 1] >= bottom[col] - 1e-9).all() and (pts[..., 1] <= top[col] + 1e-9).all()
+
+
 def test_overlap_counter_sees_overlaps():
     m = unwrap(_sphere(2), 128, method="charts")
     assert uv_overlap_texels(m, 128) == 0
