@@ -594,7 +594,8 @@ def _pack(uvw: np.ndarray, uv_idx: np.ndarray, label: np.ndarray, size_w: np.nda
         # turned only where unturned does not fit (leftmost within SLACK texels of the lowest)
         for name, mode in itertools.product(orders, (0, 1, 2) if turns else (0,)):
             order = np.lexsort((np.arange(C),) + keys[name])
-            x, y, turn, ok, used = _skyline(bottom, top, offset, wc, hc, span, span, order, gap, mode, SLACK * (mode == 2))
+            x, y, turn, ok, used = _skyline(bottom, top, offset, wc, hc, span, span, order, gap, mode,
+                                            SLACK * (mode == 2))
             if ok:
                 return x + margin, y + margin, turn, True, used + margin
         return None, None, None, False, used + margin
@@ -733,9 +734,9 @@ def _split_big(p, f, n, area, label, nchart, seed_axis, size: int, padding: int,
     """(label, nchart, seed_axis) after choosing how far to halve the big charts
     (:func:`_split_rounds`), with the (density, extra gutter) of its packing when candidates were
     packed to choose (None otherwise). Up to :data:`TURN_CHARTS` charts every candidate is packed
-    and the densest kept, fewer cuts unless more are :data:`SPLIT_GAIN` denser (a thin shell's
-    plates: two halves each pack into a square, 3 stacked and 1 turned, denser than quarters in a
-    3 x 3 grid with a slot empty); otherwise every big chart is halved."""
+    and the densest kept, fewer cuts unless more are :data:`SPLIT_GAIN` denser (a thin shell's two
+    plates halved: 4 halves fill a square, 3 stacked and 1 turned, denser than 8 quarters in a
+    3 x 3 grid with a slot empty); above that every big chart is halved."""
     cands = list(_split_rounds(p, f, n, area, label, nchart, seed_axis, size, max_side))
     if len(cands) == 1 or cands[-1][1] > TURN_CHARTS:
         return cands[-1] + (None,)
