@@ -206,9 +206,8 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, rast_
     if not idx:
         return out, out.new_zeros((B, H, W, 0))
     tri_ok = _validate.faces(tri, attr.shape[-2], "tri")
-    with _cpu_threads(attr.device):
-        out_db = derivatives.attribute_pixel_derivatives(attr, rast[..., 3].long(), tri_ok, rast_db, idx)
-    return out, out_db
+    # two more interpolates (compiled on CPU, on their own threads): not under _cpu_threads
+    return out, derivatives.attribute_pixel_derivatives(attr, rast[..., 3], tri_ok, rast_db, idx)
 
 
 def texture(tex: torch.Tensor, uv: torch.Tensor, uv_da: Optional[torch.Tensor] = None,

@@ -69,44 +69,30 @@ def bary_pixel_derivatives(pos: torch.Tensor, tri: torch.Tensor, ids: torch.Tens
 def attribute_pixel_derivatives(attr: torch.Tensor, ids: torch.Tensor, tri: torch.Tensor, rast_db: torch.Tensor,
                                 idx: Sequence[int]) -> torch.Tensor:
     """``(dA/dX, dA/dY)`` per selected attribute by the chain rule through the barycentrics:
-    ``A = u A0 + v A1 + (1 - u - v) A2`` gives ``dA/dX = (A0 - A2) du/dX + (A1 - A2) dv/dX``.
+    ``A = u A0 + v A1 + (1 - u - v) A2`` gives ``dA/dX = du/dX A0 + dv/dX A1 - (du/dX + dv/dX) A2``,
+    which is :func:`render_npu.interpolate` with the weights ``(du/dX, dv/dX, -du/dX - dv/dX)`` in
+    place of the barycentrics: one interpolate per screen axis (compiled on CPU, torch ops
+    elsewhere; its gradients reach ``attr`` and the weights, hence ``rast_db``).
 
     Args:
         attr: float ``[V, C]`` or ``[B, V, C]`` (batch 1 broadcasts).
-        ids: int64 ``[B, H, W]`` triangle id + 1 (0 = empty).
+        ids: ``[B, H, W]`` triangle id + 1 (0 = empty), float as in ``rast``.
         tri: int ``[F, 3]``.
         rast_db: ``[B, H, W, 4]`` = ``(du/dX, du/dY, dv/dX, dv/dY)``.
         idx: attribute indices to differentiate (non-empty).
 
     Returns:
-        ``[B, H, W, 2 * len(idx)]`` interleaved ``(dA_i/dX, dA_i/dY)``, zeros on empty pixels (where
-        ``rast_db`` is finite, as :func:`bary_pixel_derivatives` makes it: zeros);
+        ``[B, H, W, 2 * len(idx)]`` interleaved ``(dA_i/dX, dA_i/dY)``, zeros on empty pixels;
         differentiable with respect to ``attr`` and ``rast_db``.
     """
+    from .._api import interpolate
+
     B, H, W = ids.shape
     K = len(idx)
-    sel = attr[..., list(idx)]
-    F = tri.shape[0]
-    if F == 0:
-        return sel.new_zeros((B, H, W, 2 * K)) + sel.reshape(-1)[:0].sum()
-    # per face and attribute (A0 - A2, A1 - A2) [Bt, 1 + F, K, 2] after a zero row 0, so that the ids
-    # index it directly (empty pixels read zeros): one gather per pixel (index_select, whose backward
-    # is an index_add) instead of three corner gathers
-    t = tri.long()
-    v = sel if sel.dim() == 3 else sel.unsqueeze(0)
-    a2 = v[:, t[:, 2]]
-    table = torch.cat([v.new_zeros((v.shape[0], 1, K, 2)),
-                       torch.stack([v[:, t[:, 0]] - a2, v[:, t[:, 1]] - a2], -1)], 1)
-    f = ids
-    if table.shape[0] != 1:
-        f = f + torch.arange(B, device=ids.device).view(B, 1, 1) * (F + 1)
-    g = table.reshape(-1, 2 * K).index_select(0, f.reshape(-1)).view(B, H, W, K, 2)
+    sel = attr if list(idx) == list(range(attr.shape[-1])) else attr[..., list(idx)]
     db = rast_db.to(sel.dtype)
-    du_dx, du_dy, dv_dx, dv_dy = db.unbind(-1)
-    # (dA/dX, dA/dY) = (A0 - A2) (du/dX, du/dY) + (A1 - A2) (dv/dX, dv/dY), one output column per op
-    # over all pixels (broadcasting over the tiny K and 2 axes instead is several times slower on CPU)
-    cols = []
-    for k in range(K):
-        g0, g1 = g[..., k, 0], g[..., k, 1]
-        cols += [torch.addcmul(g0 * du_dx, g1, dv_dx), torch.addcmul(g0 * du_dy, g1, dv_dy)]
-    return torch.stack(cols, -1)
+    tid = ids.detach().to(sel.dtype).unsqueeze(-1)
+    out = []
+    for du, dv in ((db[..., 0:1], db[..., 2:3]), (db[..., 1:2], db[..., 3:4])):  # X, then Y
+        out.append(interpolate(sel, torch.cat([du, dv, -(du + dv), tid], -1), tri))
+    return torch.stack(out, -1).reshape(B, H, W, 2 * K)
