@@ -817,11 +817,9 @@ def _splat_bake(geo: _Entry, img, Ht: int, Wt: int, threads: int):
         values = np.ascontiguousarray(flat.numpy(), np.float32) if flat.device.type == "cpu" else None
     ext = _compiled()
     if values is not None and ext is not None and Ht >= 2 and Wt >= 2:
-        # zeroed by writing, not calloc: untouched calloc pages would fault later, in every reader
+        # the kernel writes every texel of the outputs (it accumulates in its own thread buffer)
         out, out_extra = (_fresh(shape, np.float32) for shape in ((Ht, Wt, C), (2, Ht, Wt)))
         count = _scratch("splat_count", (Ht, Wt), "cpu").numpy()  # not returned: the thread's buffer
-        for a in (out, out_extra, count):
-            a.fill(0)
         ext.splat_bilinear(geo.coords.numpy(), values, geo.idx.numpy(),
                            geo.extra.numpy(), out, out_extra, count, True, threads)
         extra = torch.from_numpy(out_extra)

@@ -13,7 +13,8 @@ namespace render_npu {
 // Sample n's value: values[index ? index[n] : n, 0..Cv) (a gather from an image; from a uint8
 // image values_u8 instead, each byte b read as float(b) / 255.0f: torch's float().div(255)), then
 // extra[e * N + n] for e < E (planar per-sample channels, may be null when E == 0).
-// out [H * W, Cv], out_extra [E, H * W] and count [H * W] are accumulated into (not cleared). Per
+// out [H * W, Cv], out_extra [E, H * W] and count [H * W] are overwritten with the sums, each
+// started from +0.0f (accumulated in a per-calling-thread buffer, interleaved per texel). Per
 // texel, additions happen in the order: corner (0,0) of every sample in sample order, then (0,1),
 // (1,0), (1,1) -- fixed whatever the thread count (threads own bands of rows). With normalize,
 // every texel whose count is > 0 is then divided by it (out and out_extra; count is kept).
