@@ -1009,20 +1009,20 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
         # the used UV area and a margin (what a render or a mip-map reads) gets the harmonic fill;
         # the rest of the atlas, which nothing reads, the mean colour (cv2.inpaint fills it too)
         region = _grow(used, max(2, W // 256)) | known
-        mean = tex32[known].mean(axis=0)
     else:  # a texture of another size than texture_size: fill all of it
-        region, mean = None, None
+        region = None
     np.multiply(tex32, known[..., None], out=tex32)
+    if region is not None:  # the known texels' mean (zero elsewhere now): one BLAS pass, no copy
+        flat = tex32.reshape(-1, tex32.shape[-1])
+        mean = (np.ones(flat.shape[0], np.float32) @ flat) / np.float32(max(int(np.count_nonzero(known)), 1))
     filled = harmonic_fill(tex32, known, region, inplace=True)
+    # uint8(clip(x, 0, 1) * 255 + 0.5) in float32 (torch ops: threaded, in place; the cast truncates
+    # as numpy's), the mean's outside the region, the known texels' own bytes
+    fill_u8 = torch.from_numpy(filled).clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8)
     if region is not None:
-        filled[~region] = mean
-    # (clip(filled, 0, 1) * 255 + 0.5) in float32, in place, then to uint8
-    np.clip(filled, 0, 1, out=filled)
-    np.multiply(filled, np.float32(255), out=filled)
-    np.add(filled, np.float32(0.5), out=filled)
-    fill_u8 = filled.astype(np.uint8)
-    np.copyto(fill_u8, u8, where=known[..., None])
-    return fill_u8
+        mean_u8 = (np.clip(mean, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
+        fill_u8 = torch.where(torch.from_numpy(region)[..., None], fill_u8, torch.from_numpy(mean_u8))
+    return torch.where(torch.from_numpy(known)[..., None], torch.from_numpy(u8), fill_u8).numpy()
 
 
 def _mesh_arrays(mr):
