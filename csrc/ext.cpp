@@ -458,6 +458,20 @@ int64_t select_samples_binding(CArray<uint8_t> visible, CArray<uint8_t> sketch, 
   return render_npu::select_samples(a, N, ip, cp, ep);
 }
 
+int64_t depth_image_binding(py::array_t<float> depth_map, py::array_t<float> rast, CArray<uint8_t> out, int num_threads) {
+  // depth_map [P, S] with depth in its last channel, rast [P, 4] (id in channel 3), both C-contiguous
+  if (depth_map.ndim() != 2 || rast.ndim() != 2 || rast.shape(1) != 4 || depth_map.shape(0) != rast.shape(0) ||
+      depth_map.shape(1) != 4 || !(depth_map.flags() & py::array::c_style) || !(rast.flags() & py::array::c_style))
+    throw std::invalid_argument("depth_map, rast: C-contiguous float32 [P, 4]");
+  require_shape(out, {depth_map.shape(0)}, "out");
+  const float* d = depth_map.data() + 3;
+  const float* r = rast.data() + 3;
+  uint8_t* o = out.mutable_data();
+  const int64_t P = depth_map.shape(0);
+  py::gil_scoped_release release;
+  return render_npu::depth_image_u8(d, r, 4, P, o, num_threads < 1 ? 1 : num_threads);
+}
+
 int64_t merge_views_binding(std::vector<CArray<float>> textures, std::vector<CArray<float>> weights,
                             CArray<float> out, CArray<float> trust, int num_threads) {
   require_shape(out, {-1, -1}, "out");
@@ -534,6 +548,10 @@ PYBIND11_MODULE(_C, m) {
         "visible pixels as MeshRender does, 0 below cos_thres), cos "
         "float32 [P] (zeroed in place where not visible); writes idx int64 [N], coords float32 [N, 2] (uv "
         "flipped), extra float32 [2, N] (cos, sketch) when N is the visible count. Returns the count found.");
+  m.def("depth_image_u8", &depth_image_binding, py::arg("depth_map").noconvert(), py::arg("rast").noconvert(),
+        py::arg("out").noconvert(), py::arg("num_threads") = 1,
+        "MeshRender.back_project's uint8 depth image (csrc/bake/bake.h): depth_map float32 [P, 4] (depth in "
+        "channel 3), rast float32 [P, 4]; writes out uint8 [P]; returns the hit count (0 or -1: not written).");
   m.def("merge_views", &merge_views_binding, py::arg("textures"), py::arg("weights"), py::arg("out").noconvert(),
         py::arg("trust").noconvert(), py::arg("num_threads"),
         "MeshRender.fast_bake_texture's weighted merge (csrc/bake/bake.h): textures V x float32 [T, C], weights "

@@ -698,14 +698,17 @@ def _bake_geometry(mod, version: str, mr, e: _Entry) -> _Entry:
             nd = _interp_scratch(torch.cat([vn, pos3[:, 2:3]], 1), rast, mr.pos_idx, "normal_depth")
             normal, depth = nd[..., :3], nd[..., 3:]
         hit = rast[0, ..., 3] > 0
-        hit_idx = torch.nonzero(hit.reshape(-1)).squeeze(1)
-        sel = depth.reshape(-1).index_select(0, hit_idx)
-        dmax, dmin = sel.max(), sel.min()
-        # upstream: ((depth - dmin) / (dmax - dmin) * visible) * 255 in float32, to uint8; the
-        # same ops in place (x * True is x * 1.0)
-        depth_image = torch.sub(depth, dmin, out=_scratch("depth_image", depth.shape, rast.device))
-        depth_image.div_(dmax - dmin).mul_(hit.unsqueeze(-1)).mul_(255)
-        edges = cv2.Canny(depth_image.cpu().numpy().astype(np.uint8), 30, 80)
+        depth_u8 = _depth_image_u8(nd if shader != "face" else None, rast)
+        if depth_u8 is None:
+            hit_idx = torch.nonzero(hit.reshape(-1)).squeeze(1)
+            sel = depth.reshape(-1).index_select(0, hit_idx)
+            dmax, dmin = sel.max(), sel.min()
+            # upstream: ((depth - dmin) / (dmax - dmin) * visible) * 255 in float32, to uint8; the
+            # same ops in place (x * True is x * 1.0)
+            depth_image = torch.sub(depth, dmin, out=_scratch("depth_image", depth.shape, rast.device))
+            depth_image.div_(dmax - dmin).mul_(hit.unsqueeze(-1)).mul_(255)
+            depth_u8 = depth_image.cpu().numpy().astype(np.uint8)
+        edges = cv2.Canny(depth_u8, 30, 80)
         sketch = torch.from_numpy(edges > 0).to(rast.device)
         cos_thres = float(np.cos(mr.bake_angle_thres / 180 * np.pi))
         k = int(mr.bake_unreliable_kernel_size)
@@ -721,6 +724,27 @@ def _bake_geometry(mod, version: str, mr, e: _Entry) -> _Entry:
                      depth=depth.clone() if version == "2.1" else None, hw=(H, W))  # 2.1's back_sample reads it
         e.bake = geo
         return geo
+
+
+def _depth_image_u8(nd: Optional[torch.Tensor], rast: torch.Tensor) -> Optional[np.ndarray]:
+    """back_project's uint8 depth image [H, W] (upstream's torch expression, the same bits) in one
+    compiled pass from the (normal, depth) map ``nd`` [H, W, 4] and ``rast`` [1, H, W, 4], or None
+    (no compiled module, other layouts, no hit or a NaN depth: the torch expression then runs)."""
+    ext = _compiled()
+    if (ext is None or nd is None or not hasattr(ext, "depth_image_u8") or not _on_host(nd) or not _on_host(rast)
+            or nd.dtype != torch.float32 or rast.dtype != torch.float32 or nd.shape[-1] != 4
+            or not nd.is_contiguous() or not rast.is_contiguous() or rast.shape[0] != 1):
+        return None
+    H, W = rast.shape[1:3]
+    out = _scratch_u8("depth_u8", H * W)
+    hits = ext.depth_image_u8(nd.detach().numpy().reshape(H * W, 4), rast.detach().numpy().reshape(H * W, 4), out,
+                              torch.get_num_threads())
+    return out.reshape(H, W) if hits > 0 else None
+
+
+def _scratch_u8(name: str, n: int) -> np.ndarray:
+    """A uint8 buffer of ``n`` bytes owned by the calling thread (see :func:`_scratch`)."""
+    return _scratch(name, ((n + 3) // 4,), "cpu").numpy().view(np.uint8)[:n]
 
 
 def _select_samples(vis: torch.Tensor, sketch: torch.Tensor, uv_attr: Tuple, normal: torch.Tensor,

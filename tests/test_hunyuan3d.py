@@ -469,3 +469,24 @@ def test_accelerated_device_path_syncs_per_view_constant(mesh, clean, monkeypatc
     cached = {counts[(res, 90)] for res in (RES // 2, RES)}
     fresh = {counts[(res, a)] for res in (RES // 2, RES) for a in (0, 180)}
     assert cached == {4} and fresh == {7}, counts
+
+
+@pytest.mark.compiled("depth_image_u8")
+def test_compiled_depth_image_is_torch_expression(mesh, clean):
+    """back_project's uint8 depth image (the edge detector's input) from csrc/bake: the bits of
+    upstream's torch expression and numpy cast, on every view; no hit: None (torch path runs)."""
+    h3d.enable(accelerate=True)
+    mod = h3d.import_mesh_render("2.0")
+    mr = _mesh_render(mod, mesh)
+    for elev, azim in zip(ELEVS, AZIMS):
+        e = h3d._view(mod, mr, elev, azim, None, None, (RES, RES))
+        pos3 = h3d._camera_pos3(e)
+        vn = h3d._vertex_normals(mr, h3d._face_normals(pos3, mr.pos_idx))
+        nd = render_npu.interpolate(torch.cat([vn, pos3[:, 2:3]], 1), e.rast, mr.pos_idx)[0]
+        got = h3d._depth_image_u8(nd, e.rast)
+        depth, hit = nd[..., 3:], e.rast[0, ..., 3] > 0
+        sel = depth[hit]
+        ref = ((depth - sel.min()) / (sel.max() - sel.min()) * hit.unsqueeze(-1) * 255).numpy().astype(np.uint8)
+        assert got is not None and ref.max() == 255
+        np.testing.assert_array_equal(got, ref[..., 0])
+    assert h3d._depth_image_u8(nd, torch.zeros_like(e.rast)) is None

@@ -88,6 +88,46 @@ int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coor
   return found;
 }
 
+int64_t depth_image_u8(const float* depth, const float* ids, int64_t stride, int64_t pixels, uint8_t* out,
+                       int num_threads) {
+  const int64_t parts = parts_for(pixels, num_threads);
+  std::vector<float> lo(size_t(parts), 0.0f), hi(size_t(parts), 0.0f);
+  std::vector<int64_t> hits(size_t(parts), 0);
+  std::vector<char> nan(size_t(parts), 0);
+  parallel_ranges(pixels, parts, [&](int64_t k, int64_t b, int64_t e) {
+    float mn = 0.0f, mx = 0.0f;
+    int64_t h = 0;
+    for (int64_t p = b; p < e; ++p) {
+      if (!(ids[p * stride] > 0.0f)) continue;
+      const float d = depth[p * stride];
+      if (std::isnan(d)) nan[size_t(k)] = 1;
+      if (h == 0 || d < mn) mn = d;
+      if (h == 0 || d > mx) mx = d;
+      ++h;
+    }
+    lo[size_t(k)] = mn, hi[size_t(k)] = mx, hits[size_t(k)] = h;
+  });
+  float dmin = 0.0f, dmax = 0.0f;
+  int64_t total = 0;
+  for (int64_t k = 0; k < parts; ++k) {
+    if (nan[size_t(k)]) return -1;
+    if (!hits[size_t(k)]) continue;
+    if (total == 0 || lo[size_t(k)] < dmin) dmin = lo[size_t(k)];
+    if (total == 0 || hi[size_t(k)] > dmax) dmax = hi[size_t(k)];
+    total += hits[size_t(k)];
+  }
+  if (total == 0) return 0;
+  const float range = dmax - dmin;
+  parallel_ranges(pixels, parts, [&](int64_t, int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      const float m = ids[p * stride] > 0.0f ? 1.0f : 0.0f;
+      const float v = ((depth[p * stride] - dmin) / range) * m * 255.0f;
+      out[p] = static_cast<uint8_t>(static_cast<int>(v));
+    }
+  });
+  return total;
+}
+
 int64_t merge_views(const MergeArgs& a, float* out, float* trust) {
   const int64_t T = a.texels, C = a.channels, parts = parts_for(T * (C + 1), a.num_threads);
   std::vector<int64_t> view_sum(static_cast<size_t>(parts)), painted_sum(static_cast<size_t>(parts));

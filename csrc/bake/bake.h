@@ -34,6 +34,14 @@ struct SelectArgs {
 };
 int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coords, float* extra);
 
+// MeshRender.back_project's depth image for its edge detector, in two passes: over the P pixels
+// with ids[p * stride] > 0 (hit), dmin / dmax of depth[p * stride]; then
+// out[p] = uint8(((depth - dmin) / (dmax - dmin)) * (hit ? 1 : 0) * 255) in float32, truncated:
+// the bits of the torch expression and numpy's astype. Returns the number of hit pixels (0:
+// nothing written), or -1 when a hit depth is NaN (nothing written).
+int64_t depth_image_u8(const float* depth, const float* ids, int64_t stride, int64_t pixels, uint8_t* out,
+                       int num_threads);
+
 // MeshRender.fast_bake_texture over V views of T texels with C channels: for each view v in
 // order, with s = #(weight_v > 0) and p = #(weight_v > 0 and trust > 0): skip the view when
 // float(p) / float(s) > 0.99f (NaN when s == 0: not skipped); else out[t, c] += tex_v[t, c] *
