@@ -97,13 +97,15 @@ void splat_bilinear(const SplatArgs& a, float* out, float* out_extra, float* cou
   });
   // One corner's pass over the samples; CC / EE > 0: the channel counts fixed at compile time
   // (the bake's 3 + 2), 0: read from a.
-  auto pass = [&](auto cc, auto ee, int corner, int64_t t_begin, int64_t t_end) {
+  // list: the samples to visit, in sample order (null: all of them).
+  auto pass = [&](auto cc, auto ee, int corner, int64_t t_begin, int64_t t_end, const int32_t* list, int64_t m) {
     constexpr int64_t CC = decltype(cc)::value, EE = decltype(ee)::value;
     const int64_t Cn = CC ? CC : C, En = EE ? EE : E, Kn = Cn + En + 1, Rn = 2 + Cn + En;
     const int dr = corner >> 1, dc = corner & 1;
     const int64_t offset = dr * width + dc;
-    const float* rp = rec;
-    for (int64_t i = 0; i < n; ++i, rp += Rn) {
+    for (int64_t j = 0; j < m; ++j) {
+      const int64_t i = list ? int64_t(list[j]) : j;
+      const float* rp = rec + i * Rn;
       const int64_t t = texel[i] + offset;
       if (t < t_begin || t >= t_end) continue;
       const float h = rp[0], w = rp[1];
@@ -124,9 +126,22 @@ void splat_bilinear(const SplatArgs& a, float* out, float* out_extra, float* cou
   // Each thread owns texels [t_begin, t_end) (whole rows) and skips additions outside them.
   run_parts(height, threads, [&](int64_t, int64_t r_begin, int64_t r_end) {
     const int64_t t_begin = r_begin * width, t_end = r_end * width;
+    // with several bands, each first lists the samples with a corner in it (sample order kept),
+    // so the four corner passes do not each read every sample
+    std::vector<int32_t> mine;
+    const bool listed = threads > 1 && n < (int64_t(1) << 31);
+    if (listed) {
+      mine.reserve(size_t(n / threads + n / 16));
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t t = texel[i];
+        if (t + width + 1 >= t_begin && t < t_end) mine.push_back(int32_t(i));
+      }
+    }
+    const int32_t* list = listed ? mine.data() : nullptr;
+    const int64_t m = listed ? int64_t(mine.size()) : n;
     for (int corner = 0; corner < 4; ++corner) {
-      if (baked) pass(C3(), E2(), corner, t_begin, t_end);
-      else pass(Any(), Any(), corner, t_begin, t_end);
+      if (baked) pass(C3(), E2(), corner, t_begin, t_end, list, m);
+      else pass(Any(), Any(), corner, t_begin, t_end, list, m);
     }
     // write the outputs (divided by the count where it is > 0) and clear the accumulator
     for (int64_t t = t_begin; t < t_end; ++t) {
