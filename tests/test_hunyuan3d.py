@@ -490,3 +490,19 @@ def test_compiled_depth_image_is_torch_expression(mesh, clean):
         assert got is not None and ref.max() == 255
         np.testing.assert_array_equal(got, ref[..., 0])
     assert h3d._depth_image_u8(nd, torch.zeros_like(e.rast)) is None
+
+
+def test_view_transform_bits_do_not_depend_on_threads(mesh, clean):
+    """The accelerated views run upstream's transform_pos with one intra-op thread (far faster
+    for a [V, 4] @ [4, 4] matmul): the same bits as with the caller's thread count."""
+    h3d.enable(accelerate=True)
+    mod = h3d.import_mesh_render("2.0")
+    mr = _mesh_render(mod, mesh)
+    e = h3d._view(mod, mr, 0, 90, None, None, (RES, RES))
+    saved = torch.get_num_threads()
+    torch.set_num_threads(max(2, saved))
+    try:
+        ref = mod.transform_pos(e.proj, mod.transform_pos(e.r_mv, mr.vtx_pos, keepdim=True))
+    finally:
+        torch.set_num_threads(saved)
+    assert torch.equal(e.pos_clip, ref)
