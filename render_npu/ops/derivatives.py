@@ -85,14 +85,13 @@ def attribute_pixel_derivatives(attr: torch.Tensor, ids: torch.Tensor, tri: torc
         ``[B, H, W, 2 * len(idx)]`` interleaved ``(dA_i/dX, dA_i/dY)``, zeros on empty pixels;
         differentiable with respect to ``attr`` and ``rast_db``.
     """
-    from .._api import interpolate
+    from .._api import interpolate_pixels
 
     B, H, W = ids.shape
     K = len(idx)
     sel = attr if list(idx) == list(range(attr.shape[-1])) else attr[..., list(idx)]
     db = rast_db.to(sel.dtype)
-    tid = ids.detach().to(sel.dtype).unsqueeze(-1)
     out = []
-    for du, dv in ((db[..., 0:1], db[..., 2:3]), (db[..., 1:2], db[..., 3:4])):  # X, then Y
-        out.append(interpolate(sel, torch.cat([du, dv, -(du + dv), tid], -1), tri))
+    for du, dv in ((db[..., 0], db[..., 2]), (db[..., 1], db[..., 3])):  # X, then Y
+        out.append(interpolate_pixels(sel, torch.stack([du, dv, -(du + dv)], -1), ids, tri, "rast[..., 3]"))
     return torch.stack(out, -1).reshape(B, H, W, 2 * K)
