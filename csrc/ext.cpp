@@ -260,7 +260,7 @@ template <typename T, typename I>
 py::object interpolate_dispatch(const py::array& attr, const py::array& bary, const py::array& ids,
                                 const CArray<int32_t>& faces, py::ssize_t batch, int num_threads,
                                 py::object grad_out, py::object out, py::object grad_attr, py::object grad_bary,
-                                py::object background) {
+                                py::object background, py::object db, py::object out_db) {
   if (attr.ndim() != 3 || !(attr.flags() & py::array::c_style))
     throw std::invalid_argument("attr: must be C-contiguous [Ba, V, C]");
   const auto Ba = attr.shape(0), V = attr.shape(1), C = attr.shape(2);
@@ -297,6 +297,16 @@ py::object interpolate_dispatch(const py::array& attr, const py::array& bary, co
     require_shape(bg_arr, {C}, "background");
     a.background = bg_arr.data();
   }
+  if (!db.is_none()) {  // forward only: attribute derivatives in the same pass
+    auto d = db.cast<py::array>();
+    if (!d.dtype().is(attr.dtype()) || d.ndim() < 2 || d.shape(d.ndim() - 1) != 4 ||
+        d.strides(d.ndim() - 1) != d.itemsize())
+      throw std::invalid_argument("db: attr's dtype, last dimension (du/dX, du/dY, dv/dX, dv/dY) contiguous");
+    a.db = static_cast<const T*>(d.data());
+    a.db_stride = uniform_pixel_stride(d, int(d.ndim()) - 1, pixels, "db");
+    a.out_db = buffer(out_db, {pixels, 2 * C}, "out_db");
+    if (!a.out_db || !grad_out.is_none()) throw std::invalid_argument("db: needs out_db, forward only");
+  }
   if (grad_out.is_none()) {
     T* o = buffer(out, {pixels, C}, "out");
     if (!o) throw std::invalid_argument("out: required");
@@ -317,25 +327,26 @@ py::object interpolate_dispatch(const py::array& attr, const py::array& bary, co
 
 py::object interpolate_binding(py::array attr, py::array bary, py::array ids, CArray<int32_t> faces,
                                py::ssize_t batch, int num_threads, py::object out, py::object grad_out,
-                               py::object grad_attr, py::object grad_bary, py::object background) {
+                               py::object grad_attr, py::object grad_bary, py::object background, py::object db,
+                               py::object out_db) {
   const bool f64 = attr.dtype().is(py::dtype::of<double>());
   if (!f64 && !attr.dtype().is(py::dtype::of<float>())) throw std::invalid_argument("attr: float32 or float64");
   if (!bary.dtype().is(attr.dtype())) throw std::invalid_argument("bary: must have attr's dtype");
   const auto& idt = ids.dtype();
   if (f64) {
     if (idt.is(py::dtype::of<double>()))
-      return interpolate_dispatch<double, double>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+      return interpolate_dispatch<double, double>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
     if (idt.is(py::dtype::of<float>()))
-      return interpolate_dispatch<double, float>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+      return interpolate_dispatch<double, float>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
     if (idt.is(py::dtype::of<int32_t>()))
-      return interpolate_dispatch<double, int32_t>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+      return interpolate_dispatch<double, int32_t>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
   } else {
     if (idt.is(py::dtype::of<float>()))
-      return interpolate_dispatch<float, float>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+      return interpolate_dispatch<float, float>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
     if (idt.is(py::dtype::of<double>()))
-      return interpolate_dispatch<float, double>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+      return interpolate_dispatch<float, double>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
     if (idt.is(py::dtype::of<int32_t>()))
-      return interpolate_dispatch<float, int32_t>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background);
+      return interpolate_dispatch<float, int32_t>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
   }
   throw std::invalid_argument("ids: float32, float64 or int32");
 }
@@ -525,11 +536,13 @@ PYBIND11_MODULE(_C, m) {
   m.def("interpolate", &interpolate_binding, py::arg("attr"), py::arg("bary"), py::arg("ids"), py::arg("faces"),
         py::arg("batch"), py::arg("num_threads"), py::arg("out") = py::none(), py::arg("grad_out") = py::none(),
         py::arg("grad_attr") = py::none(), py::arg("grad_bary") = py::none(), py::arg("background") = py::none(),
+        py::arg("db") = py::none(), py::arg("out_db") = py::none(),
         "Interpolate attr [Ba,V,C] (float32/float64, C-contiguous) at the barycentrics bary[..., :3] and ids "
         "(id + 1; float or int32) of B*H*W evenly strided pixels. Forward (grad_out None): writes out [BHW, C], "
         "returns -1 or the index of a pixel whose id is not an integer in [0, F]. Backward: writes grad_attr "
         "[Ba,V,C] and/or grad_bary [BHW, 3] (either may be None). background [C] (forward): written where id == 0 "
-        "instead of zeros. Releases the GIL; threads never change results.");
+        "instead of zeros. db [..., 4] (du/dX, du/dY, dv/dX, dv/dY per pixel, attr's dtype; forward): also writes "
+        "out_db [BHW, 2C] = (dA/dX, dA/dY) per channel, interleaved. Releases the GIL; threads never change results.");
   m.def("splat_bilinear", &splat_binding, py::arg("coords"), py::arg("values"), py::arg("index"), py::arg("extra"),
         py::arg("out").noconvert(), py::arg("out_extra"), py::arg("count").noconvert(), py::arg("normalize"),
         py::arg("num_threads"),

@@ -205,7 +205,8 @@ def _evenly_strided(t: torch.Tensor, pixel_dims: int) -> bool:
     return stride is None or stride > 0
 
 
-def _interpolate_compiled(attr, bary, ids, tri, name):
+def _compiled_inputs(attr, bary, ids):
+    """attr [Ba, V, C] contiguous, bary and ids as the compiled kernel reads them in place."""
     if bary.dtype != attr.dtype:
         bary = bary[..., :3].to(attr.dtype)
     if bary.stride(-1) != 1 or not _evenly_strided(bary, 3):
@@ -214,8 +215,44 @@ def _interpolate_compiled(attr, bary, ids, tri, name):
         ids = ids.double()  # exact for every id a rast can hold; huge values stay out of range
     if not _evenly_strided(ids, 3):
         ids = ids.contiguous()
-    attr3 = (attr if attr.dim() == 3 else attr.unsqueeze(0)).contiguous()
-    return _CompiledInterpolate.apply(attr3, bary, ids, tri, name)
+    return (attr if attr.dim() == 3 else attr.unsqueeze(0)).contiguous(), bary, ids
+
+
+def _interpolate_compiled(attr, bary, ids, tri, name):
+    return _CompiledInterpolate.apply(*_compiled_inputs(attr, bary, ids), tri, name)
+
+
+def interpolate_with_db(attr: torch.Tensor, bary: torch.Tensor, ids: torch.Tensor, faces: torch.Tensor,
+                        db: torch.Tensor, ids_name: str = "ids"):
+    """:func:`interpolate_pixels` and the attribute derivatives ``(dA/dX, dA/dY)`` per channel
+    (``[B, H, W, 2 C]``, interleaved) from ``db`` ``[B, H, W, 4]`` = ``(du/dX, du/dY, dv/dX, dv/dY)``,
+    in one compiled pass (each pixel's triangle read once): the derivative of ``A = u A0 + v A1 +
+    (1 - u - v) A2`` is the interpolate with weights ``(du, dv, -(du + dv))``. Returns None where that
+    pass does not apply (not a CPU float tensor, no compiled module, or a gradient is needed: the
+    caller then composes :func:`interpolate_pixels`, which is differentiable)."""
+    _check_attr(attr)
+    if not (bary.device.type == "cpu" and attr.dtype in (torch.float32, torch.float64) and ids.numel() > 0
+            and bary.is_floating_point() and not torch.compiler.is_compiling() and _ext.get() is not None):
+        return None
+    if torch.is_grad_enabled() and (attr.requires_grad or bary.requires_grad or db.requires_grad):
+        return None
+    tri = _validate.faces(faces, attr.shape[-2])
+    B, H, W = ids.shape
+    if tuple(bary.shape[:3]) != (B, H, W) or tuple(db.shape) != (B, H, W, 4) or tri.device != bary.device \
+            or attr.device != bary.device or (attr.dim() == 3 and attr.shape[0] not in (1, B)):
+        return None  # the composed path raises the precise error
+    attr3, bary, ids = _compiled_inputs(attr, bary, ids)
+    db = db.to(attr.dtype)
+    if db.stride(-1) != 1 or not _evenly_strided(db, 3):
+        db = db.contiguous()
+    C = attr3.shape[-1]
+    out = np.empty((B * H * W, C), dtype=_np(attr3).dtype)
+    out_db = np.empty((B * H * W, 2 * C), dtype=out.dtype)
+    bad = _ext.get().interpolate(_np(attr3), _np(bary), _np(ids), tri.numpy(), B, torch.get_num_threads(), out=out,
+                                 db=_np(db), out_db=out_db)
+    if bad >= 0:
+        raise _bad_ids(ids, tri.shape[0], ids_name)
+    return torch.from_numpy(out).view(B, H, W, C), torch.from_numpy(out_db).view(B, H, W, 2 * C)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:

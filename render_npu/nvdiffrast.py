@@ -187,10 +187,11 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, rast_
         attribute when ``rast_db`` and ``diff_attrs`` are given, else an empty ``[B, H, W, 0]`` tensor.
     """
     r = _to_render_npu(rast)
-    out = _api.interpolate(attr, r, tri)
     B, H, W = r.shape[:3]
     if rast_db is None or diff_attrs is None:
+        out = _api.interpolate(attr, r, tri)
         return out, out.new_zeros((B, H, W, 0))
+    _api._check_attr(attr)
     A = attr.shape[-1]
     if isinstance(diff_attrs, str):
         if diff_attrs != "all":
@@ -203,6 +204,11 @@ def interpolate(attr: torch.Tensor, rast: torch.Tensor, tri: torch.Tensor, rast_
     if not isinstance(rast_db, torch.Tensor) or tuple(rast_db.shape) != (B, H, W, 4):
         raise ValueError(f"rast_db must have shape [{B}, {H}, {W}, 4], got "
                          f"{_validate.shape_of(rast_db)}")
+    if idx and idx == list(range(A)):  # value and derivatives in one compiled pass where no gradient is needed
+        both = _api.interpolate_with_db(attr, r, rast[..., 3], tri, rast_db, "rast[..., 3]")
+        if both is not None:
+            return both
+    out = _api.interpolate(attr, r, tri)
     if not idx:
         return out, out.new_zeros((B, H, W, 0))
     tri_ok = _validate.faces(tri, attr.shape[-2], "tri")

@@ -106,6 +106,34 @@ def test_interpolate_derivatives_match_finite_differences():
     assert not torch.equal(both[0], both[1])
 
 
+@pytest.mark.compiled("interpolate")
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_interpolate_diff_attrs_one_compiled_pass_is_the_composed_path(dtype, monkeypatch):
+    """diff_attrs='all' without gradients runs value and derivatives in one compiled pass
+    (_api.interpolate_with_db): the same bits as the composed, differentiable path (interpolate
+    plus one interpolate per axis with the weights (du, dv, -(du + dv))), per-image attr batches and
+    empty pixels included; with a gradient needed the composed path runs."""
+    from render_npu import _api
+
+    pos, tri = _tri_scene(F64)
+    pos2 = torch.stack([pos, pos * torch.tensor([-1.0, 1.0, 1.0, 1.0], dtype=F64)]).to(dtype)
+    rast, db = dr.rasterize(None, pos2, tri, (33, 27), grad_db=True)
+    g = torch.Generator().manual_seed(3)
+    for attr in (torch.randn(6, 5, generator=g, dtype=dtype), torch.randn(2, 6, 3, generator=g, dtype=dtype)):
+        calls = []
+        fused = _api.interpolate_with_db
+        monkeypatch.setattr(_api, "interpolate_with_db", lambda *a: calls.append(1) or fused(*a))
+        out, out_db = dr.interpolate(attr, rast, tri, rast_db=db, diff_attrs="all")
+        assert calls and (rast[..., 3] == 0).any()
+        monkeypatch.setattr(_api, "interpolate_with_db", lambda *a: None)
+        ref, ref_db = dr.interpolate(attr, rast, tri, rast_db=db, diff_attrs="all")
+        assert torch.equal(out, ref) and torch.equal(out_db, ref_db)
+        monkeypatch.undo()
+        a = attr.clone().requires_grad_()
+        out_g, db_g = dr.interpolate(a, rast, tri, rast_db=db, diff_attrs="all")
+        assert db_g.requires_grad and torch.equal(db_g.detach(), ref_db)
+
+
 # ----------------------------------------------------------------------------- texture
 
 def _hand_bilinear(img: np.ndarray, u: float, v: float, mode: str) -> np.ndarray:

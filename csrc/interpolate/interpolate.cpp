@@ -66,6 +66,7 @@ void forward_range(const InterpolateArgs<T, I>& a, T* out, int64_t begin, int64_
         bad.compare_exchange_strong(expected, p);
       }
       for (int64_t c = 0; c < C; ++c) o[c] = a.background ? a.background[c] : T(0);
+      if (a.out_db) std::fill(a.out_db + p * 2 * C, a.out_db + (p + 1) * 2 * C, T(0));
       continue;
     }
     const int32_t* f = a.faces + (id - 1) * 3;
@@ -77,6 +78,17 @@ void forward_range(const InterpolateArgs<T, I>& a, T* out, int64_t begin, int64_
     for (int64_t c = 0; c < C; ++c) {
       const T s = b0 * v0[c] + b1 * v1[c];
       o[c] = s + b2 * v2[c];
+    }
+    if (a.out_db) {  // the same sum with each axis' weights (du, dv, -(du + dv)): the torch path's bits
+      const T* d = a.db + p * a.db_stride;
+      const T x0 = d[0], x1 = d[2], x2 = -(d[0] + d[2]), y0 = d[1], y1 = d[3], y2 = -(d[1] + d[3]);
+      T* od = a.out_db + p * 2 * C;
+      for (int64_t c = 0; c < C; ++c) {
+        const T sx = x0 * v0[c] + x1 * v1[c];
+        const T sy = y0 * v0[c] + y1 * v1[c];
+        od[2 * c] = sx + x2 * v2[c];
+        od[2 * c + 1] = sy + y2 * v2[c];
+      }
     }
   }
 }

@@ -25,6 +25,12 @@ struct InterpolateArgs {
   int64_t num_faces = 0;
   int num_threads = 1;
   const T* background = nullptr;  // forward only: C values written where id == 0 (null: zeros)
+  // forward only, optional: screen derivatives of the barycentrics (du/dX, du/dY, dv/dX, dv/dY) of
+  // pixel p at db[p * db_stride + k], and out_db [B * pixels, 2 C] for (dA/dX, dA/dY) per channel,
+  // interleaved: the interpolate with weights (du, dv, -(du + dv)) per axis, in the same pass
+  const T* db = nullptr;
+  int64_t db_stride = 0;
+  T* out_db = nullptr;
 };
 
 // out [B * pixels, C] (fully written; zero where id == 0). Returns -1, or the flat index of a
