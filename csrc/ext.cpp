@@ -325,6 +325,22 @@ py::object interpolate_dispatch(const py::array& attr, const py::array& bary, co
   return py::none();
 }
 
+// The ids' dtype picks I for attr's T.
+template <typename T>
+py::object interpolate_for_ids(const py::array& attr, const py::array& bary, const py::array& ids,
+                               const CArray<int32_t>& faces, py::ssize_t batch, int num_threads, py::object out,
+                               py::object grad_out, py::object grad_attr, py::object grad_bary, py::object background,
+                               py::object db, py::object out_db) {
+  const auto& idt = ids.dtype();
+  if (idt.is(py::dtype::of<float>()))
+    return interpolate_dispatch<T, float>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
+  if (idt.is(py::dtype::of<double>()))
+    return interpolate_dispatch<T, double>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
+  if (idt.is(py::dtype::of<int32_t>()))
+    return interpolate_dispatch<T, int32_t>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
+  throw std::invalid_argument("ids: float32, float64 or int32");
+}
+
 py::object interpolate_binding(py::array attr, py::array bary, py::array ids, CArray<int32_t> faces,
                                py::ssize_t batch, int num_threads, py::object out, py::object grad_out,
                                py::object grad_attr, py::object grad_bary, py::object background, py::object db,
@@ -332,23 +348,10 @@ py::object interpolate_binding(py::array attr, py::array bary, py::array ids, CA
   const bool f64 = attr.dtype().is(py::dtype::of<double>());
   if (!f64 && !attr.dtype().is(py::dtype::of<float>())) throw std::invalid_argument("attr: float32 or float64");
   if (!bary.dtype().is(attr.dtype())) throw std::invalid_argument("bary: must have attr's dtype");
-  const auto& idt = ids.dtype();
-  if (f64) {
-    if (idt.is(py::dtype::of<double>()))
-      return interpolate_dispatch<double, double>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
-    if (idt.is(py::dtype::of<float>()))
-      return interpolate_dispatch<double, float>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
-    if (idt.is(py::dtype::of<int32_t>()))
-      return interpolate_dispatch<double, int32_t>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
-  } else {
-    if (idt.is(py::dtype::of<float>()))
-      return interpolate_dispatch<float, float>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
-    if (idt.is(py::dtype::of<double>()))
-      return interpolate_dispatch<float, double>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
-    if (idt.is(py::dtype::of<int32_t>()))
-      return interpolate_dispatch<float, int32_t>(attr, bary, ids, faces, batch, num_threads, grad_out, out, grad_attr, grad_bary, background, db, out_db);
-  }
-  throw std::invalid_argument("ids: float32, float64 or int32");
+  return f64 ? interpolate_for_ids<double>(attr, bary, ids, faces, batch, num_threads, out, grad_out, grad_attr,
+                                           grad_bary, background, db, out_db)
+             : interpolate_for_ids<float>(attr, bary, ids, faces, batch, num_threads, out, grad_out, grad_attr,
+                                          grad_bary, background, db, out_db);
 }
 
 // ---- splat -------------------------------------------------------------------------------------

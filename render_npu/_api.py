@@ -241,18 +241,26 @@ def interpolate_with_db(attr: torch.Tensor, bary: torch.Tensor, ids: torch.Tenso
     if tuple(bary.shape[:3]) != (B, H, W) or tuple(db.shape) != (B, H, W, 4) or tri.device != bary.device \
             or attr.device != bary.device or (attr.dim() == 3 and attr.shape[0] not in (1, B)):
         return None  # the composed path raises the precise error
-    attr3, bary, ids = _compiled_inputs(attr, bary, ids)
     db = db.to(attr.dtype)
     if db.stride(-1) != 1 or not _evenly_strided(db, 3):
         db = db.contiguous()
+    return _compiled_forward(*_compiled_inputs(attr, bary, ids), tri, ids_name, db)
+
+
+def _compiled_forward(attr3, bary, ids, tri, name, db=None):
+    """The compiled forward on :func:`_compiled_inputs`: out [B, H, W, C], and with ``db`` also
+    out_db [B, H, W, 2 C]; raises the ids error for a bad id."""
+    B, H, W = ids.shape
     C = attr3.shape[-1]
+    # numpy-backed outputs: huge pages make first touch ~2x cheaper (see backends/cpu.py)
     out = np.empty((B * H * W, C), dtype=_np(attr3).dtype)
-    out_db = np.empty((B * H * W, 2 * C), dtype=out.dtype)
+    out_db = None if db is None else np.empty((B * H * W, 2 * C), dtype=out.dtype)
     bad = _ext.get().interpolate(_np(attr3), _np(bary), _np(ids), tri.numpy(), B, torch.get_num_threads(), out=out,
-                                 db=_np(db), out_db=out_db)
+                                 db=None if db is None else _np(db), out_db=out_db)
     if bad >= 0:
-        raise _bad_ids(ids, tri.shape[0], ids_name)
-    return torch.from_numpy(out).view(B, H, W, C), torch.from_numpy(out_db).view(B, H, W, 2 * C)
+        raise _bad_ids(ids, tri.shape[0], name)
+    out = torch.from_numpy(out).view(B, H, W, C)
+    return out if db is None else (out, torch.from_numpy(out_db).view(B, H, W, 2 * C))
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -264,16 +272,9 @@ class _CompiledInterpolate(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, attr3, bary, ids, tri, name):
-        B, H, W = ids.shape
-        C = attr3.shape[-1]
-        # numpy-backed output: huge pages make first touch ~2x cheaper (see backends/cpu.py)
-        out = np.empty((B * H * W, C), dtype=_np(attr3).dtype)
-        bad = _ext.get().interpolate(_np(attr3), _np(bary), _np(ids), tri.numpy(), B, torch.get_num_threads(),
-                                     out=out)
-        if bad >= 0:
-            raise _bad_ids(ids, tri.shape[0], name)
+        out = _compiled_forward(attr3, bary, ids, tri, name)
         ctx.save_for_backward(attr3, bary, ids, tri)
-        return torch.from_numpy(out).view(B, H, W, C)
+        return out
 
     @staticmethod
     @once_differentiable
