@@ -356,7 +356,7 @@ py::object interpolate_binding(py::array attr, py::array bary, py::array ids, CA
 
 // ---- splat -------------------------------------------------------------------------------------
 void splat_binding(CArray<float> coords, py::array values_any, py::object index, py::object extra,
-                   CArray<float> out, py::object out_extra, CArray<float> count, bool normalize, int num_threads) {
+                   CArray<float> out, py::object out_extra, py::object count_obj, bool normalize, int num_threads) {
   require_shape(coords, {-1, 2}, "coords");
   const auto N = coords.shape(0);
   CArray<float> values;
@@ -371,7 +371,11 @@ void splat_binding(CArray<float> coords, py::array values_any, py::object index,
   const auto M = u8 ? values_u8.shape(0) : values.shape(0), C = u8 ? values_u8.shape(1) : values.shape(1);
   require_shape(out, {-1, -1, C}, "out");
   const auto H = out.shape(0), W = out.shape(1);
-  require_shape(count, {H, W}, "count");
+  CArray<float> count;
+  if (!count_obj.is_none()) {
+    count = count_obj.cast<CArray<float>>();
+    require_shape(count, {H, W}, "count");
+  }
   if (H < 2 || W < 2) throw std::invalid_argument("out: the grid must be at least 2 x 2");
   render_npu::SplatArgs a;
   const int64_t* idx = nullptr;
@@ -410,16 +414,26 @@ void splat_binding(CArray<float> coords, py::array values_any, py::object index,
   a.num_threads = num_threads;
   float* op = out.mutable_data();
   float* oe = E ? out_extra_arr.mutable_data() : nullptr;
-  float* cp = count.mutable_data();
+  float* cp = count_obj.is_none() ? nullptr : count.mutable_data();
   py::gil_scoped_release release;
   render_npu::splat_bilinear(a, op, oe, cp);
 }
 
 // ---- bake (Hunyuan3D MeshRender rules) -----------------------------------------------------------
-int64_t select_samples_binding(CArray<uint8_t> visible, CArray<uint8_t> sketch, py::object uv_obj, CArray<float> cos,
+// faces [F, 3] int32 indexing a table of `rows` rows: checked once here, so the kernels need not
+const int32_t* checked_faces(const CArray<int32_t>& faces, py::ssize_t rows, const char* name) {
+  require_shape(faces, {-1, 3}, name);
+  const int32_t* f = faces.data();
+  for (py::ssize_t i = 0; i < faces.size(); ++i)
+    if (f[i] < 0 || f[i] >= rows) throw std::invalid_argument(std::string(name) + ": vertex index out of range");
+  return f;
+}
+
+int64_t select_samples_binding(CArray<uint8_t> visible, CArray<uint8_t> sketch, py::object uv_obj, py::object cos_obj,
                                CArray<int64_t> idx, CArray<float> coords, CArray<float> extra, int num_threads,
                                py::object rast_obj, py::object uv_faces_obj, py::object vtx_uv_obj,
-                               py::object normal_obj, float cos_thres) {
+                               py::object normal_obj, float cos_thres, py::object vtx_normal_obj,
+                               py::object normal_faces_obj) {
   require_shape(visible, {-1}, "visible");
   const auto P = visible.shape(0);
   require_shape(sketch, {P}, "sketch");
@@ -435,18 +449,18 @@ int64_t select_samples_binding(CArray<uint8_t> visible, CArray<uint8_t> sketch, 
     uv_faces = uv_faces_obj.cast<CArray<int32_t>>();
     vtx_uv = vtx_uv_obj.cast<CArray<float>>();
     require_shape(rast, {P, 4}, "rast");
-    require_shape(uv_faces, {-1, 3}, "uv_faces");
     require_shape(vtx_uv, {-1, 2}, "vtx_uv");
-    const auto V = vtx_uv.shape(0);
-    const int32_t* f = uv_faces.data();
-    for (py::ssize_t i = 0; i < uv_faces.size(); ++i)
-      if (f[i] < 0 || f[i] >= V) throw std::invalid_argument("uv_faces: vertex index out of range");
     a.rast = rast.data();
-    a.uv_faces = f;
+    a.uv_faces = checked_faces(uv_faces, vtx_uv.shape(0), "uv_faces");
     a.vtx_uv = vtx_uv.data();
     a.num_faces = uv_faces.shape(0);
   }
-  require_shape(cos, {P}, "cos");
+  CArray<float> cos;
+  if (!cos_obj.is_none()) {
+    cos = cos_obj.cast<CArray<float>>();
+    require_shape(cos, {P}, "cos");
+    a.cos = cos.mutable_data();
+  }
   require_shape(idx, {-1}, "idx");
   const auto N = idx.shape(0);
   require_shape(coords, {N, 2}, "coords");
@@ -458,11 +472,22 @@ int64_t select_samples_binding(CArray<uint8_t> visible, CArray<uint8_t> sketch, 
     if (normal.shape(1) < 3) throw std::invalid_argument("normal: at least 3 channels");
     a.normal = normal.data();
     a.normal_stride = normal.shape(1);
-    a.cos_thres = cos_thres;
   }
+  CArray<float> vtx_normal;
+  CArray<int32_t> normal_faces;
+  if (!vtx_normal_obj.is_none()) {
+    if (!normal_obj.is_none() || !a.rast) throw std::invalid_argument("vtx_normal: needs rast and no normal map");
+    vtx_normal = vtx_normal_obj.cast<CArray<float>>();
+    require_shape(vtx_normal, {-1, 3}, "vtx_normal");
+    normal_faces = normal_faces_obj.cast<CArray<int32_t>>();
+    a.normal_faces = checked_faces(normal_faces, vtx_normal.shape(0), "normal_faces");
+    if (normal_faces.shape(0) != a.num_faces) throw std::invalid_argument("normal_faces: one row per face of uv_faces");
+    a.vtx_normal = vtx_normal.data();
+  }
+  a.cos_thres = cos_thres;
+  if (!a.normal && !a.vtx_normal && !a.cos) throw std::invalid_argument("cos: required without a normal");
   a.visible = visible.data();
   a.sketch = sketch.data();
-  a.cos = cos.mutable_data();
   a.pixels = P;
   a.num_threads = num_threads < 1 ? 1 : num_threads;
   int64_t* ip = idx.mutable_data();
@@ -472,18 +497,26 @@ int64_t select_samples_binding(CArray<uint8_t> visible, CArray<uint8_t> sketch, 
   return render_npu::select_samples(a, N, ip, cp, ep);
 }
 
-int64_t depth_image_binding(py::array_t<float> depth_map, py::array_t<float> rast, CArray<uint8_t> out, int num_threads) {
-  // depth_map [P, S] with depth in its last channel, rast [P, 4] (id in channel 3), both C-contiguous
-  if (depth_map.ndim() != 2 || rast.ndim() != 2 || rast.shape(1) != 4 || depth_map.shape(0) != rast.shape(0) ||
-      depth_map.shape(1) != 4 || !(depth_map.flags() & py::array::c_style) || !(rast.flags() & py::array::c_style))
-    throw std::invalid_argument("depth_map, rast: C-contiguous float32 [P, 4]");
-  require_shape(out, {depth_map.shape(0)}, "out");
-  const float* d = depth_map.data() + 3;
-  const float* r = rast.data() + 3;
-  uint8_t* o = out.mutable_data();
-  const int64_t P = depth_map.shape(0);
+int64_t view_depth_binding(CArray<float> rast, CArray<int32_t> faces, CArray<float> z, CArray<float> depth,
+                           CArray<uint8_t> hit, CArray<uint8_t> image, int num_threads) {
+  require_shape(rast, {-1, 4}, "rast");
+  const auto P = rast.shape(0);
+  require_shape(z, {-1}, "z");
+  render_npu::ViewDepthArgs a;
+  a.faces = checked_faces(faces, z.shape(0), "faces");
+  a.num_faces = faces.shape(0);
+  require_shape(depth, {P}, "depth");
+  require_shape(hit, {P}, "hit");
+  require_shape(image, {P}, "image");
+  a.rast = rast.data();
+  a.z = z.data();
+  a.pixels = P;
+  a.num_threads = num_threads < 1 ? 1 : num_threads;
+  float* dp = depth.mutable_data();
+  uint8_t* hp = hit.mutable_data();
+  uint8_t* ip = image.mutable_data();
   py::gil_scoped_release release;
-  return render_npu::depth_image_u8(d, r, 4, P, o, num_threads < 1 ? 1 : num_threads);
+  return render_npu::view_depth(a, dp, hp, ip);
 }
 
 int64_t merge_views_binding(std::vector<CArray<float>> textures, std::vector<CArray<float>> weights,
@@ -547,27 +580,31 @@ PYBIND11_MODULE(_C, m) {
         "instead of zeros. db [..., 4] (du/dX, du/dY, dv/dX, dv/dY per pixel, attr's dtype; forward): also writes "
         "out_db [BHW, 2C] = (dA/dX, dA/dY) per channel, interleaved. Releases the GIL; threads never change results.");
   m.def("splat_bilinear", &splat_binding, py::arg("coords"), py::arg("values"), py::arg("index"), py::arg("extra"),
-        py::arg("out").noconvert(), py::arg("out_extra"), py::arg("count").noconvert(), py::arg("normalize"),
+        py::arg("out").noconvert(), py::arg("out_extra"), py::arg("count"), py::arg("normalize"),
         py::arg("num_threads"),
         "Bilinear splat (csrc/splat/splat.h): sample n at coords[n] (row, col fractions of H-1, W-1) adds "
         "values[index[n] if index else n] [Cv] (float32, or uint8 read as b / 255) into out [H,W,Cv], extra[:, n] into out_extra [E,H,W] and its "
-        "weight into count [H,W] (float32, accumulated; index int64 [N], extra float32 [E,N], both optional). "
-        "normalize: then divide by count where > 0. Releases the GIL; threads never change results.");
+        "weight into count [H,W] (float32; index int64 [N], extra float32 [E,N], count: each optional). out, out_extra "
+        "and count must be zero-filled: texels no sample reaches are not written. normalize: then divide by count where > 0. Releases the GIL; threads never change results.");
   m.def("select_samples", &select_samples_binding, py::arg("visible").noconvert(), py::arg("sketch").noconvert(),
         py::arg("uv").noconvert(), py::arg("cos").noconvert(), py::arg("idx").noconvert(),
         py::arg("coords").noconvert(), py::arg("extra").noconvert(), py::arg("num_threads"),
         py::arg("rast") = py::none(), py::arg("uv_faces") = py::none(), py::arg("vtx_uv") = py::none(),
-        py::arg("normal") = py::none(), py::arg("cos_thres") = 0.0f,
+        py::arg("normal") = py::none(), py::arg("cos_thres") = 0.0f, py::arg("vtx_normal") = py::none(),
+        py::arg("normal_faces") = py::none(),
         "The baking pixels of one view (csrc/bake/bake.h): visible, sketch uint8 [P], uv float32 [P, 2] (or None: "
         "interpolated at the visible pixels from rast float32 [P, 4], uv_faces int32 [F, 3], vtx_uv float32 [V, 2]; "
-        "-1 for a visible pixel without a valid id), normal float32 [P, >= 3] (optional: cos computed from it at the "
-        "visible pixels as MeshRender does, 0 below cos_thres), cos "
-        "float32 [P] (zeroed in place where not visible); writes idx int64 [N], coords float32 [N, 2] (uv "
-        "flipped), extra float32 [2, N] (cos, sketch) when N is the visible count. Returns the count found.");
-  m.def("depth_image_u8", &depth_image_binding, py::arg("depth_map").noconvert(), py::arg("rast").noconvert(),
-        py::arg("out").noconvert(), py::arg("num_threads") = 1,
-        "MeshRender.back_project's uint8 depth image (csrc/bake/bake.h): depth_map float32 [P, 4] (depth in "
-        "channel 3), rast float32 [P, 4]; writes out uint8 [P]; returns the hit count (0 or -1: not written).");
+        "-1 for a visible pixel without a valid id). The cosine: computed at the visible pixels as MeshRender does "
+        "(0 below cos_thres) from normal float32 [P, >= 3], or from vtx_normal float32 [V', 3] interpolated through "
+        "normal_faces int32 [F, 3] (needs rast); then written into cos float32 [P] if given (0 where not visible). "
+        "Without a normal, read from cos. Writes idx int64 [N], coords float32 [N, 2] (uv flipped), extra float32 "
+        "[2, N] (cos, sketch; must be zero-filled) when N is the visible count. Returns the count found.");
+  m.def("view_depth", &view_depth_binding, py::arg("rast").noconvert(), py::arg("faces").noconvert(),
+        py::arg("z").noconvert(), py::arg("depth").noconvert(), py::arg("hit").noconvert(),
+        py::arg("image").noconvert(), py::arg("num_threads") = 1,
+        "MeshRender.back_project's depth map and uint8 depth image of one view (csrc/bake/bake.h): rast float32 "
+        "[P, 4], faces int32 [F, 3], z float32 [V]; writes depth float32 [P] (0 off the mesh), hit uint8 [P] and "
+        "image uint8 [P]. Returns the hit count (0: image not written), -1 (a NaN depth) or -2 (a bad id).");
   m.def("merge_views", &merge_views_binding, py::arg("textures"), py::arg("weights"), py::arg("out").noconvert(),
         py::arg("trust").noconvert(), py::arg("num_threads"),
         "MeshRender.fast_bake_texture's weighted merge (csrc/bake/bake.h): textures V x float32 [T, C], weights "

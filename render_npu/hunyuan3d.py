@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.util
+import mmap
 import os
 import sys
 import threading
@@ -388,6 +389,15 @@ def _fresh(shape, dtype) -> np.ndarray:
     return torch.empty(tuple(shape), dtype=torch.from_numpy(np.empty(0, dtype)).dtype).numpy()
 
 
+def _zeros(shape, dtype) -> np.ndarray:
+    """A new zero-filled array for a result whose untouched parts stay zero (a sparse write): an
+    anonymous mapping, so pages nothing writes are never faulted in (np.zeros would ask for
+    transparent huge pages, see :func:`_fresh`; torch.zeros writes every page)."""
+    n = int(np.prod(shape))
+    mm = mmap.mmap(-1, max(n * np.dtype(dtype).itemsize, 1))
+    return np.frombuffer(mm, dtype, count=n).reshape(shape)
+
+
 _scratch_local = threading.local()
 
 
@@ -404,22 +414,6 @@ def _scratch(name: str, shape, device) -> torch.Tensor:
     if buf is None or buf.size < n or buf.size > 2 * n:
         buf = bufs[name] = np.empty(n, np.float32)
     return torch.from_numpy(buf[:n]).view(tuple(shape))
-
-
-def _interp_scratch(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor, name: str) -> torch.Tensor:
-    """``_interp(attr, rast, faces)[0]`` ([H, W, C]) written into the thread's scratch buffer
-    ``name`` (see :func:`_scratch`): valid until the thread's next call with that name."""
-    ext = _compiled()
-    B, H, W = rast.shape[:3]
-    if (ext is None or B != 1 or rast.device.type != "cpu" or attr.dtype != torch.float32 or not rast.is_contiguous()
-            or attr.dim() != 2):
-        return _interp(attr, rast, faces)[0]
-    a = attr.detach().contiguous()
-    out = _scratch(name, (H, W, a.shape[-1]), "cpu")
-    r = rast.detach().numpy()
-    bad = ext.interpolate(a.numpy()[None], r, r[..., 3], faces.detach().to(torch.int32).contiguous().numpy(), 1,
-                          torch.get_num_threads(), out=out.numpy().reshape(H * W, -1))
-    return out if bad < 0 else _interp(attr, rast, faces)[0]  # (raises the ValueError for bad ids)
 
 
 def _face_normals(pos3: torch.Tensor, pos_idx: torch.Tensor) -> torch.Tensor:
@@ -680,120 +674,122 @@ def _erode_dilate(visible: torch.Tensor, sketch: torch.Tensor, k: int) -> Tuple[
 
 def _bake_geometry(mod, version: str, mr, e: _Entry) -> _Entry:
     """Everything back_project derives from the view and not from the image, cached in the view:
-    the cosine map, the eroded visibility, the dilated depth-edge sketch, the pixels that bake and
-    their UVs. Same operations (and bits) as MeshRender."""
-    import cv2
-
+    the eroded visibility, the dilated depth-edge sketch, the pixels that bake, their UVs and
+    cosines (and 2.1's depth map). Same operations (and bits) as MeshRender: on the CPU with the
+    compiled module, three compiled passes (:func:`_bake_geometry_compiled`); elsewhere torch ops."""
     with e.lock:
         geo = getattr(e, "bake", None)
-        if geo is not None:
-            return geo
-        rast = e.rast
-        H, W = rast.shape[1:3]
-        pos3 = _camera_pos3(e)
-        fn = _face_normals(pos3, mr.pos_idx)
-        shader = getattr(mr, "shader_type", "vertex") if version == "2.1" else "vertex"
-        # the per-pixel maps only this function reads live in per-thread scratch buffers, reused
-        # by the next view: fresh 2048^2 buffers cost more in page faults than their arithmetic
-        if shader == "face":
-            normal = _face_map(fn, rast)[0]
-            depth = _interp_scratch(pos3[:, 2:3].contiguous(), rast, mr.pos_idx, "depth")
-        else:  # normals and depth in one pass (per channel the same arithmetic)
-            vn = _vertex_normals(mr, fn)
-            nd = _interp_scratch(torch.cat([vn, pos3[:, 2:3]], 1), rast, mr.pos_idx, "normal_depth")
-            normal, depth = nd[..., :3], nd[..., 3:]
-        hit = rast[0, ..., 3] > 0
-        depth_u8 = _depth_image_u8(nd if shader != "face" else None, rast)
-        if depth_u8 is None:
-            hit_idx = torch.nonzero(hit.reshape(-1)).squeeze(1)
-            sel = depth.reshape(-1).index_select(0, hit_idx)
-            dmax, dmin = sel.max(), sel.min()
-            # upstream: ((depth - dmin) / (dmax - dmin) * visible) * 255 in float32, to uint8; the
-            # same ops in place (x * True is x * 1.0)
-            depth_image = torch.sub(depth, dmin, out=_scratch("depth_image", depth.shape, rast.device))
-            depth_image.div_(dmax - dmin).mul_(hit.unsqueeze(-1)).mul_(255)
-            depth_u8 = depth_image.cpu().numpy().astype(np.uint8)
-        edges = cv2.Canny(depth_u8, 30, 80)
-        sketch = torch.from_numpy(edges > 0).to(rast.device)
-        cos_thres = float(np.cos(mr.bake_angle_thres / 180 * np.pi))
-        k = int(mr.bake_unreliable_kernel_size)
-        if version == "2.0" or k > 0:
-            vis, sketch = _erode_dilate(hit, sketch, k)
-            vis = vis & ~sketch
-        else:
-            vis = hit
-        # the normals as the contiguous map they are in (nd: x, y, z, depth)
-        idx, coords, extra, cos = _select_samples(vis, sketch, (mr.vtx_uv, rast, mr.uv_idx),
-                                                  normal if shader == "face" else nd, cos_thres)
-        geo = _Entry(idx=idx, coords=coords, extra=extra, cos=cos, sketch=sketch, visible=vis,
-                     depth=depth.clone() if version == "2.1" else None, hw=(H, W))  # 2.1's back_sample reads it
-        e.bake = geo
+        if geo is None:
+            geo = _bake_geometry_compiled(version, mr, e)
+            if geo is None:
+                geo = _bake_geometry_torch(version, mr, e)
+            e.bake = geo
         return geo
 
 
-def _depth_image_u8(nd: Optional[torch.Tensor], rast: torch.Tensor) -> Optional[np.ndarray]:
-    """back_project's uint8 depth image [H, W] (upstream's torch expression, the same bits) in one
-    compiled pass from the (normal, depth) map ``nd`` [H, W, 4] and ``rast`` [1, H, W, 4], or None
-    (no compiled module, other layouts, no hit or a NaN depth: the torch expression then runs)."""
+def _bake_settings(version: str, mr) -> Tuple[str, float, int]:
+    """(shader type, cosine threshold, unreliable-border kernel size) of a MeshRender."""
+    shader = getattr(mr, "shader_type", "vertex") if version == "2.1" else "vertex"
+    return shader, float(np.cos(mr.bake_angle_thres / 180 * np.pi)), int(mr.bake_unreliable_kernel_size)
+
+
+def _visible_and_sketch(version: str, hit: torch.Tensor, depth_u8: np.ndarray, k: int):
+    """MeshRender's baking mask from the hit mask [H, W] bool and the uint8 depth image: Canny
+    edges of the depth image (the sketch); then, in 2.0 or with a kernel k > 0, the hit mask eroded
+    and the sketch dilated by a (2k+1)^2 square, and the sketch taken out of the mask."""
+    import cv2
+
+    sketch = torch.from_numpy(cv2.Canny(depth_u8, 30, 80) > 0).to(hit.device)
+    if version == "2.0" or k > 0:
+        vis, sketch = _erode_dilate(hit, sketch, k)
+        return vis & ~sketch, sketch
+    return hit.clone(), sketch
+
+
+def _bake_geometry_compiled(version: str, mr, e: _Entry) -> Optional[_Entry]:
+    """:func:`_bake_geometry` in compiled passes (csrc/bake), or None where they do not apply
+    (no compiled module, tensors off the CPU, no hit pixel or a bad raster: the torch path then
+    runs, and raises what upstream raises). ``view_depth`` interpolates only the depth over the
+    image (and makes the edge detector's uint8 image); ``select_samples`` interpolates the UVs and
+    normals at the baking pixels only. The same arithmetic as interpolate, so the same bits."""
     ext = _compiled()
-    if (ext is None or nd is None or not hasattr(ext, "depth_image_u8") or not _on_host(nd) or not _on_host(rast)
-            or nd.dtype != torch.float32 or rast.dtype != torch.float32 or nd.shape[-1] != 4
-            or not nd.is_contiguous() or not rast.is_contiguous() or rast.shape[0] != 1):
+    rast = e.rast
+    if (ext is None or not hasattr(ext, "view_depth") or not _on_host(rast) or rast.dtype != torch.float32
+            or rast.shape[0] != 1 or not rast.is_contiguous() or mr.vtx_uv.dtype != torch.float32):
         return None
+    a = _acc(mr)
     H, W = rast.shape[1:3]
-    out = _scratch_u8("depth_u8", H * W)
-    hits = ext.depth_image_u8(nd.detach().numpy().reshape(H * W, 4), rast.detach().numpy().reshape(H * W, 4), out,
-                              torch.get_num_threads())
-    return out.reshape(H, W) if hits > 0 else None
+    P = H * W
+    threads = torch.get_num_threads()
+    shader, cos_thres, k = _bake_settings(version, mr)
+    pos3 = _camera_pos3(e)
+    fn = _face_normals(pos3, mr.pos_idx)
+    faces = _mesh_item(mr, a, "pos_idx_i32", lambda: mr.pos_idx.detach().to(torch.int32).contiguous().numpy())
+    uv_faces = _mesh_item(mr, a, "uv_idx_i32", lambda: mr.uv_idx.detach().to(torch.int32).contiguous().numpy())
+    r = rast.detach().numpy().reshape(P, 4)
+    # 2.1's back_sample reads the depth map later: its own array; 2.0's lives in the thread's scratch
+    depth = _fresh((H, W, 1), np.float32) if version == "2.1" else _scratch("depth", (H, W, 1), "cpu").numpy()
+    hit, depth_u8 = _scratch_u8("hit", P), _scratch_u8("depth_u8", P)
+    z = pos3[:, 2].detach().float().contiguous().numpy()
+    if ext.view_depth(r, faces, z, depth.reshape(P), hit, depth_u8, threads) <= 0:
+        return None
+    vis, sketch = _visible_and_sketch(version, torch.from_numpy(hit.view(np.bool_).reshape(H, W)),
+                                      depth_u8.reshape(H, W), k)
+    vis_u8 = vis.numpy().view(np.uint8).reshape(-1)
+    n = int(np.count_nonzero(vis_u8))  # (torch's bool sum is ~20x slower)
+    # the sketch row of extra is written only where 1: zero pages, untouched in 2.0 (always 0 there)
+    idx, coords, extra = _fresh((n,), np.int64), _fresh((n, 2), np.float32), _zeros((2, n), np.float32)
+    if shader == "face":
+        normal = dict(normal=_face_map(fn, rast)[0].contiguous().numpy().reshape(P, 3))
+    else:
+        vn = _vertex_normals(mr, fn).contiguous().numpy()
+        normal = dict(vtx_normal=vn, normal_faces=faces)
+    found = ext.select_samples(vis_u8, sketch.numpy().view(np.uint8).reshape(-1), None, None, idx, coords, extra,
+                               threads, rast=r, uv_faces=uv_faces, vtx_uv=mr.vtx_uv.detach().contiguous().numpy(),
+                               cos_thres=cos_thres, **normal)
+    if found != n:
+        raise RuntimeError(f"select_samples: {found} visible pixels, expected {n}")
+    return _Entry(idx=torch.from_numpy(idx), coords=torch.from_numpy(coords), extra=torch.from_numpy(extra),
+                  sketch=sketch, visible=vis, depth=torch.from_numpy(depth) if version == "2.1" else None,
+                  hw=(H, W))
+
+
+def _bake_geometry_torch(version: str, mr, e: _Entry) -> _Entry:
+    """:func:`_bake_geometry` in torch ops (NPU, CUDA; the CPU without the compiled module)."""
+    rast = e.rast
+    H, W = rast.shape[1:3]
+    shader, cos_thres, k = _bake_settings(version, mr)
+    pos3 = _camera_pos3(e)
+    fn = _face_normals(pos3, mr.pos_idx)
+    if shader == "face":
+        normal = _face_map(fn, rast)[0]
+        depth = _interp(pos3[:, 2:3].contiguous(), rast, mr.pos_idx)[0]
+    else:  # normals and depth in one pass (per channel the same arithmetic)
+        nd = _interp(torch.cat([_vertex_normals(mr, fn), pos3[:, 2:3]], 1), rast, mr.pos_idx)[0]
+        normal, depth = nd[..., :3], nd[..., 3:]
+    hit = rast[0, ..., 3] > 0
+    hit_idx = torch.nonzero(hit.reshape(-1)).squeeze(1)
+    sel = depth.reshape(-1).index_select(0, hit_idx)
+    dmax, dmin = sel.max(), sel.min()
+    # upstream: ((depth - dmin) / (dmax - dmin) * visible) * 255 in float32, to uint8
+    depth_image = torch.sub(depth, dmin).div_(dmax - dmin).mul_(hit.unsqueeze(-1)).mul_(255)
+    vis, sketch = _visible_and_sketch(version, hit, depth_image.cpu().numpy().astype(np.uint8)[..., 0], k)
+    uv = _interp(mr.vtx_uv, rast, mr.uv_idx)[0]
+    idx = torch.nonzero(vis.reshape(-1)).squeeze(1)
+    n_vis = normal.reshape(-1, 3).index_select(0, idx)
+    # F.cosine_similarity([0, 0, -1], n): sum_k (n_k / max(|n|, 1e-8)) * l_k, for this l exactly
+    # -(n_z / max(|n|, 1e-8)); torch's float32 norm on CPU is sqrt(fma(z, z, fma(y, y, x * x)))
+    norm = torch.linalg.vector_norm(n_vis, dim=-1).clamp_min_(1e-8)
+    cos_vis = torch.div(n_vis[:, 2], norm).neg_()
+    cos_vis[cos_vis < cos_thres] = 0
+    extra = torch.stack([cos_vis, sketch.reshape(-1).index_select(0, idx).float()])
+    return _Entry(idx=idx, coords=uv.reshape(-1, 2).index_select(0, idx).flip(1), extra=extra, sketch=sketch,
+                  visible=vis, depth=depth.clone() if version == "2.1" else None, hw=(H, W))
 
 
 def _scratch_u8(name: str, n: int) -> np.ndarray:
     """A uint8 buffer of ``n`` bytes owned by the calling thread (see :func:`_scratch`)."""
     return _scratch(name, ((n + 3) // 4,), "cpu").numpy().view(np.uint8)[:n]
-
-
-def _select_samples(vis: torch.Tensor, sketch: torch.Tensor, uv_attr: Tuple, normal: torch.Tensor,
-                    cos_thres: float):
-    """The pixels of a view that bake (``vis``, [H, W] bool), in pixel order: their flat indices
-    [N] int64, UVs flipped to (v, u) [N, 2], (cos, sketch) [2, N] float32, and the cosine map
-    [H, W] float32 (0 where not ``vis``). ``uv_attr``: (vtx_uv, rast, uv_idx), what ``_interp``
-    interpolates the UVs from; ``normal`` [H, W, S >= 3] (x, y, z first; nd's 4th is depth): the cosine
-    is upstream's ``F.cosine_similarity([0, 0, -1], normal)``, 0 below ``cos_thres``. CPU: one
-    compiled pass (csrc/bake) that interpolates the UVs and computes the cosine at the selected
-    pixels only; elsewhere torch ops. The same bits either way: torch computes the cosine as
-    sum_k (n_k / max(|n|, 1e-8)) * l_k, which for this l is exactly -(n_z / max(|n|, 1e-8)), and
-    its float32 norm on CPU as sqrt(fma(z, z, fma(y, y, x * x))) (the kernel's formula; checked
-    against torch in tests/test_hunyuan3d.py)."""
-    ext = _compiled()
-    vtx_uv, rast, uv_idx = uv_attr
-    H, W = vis.shape
-    if (ext is not None and all(_on_host(t) for t in (vis, sketch, rast, vtx_uv, normal))
-            and rast.dtype == vtx_uv.dtype == normal.dtype == torch.float32 and rast.shape[0] == 1
-            and rast.is_contiguous() and normal.is_contiguous()):
-        cos = _fresh((H, W), np.float32)
-        vis_u8 = vis.contiguous().numpy().view(np.uint8).reshape(-1)
-        n = int(np.count_nonzero(vis_u8))  # (torch's bool sum is ~20x slower)
-        idx, coords, extra = _fresh((n,), np.int64), _fresh((n, 2), np.float32), _fresh((2, n), np.float32)
-        u8 = lambda m: m.contiguous().numpy().view(np.uint8).reshape(-1)  # noqa: E731
-        found = ext.select_samples(vis_u8, u8(sketch), None, cos.reshape(-1), idx, coords, extra,
-                                   torch.get_num_threads(), rast=rast.detach().numpy().reshape(-1, 4),
-                                   uv_faces=uv_idx.detach().to(torch.int32).contiguous().numpy(),
-                                   vtx_uv=vtx_uv.detach().contiguous().numpy(),
-                                   normal=normal.detach().numpy().reshape(H * W, -1), cos_thres=cos_thres)
-        if found == n:
-            return torch.from_numpy(idx), torch.from_numpy(coords), torch.from_numpy(extra), torch.from_numpy(cos)
-        if found >= 0:
-            raise RuntimeError(f"select_samples: {found} visible pixels, expected {n}")
-        # a pixel without a valid id: the path below raises interpolate's ValueError
-    uv = _interp(vtx_uv, rast, uv_idx)[0]
-    idx = torch.nonzero(vis.reshape(-1)).squeeze(1)
-    n_vis = normal[..., :3].reshape(-1, 3).index_select(0, idx)
-    norm = torch.linalg.vector_norm(n_vis, dim=-1).clamp_min_(1e-8)
-    cos_vis = torch.div(n_vis[:, 2], norm).neg_()
-    cos_vis[cos_vis < cos_thres] = 0
-    cos = torch.zeros(H * W, dtype=cos_vis.dtype, device=vis.device).index_copy_(0, idx, cos_vis).view(H, W)
-    return (idx, uv.reshape(-1, 2).index_select(0, idx).flip(1),
-            torch.stack([cos_vis, sketch.reshape(-1).index_select(0, idx).float()]), cos)
 
 
 def _merge_views(mr, textures, cos_maps) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
@@ -846,11 +842,11 @@ def _splat_bake(geo: _Entry, img, Ht: int, Wt: int, threads: int):
         values = np.ascontiguousarray(flat.numpy(), np.float32) if flat.device.type == "cpu" else None
     ext = _compiled()
     if values is not None and ext is not None and Ht >= 2 and Wt >= 2:
-        # the kernel writes every texel of the outputs (it accumulates in its own thread buffer)
-        out, out_extra = (_fresh(shape, np.float32) for shape in ((Ht, Wt, C), (2, Ht, Wt)))
-        count = _scratch("splat_count", (Ht, Wt), "cpu").numpy()  # not returned: the thread's buffer
+        # zeroed by the kernel's page mapping (calloc), not by a pass: the kernel writes only the
+        # texels this view reaches, so the pages of the rest of the atlas are never touched
+        out, out_extra = _zeros((Ht, Wt, C), np.float32), _zeros((2, Ht, Wt), np.float32)
         ext.splat_bilinear(geo.coords.numpy(), values, geo.idx.numpy(),
-                           geo.extra.numpy(), out, out_extra, count, True, threads)
+                           geo.extra.numpy(), out, out_extra, None, True, threads)
         extra = torch.from_numpy(out_extra)
         return torch.from_numpy(out), extra[0].unsqueeze(-1), extra[1].unsqueeze(-1)
     if isinstance(flat, np.ndarray):
@@ -923,7 +919,8 @@ def _back_sample_geometry(mr, e: _Entry, geo: _Entry) -> _Entry:
     pix = y * H + x
     sampled_z = geo.depth.reshape(-1)[pix]
     sampled_m = geo.visible.reshape(-1).float()[pix]
-    sampled_w = geo.cos.reshape(-1)[pix]
+    # the view's cosine map: the baking pixels' cosines, 0 elsewhere
+    sampled_w = torch.zeros(H * W, device=dev).index_copy_(0, geo.idx, geo.extra[0])[pix]
     valid = (torch.abs(v[:, 2] - sampled_z) < 3e-3) & (sampled_m * sampled_w > 0) & inner
     vi = torch.nonzero(valid).squeeze(1)
     pix = pix[vi]

@@ -5,9 +5,9 @@ accelerated, on a mesh built here. Hunyuan3D-2.1 (``hy3dpaint``, not on PyPI) ru
 
 Tolerances (the issue's): every map within 1/255 except at silhouette pixels, which may be at
 most 0.1 % of the pixels, and likewise for baked textures. Both paths use the same rasterizer, the
-same compiled interpolate and the same arithmetic, so in practice they agree bit for bit; the
-0.1 % allows for a float summed in another order flipping a threshold (the cosine cut, the depth
-edge detector) at a silhouette. The inpainted texture: render_npu replaces cv2.inpaint's
+same compiled interpolate and the same arithmetic, except that the compiled splat adds each
+texel's terms in another order (float32 rounding, ~1e-7); the 0.1 % allows for such a difference
+flipping a threshold (the cosine cut, the trust mask) at a silhouette. The inpainted texture: render_npu replaces cv2.inpaint's
 Navier-Stokes fill of the empty texels by a harmonic fill, so only those texels differ: every
 other texel is identical. The fills differ only where they invent colour (3.3 % of the used
 texels here), so the agreement is stated as: PSNR against upstream on the used UV area (the texels
@@ -136,13 +136,17 @@ def _compare(plain, fast, mr):
     assert not plain["mesh_kept"] and fast["mesh_kept"]
     a, b = plain["inpainted"], fast["inpainted"]
     assert isinstance(b, np.ndarray) and b.dtype == np.uint8 and b.shape == a.shape
-    # texels upstream does not fill (baked, or coloured by the vertex inpaint) are identical
+    # texels upstream does not fill (baked, or coloured by the vertex inpaint) are the same bytes
+    # within 1 (1/255, the maps' tolerance): the baked values are averages of bytes / 255, often
+    # exactly a byte, and the splat's float32 rounding flips upstream's truncation to uint8 there
+    # (0.4 % of these bytes here)
     from hy3dgen.texgen.differentiable_renderer.mesh_processor import meshVerticeInpaint
 
     _, vmask = meshVerticeInpaint(plain["texture"].numpy(), plain["mask"], *h3d._mesh_arrays(mr))
     kept = np.asarray(vmask) > 0
     assert kept.mean() > 0.2
-    np.testing.assert_array_equal(a[kept], b[kept])
+    step = np.abs(a[kept].astype(np.int16) - b[kept])
+    assert step.max() <= 1 and (step > 0).mean() <= 0.02, f"{(step > 0).mean():.4%} of the kept bytes differ"
     used, truth = _used_texels(mr)
     psnr = _psnr(a[used], b[used])
     # the views are position renders, so the true colour of every texel is known: on the texels
@@ -311,37 +315,56 @@ def test_hunyuan3d_21_plain_vs_accelerated(mesh, clean, monkeypatch):
 
 @pytest.mark.compiled("splat_bilinear")
 def test_compiled_splat_is_hy3dgen_linear_grid_put_2d(clean):
-    """csrc/splat against hy3dgen's own bilinear splat: the same bits, for any thread count,
-    samples outside [0, 1] included (they extrapolate onto the border texels upstream too)."""
+    """csrc/splat against hy3dgen's own bilinear splat (samples outside [0, 1] included: they
+    extrapolate onto the border texels upstream too). It adds sample by sample, upstream corner by
+    corner, so the sums agree up to float32 rounding: here ~300 terms of at most 1 per texel, within
+    a relative 1e-5 (measured 1.5e-6), far inside the 1/255 the maps are held to. Bit for bit
+    the same for any thread count; normalize divides those very sums by the count; an extra channel
+    that is zero for every sample is skipped and stays zero."""
     from render_npu import _ext
 
+    ext = _ext.get()
     mod = h3d.import_mesh_render("2.0")
     g = torch.Generator().manual_seed(0)
-    coords = torch.rand(150000, 2, generator=g) * 1.04 - 0.02
-    values = torch.rand(150000, 4, generator=g)  # > 2 * 65536: 3 threads really split
+    N = 150000  # > 2 * 65536: 3 threads really split
+    coords = torch.rand(N, 2, generator=g) * 1.04 - 0.02
+    values = torch.rand(N, 4, generator=g)
     H, W = 37, 53
     ref, ref_count = mod.linear_grid_put_2d(H, W, coords, values, return_count=True)
-    for threads in (1, 3):
+    runs = []
+    for threads in (1, 2, 3):
         out, count = np.zeros((H, W, 4), np.float32), np.zeros((H, W), np.float32)
-        _ext.get().splat_bilinear(coords.numpy(), values.numpy(), None, None, out, None, count, False, threads)
-        assert torch.equal(torch.from_numpy(out), ref) and torch.equal(torch.from_numpy(count), ref_count[..., 0])
-    # the bake's form: colours gathered from an image by index, planar extra channels, normalized
+        ext.splat_bilinear(coords.numpy(), values.numpy(), None, None, out, None, count, False, threads)
+        runs.append((out, count))
+        np.testing.assert_allclose(out, ref.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(count, ref_count[..., 0].numpy(), rtol=1e-5, atol=1e-5)
+    for out, count in runs[1:]:
+        np.testing.assert_array_equal(out, runs[0][0])
+        np.testing.assert_array_equal(count, runs[0][1])
+    # the bake's form: colours gathered from an image by index (float32 or uint8 read as b / 255),
+    # planar extra channels, normalized; the second extra channel is zero (the 2.0 bake's sketch)
     image = torch.rand(400, 400, 3, generator=g).reshape(-1, 3)
-    index = torch.randint(0, image.shape[0], (150000,), generator=g)
-    extra = torch.rand(2, 150000, generator=g)
-    ref = mod.linear_grid_put_2d(H, W, coords, torch.cat([image[index], extra.T], 1))
-    out, out_extra, count = np.zeros((H, W, 3), np.float32), np.zeros((2, H, W), np.float32), np.zeros((H, W), np.float32)
-    _ext.get().splat_bilinear(coords.numpy(), image.numpy(), index.numpy(), extra.numpy(), out, out_extra, count,
-                              True, 2)
-    assert torch.equal(torch.from_numpy(out), ref[..., :3])
-    assert torch.equal(torch.from_numpy(out_extra).permute(1, 2, 0), ref[..., 3:])
-    # a uint8 image (a PIL view, as the accelerated back_project passes it): read as b / 255
     image_u8 = torch.randint(0, 256, (400 * 400, 3), dtype=torch.uint8, generator=g)
-    ref = mod.linear_grid_put_2d(H, W, coords, torch.cat([(image_u8.float() / 255)[index], extra.T], 1))
-    out, out_extra, count = np.zeros((H, W, 3), np.float32), np.zeros((2, H, W), np.float32), np.zeros((H, W), np.float32)
-    _ext.get().splat_bilinear(coords.numpy(), image_u8.numpy(), index.numpy(), extra.numpy(), out, out_extra, count,
-                              True, 2)
-    assert torch.equal(torch.from_numpy(out), ref[..., :3])
+    index = torch.randint(0, image.shape[0], (N,), generator=g)
+    extra = torch.stack([torch.rand(N, generator=g), torch.zeros(N)])
+    for img, as_float in ((image, image), (image_u8, image_u8.float() / 255)):
+        ref = mod.linear_grid_put_2d(H, W, coords, torch.cat([as_float[index], extra.T], 1), return_count=True)
+        raw = np.zeros((H, W, 3), np.float32), np.zeros((2, H, W), np.float32), np.zeros((H, W), np.float32)
+        ext.splat_bilinear(coords.numpy(), img.numpy(), index.numpy(), extra.numpy(), *raw, False, 1)
+        np.testing.assert_allclose(raw[0], ref[0][..., :3].numpy(), rtol=1e-5, atol=1e-5)  # (the raw sums)
+        assert not raw[1][1].any()  # the zero channel: never accumulated, still zero
+        for threads in (1, 2, 3):
+            out, out_extra = np.zeros((H, W, 3), np.float32), np.zeros((2, H, W), np.float32)
+            ext.splat_bilinear(coords.numpy(), img.numpy(), index.numpy(), extra.numpy(), out, out_extra, None,
+                               True, threads)
+            count = raw[2][..., None]
+            np.testing.assert_array_equal(out, np.where(count > 0, raw[0] / np.where(count > 0, count, 1), raw[0]))
+            np.testing.assert_array_equal(out_extra[0], np.where(raw[2] > 0, raw[1][0] / np.where(raw[2] > 0, raw[2], 1),
+                                                                 raw[1][0]))
+            assert not out_extra[1].any()
+    with pytest.raises(ValueError, match="count"):
+        ext.splat_bilinear(coords.numpy(), values.numpy(), None, None, np.zeros((H, W, 4), np.float32), None,
+                           np.zeros((H + 1, W), np.float32), False, 1)
 
 
 def test_accelerated_torch_fallbacks_agree(mesh, clean, monkeypatch):
@@ -405,40 +428,45 @@ def test_compiled_fast_bake_texture_is_upstream(clean):
     assert not tex_g.requires_grad and torch.equal(tex_g, mr.fast_bake_texture.__wrapped__(mr, textures[:1], cos[:1])[0])
 
 
-@pytest.mark.compiled("select_samples")
-def test_compiled_select_samples_is_torch_path(mesh, clean, monkeypatch):
-    """The compiled choice of a view's baking pixels (UVs interpolated there only) gives the bits
-    of the torch path (UV map by interpolate, nonzero, gathers), and a raster whose visible pixel
-    has no valid triangle id raises interpolate's ValueError."""
+@pytest.mark.compiled("select_samples", "view_depth")
+@pytest.mark.parametrize("version,shader", [("2.0", "vertex"), ("2.1", "vertex"), ("2.1", "face")])
+def test_compiled_bake_geometry_is_torch_path(mesh, clean, monkeypatch, version, shader):
+    """A view's bake geometry from the compiled passes (depth over the image, UVs and normals at the
+    baking pixels only) has the bits of the torch path (whole-image interpolates, nonzero, gathers)
+    on every view: the baking pixels, their UVs, cosines and sketch values, the masks, 2.1's depth
+    map. The cosine is upstream's F.cosine_similarity with (0, 0, -1); a raster whose hit pixel has
+    no valid triangle id raises interpolate's ValueError (from the torch path)."""
     h3d.enable(accelerate=True)
     mod = h3d.import_mesh_render("2.0")
     mr = _mesh_render(mod, mesh)
-    e = h3d._view(mod, mr, 0, 90, None, None, (RES, RES))
-    g = torch.Generator().manual_seed(2)
-    hit = e.rast[0, ..., 3] > 0
-    vis = hit & (torch.rand(RES, RES, generator=g) > 0.3)
-    sketch = torch.rand(RES, RES, generator=g) > 0.9
-    # normals of every length and direction (x, y, z, and a 4th channel as in the bake's map)
-    normal = torch.randn(RES, RES, 4, generator=g) * torch.rand(RES, RES, 1, generator=g) ** 6
-    normal[0, :8, :3] = 0  # |n| = 0: max(|n|, 1e-8)
-    uv_attr = (mr.vtx_uv, e.rast, mr.uv_idx)
-    thres = float(np.cos(80 / 180 * np.pi))
-    compiled = h3d._select_samples(vis, sketch, uv_attr, normal, thres)
-    with monkeypatch.context() as m:
-        m.setattr(h3d, "_compiled", lambda: None)
-        torch_path = h3d._select_samples(vis, sketch, uv_attr, normal, thres)
-    assert compiled[0].shape[0] == int(vis.sum()) > 1000
-    for a, b in zip(compiled, torch_path):
-        assert a.dtype == b.dtype and torch.equal(a, b)
-    # the cosine as upstream computes it (F.cosine_similarity), on every pixel
-    n3 = normal[..., :3].reshape(-1, 3)
-    ref = torch.nn.functional.cosine_similarity(torch.tensor([[0, 0, -1]]), n3).view(RES, RES)
-    ref[ref < thres] = 0
-    assert torch.equal(compiled[3], torch.where(vis, ref, torch.zeros(())))
-    bad = e.rast.clone()
-    bad[0, ..., 3][vis] = 0.5  # not an integer id
+    mr.shader_type = shader  # (2.1's attribute; the 2.0 rules ignore it)
+    mr.bake_unreliable_kernel_size = 0 if version == "2.1" else mr.bake_unreliable_kernel_size
+    thres = float(np.cos(mr.bake_angle_thres / 180 * np.pi))
+    for elev, azim in zip(ELEVS, AZIMS):
+        e = h3d._view(mod, mr, elev, azim, None, None, (RES, RES))
+        got = h3d._bake_geometry_compiled(version, mr, e)
+        with monkeypatch.context() as m:
+            m.setattr(h3d, "_compiled", lambda: None)
+            ref = h3d._bake_geometry_torch(version, mr, e)
+        assert got is not None and got.idx.shape[0] > 1000
+        for name in ("idx", "coords", "extra", "visible", "sketch") + (("depth",) if version == "2.1" else ()):
+            a, b = getattr(got, name), getattr(ref, name)
+            assert a.dtype == b.dtype and torch.equal(a, b.reshape(a.shape)), name
+        if version == "2.1" and shader == "vertex":
+            assert got.extra[1].any()  # no erosion: the sketch reaches the baking pixels
+        # the cosine as upstream computes it, at the baking pixels
+        pos3 = h3d._camera_pos3(e)
+        fn = h3d._face_normals(pos3, mr.pos_idx)
+        normal = (h3d._face_map(fn, e.rast) if shader == "face"
+                  else render_npu.interpolate(h3d._vertex_normals(mr, fn), e.rast, mr.pos_idx))[0].reshape(-1, 3)
+        cos = torch.nn.functional.cosine_similarity(torch.tensor([[0, 0, -1]]), normal[got.idx])
+        cos[cos < thres] = 0
+        assert torch.equal(got.extra[0], cos)
+    bad = types.SimpleNamespace(rast=e.rast.clone(), lock=e.lock, pos_camera=e.pos_camera)
+    bad.rast[0, ..., 3][got.visible] = 0.5  # not an integer id
+    assert h3d._bake_geometry_compiled(version, mr, bad) is None
     with pytest.raises(ValueError):
-        h3d._select_samples(vis, sketch, (mr.vtx_uv, bad, mr.uv_idx), normal, thres)
+        h3d._bake_geometry_torch(version, mr, bad)
 
 
 def test_accelerated_device_path_syncs_per_view_constant(mesh, clean, monkeypatch):
@@ -471,25 +499,42 @@ def test_accelerated_device_path_syncs_per_view_constant(mesh, clean, monkeypatc
     assert cached == {4} and fresh == {7}, counts
 
 
-@pytest.mark.compiled("depth_image_u8")
+@pytest.mark.compiled("view_depth")
 def test_compiled_depth_image_is_torch_expression(mesh, clean):
-    """back_project's uint8 depth image (the edge detector's input) from csrc/bake: the bits of
-    upstream's torch expression and numpy cast, on every view; no hit: None (torch path runs)."""
+    """back_project's depth map and uint8 depth image (the edge detector's input) from csrc/bake:
+    the depth of interpolate, and the bits of upstream's torch expression and numpy cast, on every
+    view; no hit: 0 (nothing written); a bad id: -2; a NaN depth: -1."""
+    from render_npu import _ext
+
+    ext = _ext.get()
     h3d.enable(accelerate=True)
     mod = h3d.import_mesh_render("2.0")
     mr = _mesh_render(mod, mesh)
+    faces = mr.pos_idx.to(torch.int32).numpy()
+    P = RES * RES
     for elev, azim in zip(ELEVS, AZIMS):
         e = h3d._view(mod, mr, elev, azim, None, None, (RES, RES))
-        pos3 = h3d._camera_pos3(e)
-        vn = h3d._vertex_normals(mr, h3d._face_normals(pos3, mr.pos_idx))
-        nd = render_npu.interpolate(torch.cat([vn, pos3[:, 2:3]], 1), e.rast, mr.pos_idx)[0]
-        got = h3d._depth_image_u8(nd, e.rast)
-        depth, hit = nd[..., 3:], e.rast[0, ..., 3] > 0
+        z = h3d._camera_pos3(e)[:, 2].contiguous()
+        r = e.rast.numpy().reshape(P, 4)
+        got = np.zeros(P, np.float32), np.zeros(P, np.uint8), np.zeros(P, np.uint8)
+        hit = e.rast[0, ..., 3] > 0
+        assert ext.view_depth(r, faces, z.numpy(), *got, 2) == int(hit.sum())
+        depth = render_npu.interpolate(z[:, None], e.rast, mr.pos_idx)[0]
         sel = depth[hit]
         ref = ((depth - sel.min()) / (sel.max() - sel.min()) * hit.unsqueeze(-1) * 255).numpy().astype(np.uint8)
-        assert got is not None and ref.max() == 255
-        np.testing.assert_array_equal(got, ref[..., 0])
-    assert h3d._depth_image_u8(nd, torch.zeros_like(e.rast)) is None
+        assert ref.max() == 255
+        np.testing.assert_array_equal(got[0], depth.numpy().reshape(-1))
+        np.testing.assert_array_equal(got[1], hit.numpy().reshape(-1))
+        np.testing.assert_array_equal(got[2], ref.reshape(-1))
+    assert ext.view_depth(np.zeros((P, 4), np.float32), faces, z.numpy(), *got, 1) == 0
+    bad = r.copy()
+    bad[hit.numpy().reshape(-1), 3] = 0.5
+    assert ext.view_depth(bad, faces, z.numpy(), *got, 1) == -2
+    z_nan = z.numpy().copy()
+    z_nan[faces[int(r[hit.numpy().reshape(-1), 3][0]) - 1, 0]] = np.nan
+    assert ext.view_depth(r, faces, z_nan, *got, 1) == -1
+    with pytest.raises(ValueError, match="faces"):
+        ext.view_depth(r, faces + 10**6, z.numpy(), *got, 1)
 
 
 def test_view_transform_bits_do_not_depend_on_threads(mesh, clean):

@@ -40,46 +40,66 @@ int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coor
   for (int64_t k = 0; k < parts; ++k) counts[size_t(k) + 1] += counts[size_t(k)];
   const int64_t found = counts[size_t(parts)];
   if (found != n) return found;
+  const bool computed = a.normal || a.vtx_normal;
   std::vector<char> bad(size_t(parts), 0);
   parallel_ranges(P, parts, [&](int64_t k, int64_t b, int64_t e) {
     int64_t j = counts[size_t(k)];
     for (int64_t p = b; p < e; ++p) {
       if (!a.visible[p]) {
-        a.cos[p] = 0.0f;
+        if (a.cos) a.cos[p] = 0.0f;
         continue;
       }
       idx[j] = p;
-      if (a.normal) {
-        const float* nv = a.normal + p * a.normal_stride;
-        const float x = nv[0], y = nv[1], z = nv[2];
-        const float norm = std::sqrt(std::fma(z, z, std::fma(y, y, x * x)));
-        const float d = norm < 1e-8f ? 1e-8f : norm;  // clamp_min: NaN stays NaN
-        float c = -(z / d);
-        if (c < a.cos_thres) c = 0.0f;
-        a.cos[p] = c;
-      }
-      if (a.uv) {
-        coords[2 * j] = a.uv[2 * p + 1];
-        coords[2 * j + 1] = a.uv[2 * p];
-      } else {  // interpolate's arithmetic, at this pixel only
-        const float* r = a.rast + 4 * p;
+      int64_t tri = -1;  // the pixel's triangle (with rast)
+      const float* r = a.rast ? a.rast + 4 * p : nullptr;
+      if (r) {
         const float idf = r[3];
         if (!(idf >= 1.0f && idf <= float(a.num_faces)) || idf != std::floor(idf)) {
           bad[size_t(k)] = 1;
           return;
         }
-        const int32_t* f = a.uv_faces + (int64_t(idf) - 1) * 3;
-        const float* v0 = a.vtx_uv + 2 * int64_t(f[0]);
-        const float* v1 = a.vtx_uv + 2 * int64_t(f[1]);
-        const float* v2 = a.vtx_uv + 2 * int64_t(f[2]);
-        const float b0 = r[0], b1 = r[1], b2 = r[2];
-        for (int c = 0; c < 2; ++c) {
-          const float s = b0 * v0[c] + b1 * v1[c];
-          coords[2 * j + 1 - c] = s + b2 * v2[c];  // flipped: (v, u)
+        tri = int64_t(idf) - 1;
+      }
+      float c = 0.0f;
+      if (computed) {
+        float nv[3];
+        if (a.normal) {
+          const float* m = a.normal + p * a.normal_stride;
+          nv[0] = m[0], nv[1] = m[1], nv[2] = m[2];
+        } else {  // interpolate's arithmetic, at this pixel only
+          const int32_t* t = a.normal_faces + 3 * tri;
+          const float* v0 = a.vtx_normal + 3 * int64_t(t[0]);
+          const float* v1 = a.vtx_normal + 3 * int64_t(t[1]);
+          const float* v2 = a.vtx_normal + 3 * int64_t(t[2]);
+          for (int q = 0; q < 3; ++q) {
+            const float s = r[0] * v0[q] + r[1] * v1[q];
+            nv[q] = s + r[2] * v2[q];
+          }
+        }
+        const float x = nv[0], y = nv[1], z = nv[2];
+        const float norm = std::sqrt(std::fma(z, z, std::fma(y, y, x * x)));
+        const float d = norm < 1e-8f ? 1e-8f : norm;  // clamp_min: NaN stays NaN
+        c = -(z / d);
+        if (c < a.cos_thres) c = 0.0f;
+        if (a.cos) a.cos[p] = c;
+      } else {
+        c = a.cos[p];
+      }
+      if (a.uv) {
+        coords[2 * j] = a.uv[2 * p + 1];
+        coords[2 * j + 1] = a.uv[2 * p];
+      } else {  // interpolate's arithmetic, at this pixel only
+        const int32_t* t = a.uv_faces + 3 * tri;
+        const float* v0 = a.vtx_uv + 2 * int64_t(t[0]);
+        const float* v1 = a.vtx_uv + 2 * int64_t(t[1]);
+        const float* v2 = a.vtx_uv + 2 * int64_t(t[2]);
+        for (int q = 0; q < 2; ++q) {
+          const float s = r[0] * v0[q] + r[1] * v1[q];
+          coords[2 * j + 1 - q] = s + r[2] * v2[q];  // flipped: (v, u)
         }
       }
-      extra[j] = a.cos[p];
-      extra[n + j] = a.sketch[p] ? 1.0f : 0.0f;
+      extra[j] = c;
+      if (a.sketch[p]) extra[n + j] = 1.0f;
       ++j;
     }
   });
@@ -88,18 +108,32 @@ int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coor
   return found;
 }
 
-int64_t depth_image_u8(const float* depth, const float* ids, int64_t stride, int64_t pixels, uint8_t* out,
-                       int num_threads) {
-  const int64_t parts = parts_for(pixels, num_threads);
+int64_t view_depth(const ViewDepthArgs& a, float* depth, uint8_t* hit, uint8_t* image) {
+  const int64_t P = a.pixels, parts = parts_for(P, a.num_threads);
   std::vector<float> lo(size_t(parts), 0.0f), hi(size_t(parts), 0.0f);
   std::vector<int64_t> hits(size_t(parts), 0);
-  std::vector<char> nan(size_t(parts), 0);
-  parallel_ranges(pixels, parts, [&](int64_t k, int64_t b, int64_t e) {
+  std::vector<char> nan(size_t(parts), 0), bad(size_t(parts), 0);
+  const float F = float(a.num_faces);
+  parallel_ranges(P, parts, [&](int64_t k, int64_t b, int64_t e) {
     float mn = 0.0f, mx = 0.0f;
     int64_t h = 0;
     for (int64_t p = b; p < e; ++p) {
-      if (!(ids[p * stride] > 0.0f)) continue;
-      const float d = depth[p * stride];
+      const float* r = a.rast + 4 * p;
+      const float idf = r[3];
+      if (!(idf > 0.0f)) {
+        hit[p] = 0;
+        depth[p] = 0.0f;
+        continue;
+      }
+      if (!(idf >= 1.0f && idf <= F) || idf != std::floor(idf)) {
+        bad[size_t(k)] = 1;
+        return;
+      }
+      const int32_t* t = a.faces + (int64_t(idf) - 1) * 3;
+      const float s = r[0] * a.z[t[0]] + r[1] * a.z[t[1]];
+      const float d = s + r[2] * a.z[t[2]];
+      hit[p] = 1;
+      depth[p] = d;
       if (std::isnan(d)) nan[size_t(k)] = 1;
       if (h == 0 || d < mn) mn = d;
       if (h == 0 || d > mx) mx = d;
@@ -110,6 +144,7 @@ int64_t depth_image_u8(const float* depth, const float* ids, int64_t stride, int
   float dmin = 0.0f, dmax = 0.0f;
   int64_t total = 0;
   for (int64_t k = 0; k < parts; ++k) {
+    if (bad[size_t(k)]) return -2;
     if (nan[size_t(k)]) return -1;
     if (!hits[size_t(k)]) continue;
     if (total == 0 || lo[size_t(k)] < dmin) dmin = lo[size_t(k)];
@@ -118,11 +153,11 @@ int64_t depth_image_u8(const float* depth, const float* ids, int64_t stride, int
   }
   if (total == 0) return 0;
   const float range = dmax - dmin;
-  parallel_ranges(pixels, parts, [&](int64_t, int64_t b, int64_t e) {
+  parallel_ranges(P, parts, [&](int64_t, int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) {
-      const float m = ids[p * stride] > 0.0f ? 1.0f : 0.0f;
-      const float v = ((depth[p * stride] - dmin) / range) * m * 255.0f;
-      out[p] = static_cast<uint8_t>(static_cast<int>(v));
+      const float m = hit[p] ? 1.0f : 0.0f;
+      const float v = ((depth[p] - dmin) / range) * m * 255.0f;
+      image[p] = static_cast<uint8_t>(static_cast<int>(v));
     }
   });
   return total;

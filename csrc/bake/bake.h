@@ -9,14 +9,17 @@ namespace render_npu {
 
 // The pixels of one H x W view that bake, in pixel order: p with visible[p] != 0.
 // Writes idx[k] = p, coords[k] = (uv[p, 1], uv[p, 0]) (row, column fractions: MeshRender's
-// flipped UV), extra[k] = cos[p], extra[n + k] = sketch[p] ? 1 : 0 (n = the count), and sets
-// cos[p] = 0 where visible[p] == 0 (torch.where(visible, cos, 0)). With normal, cos[p] is
-// first computed at the visible pixels as MeshRender does (F.cosine_similarity with (0, 0, -1),
-// then 0 below cos_thres): -(n_z / max(|n|, 1e-8f)) with |n| = sqrtf(fmaf(z, z, fmaf(y, y, x * x))),
-// the bits of torch.linalg.vector_norm on CPU. n: the number of visible
-// pixels, counted by the caller (the outputs hold n, n x 2 and 2 x n entries). Returns the
-// number found; when it is not n, nothing is written. With rast, a visible pixel whose id is not
-// in [1, F] stops it: returns -1 (the outputs are then partly written).
+// flipped UV), extra[k] = the cosine at p, extra[n + k] = 1 where sketch[p] (extra must be
+// zero-filled: the sketch row is written only where it is 1, so a view without sketch pixels never
+// touches it). The cosine: cos[p] as given, or computed at the visible pixels from a normal as
+// MeshRender does (F.cosine_similarity with (0, 0, -1), then 0 below cos_thres):
+// -(n_z / max(|n|, 1e-8f)) with |n| = sqrtf(fmaf(z, z, fmaf(y, y, x * x))), the bits of
+// torch.linalg.vector_norm on CPU. The normal: normal[p] (a map), or interpolated at p from
+// vtx_normal through normal_faces and rast, as interpolate does. cos (optional) is then set to
+// the cosine where visible and to 0 elsewhere (torch.where(visible, cos, 0)). n: the number of
+// visible pixels, counted by the caller (the outputs hold n, n x 2 and 2 x n entries). Returns the
+// number found; when it is not n, nothing is written. A visible pixel whose id is not in [1, F]
+// (with rast) stops it: returns -1 (the outputs are then partly written).
 struct SelectArgs {
   const uint8_t* visible = nullptr;  // [H * W], 0 / 1
   const uint8_t* sketch = nullptr;   // [H * W], 0 / 1
@@ -27,20 +30,31 @@ struct SelectArgs {
   int64_t num_faces = 0;
   const float* normal = nullptr;     // [H * W] pixels of normal_stride floats (x, y, z first); or null
   int64_t normal_stride = 3;
+  const float* vtx_normal = nullptr;     // or [V', 3] vertex normals (needs rast)
+  const int32_t* normal_faces = nullptr;  // [F, 3] vertex indices into vtx_normal (checked by the caller)
   float cos_thres = 0.0f;
-  float* cos = nullptr;              // [H * W], edited in place
+  float* cos = nullptr;              // [H * W]: input without a normal (then required), output with one
   int64_t pixels = 0;
   int num_threads = 1;
 };
 int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coords, float* extra);
 
-// MeshRender.back_project's depth image for its edge detector, in two passes: over the P pixels
-// with ids[p * stride] > 0 (hit), dmin / dmax of depth[p * stride]; then
-// out[p] = uint8(((depth - dmin) / (dmax - dmin)) * (hit ? 1 : 0) * 255) in float32, truncated:
-// the bits of the torch expression and numpy's astype. Returns the number of hit pixels (0:
-// nothing written), or -1 when a hit depth is NaN (nothing written).
-int64_t depth_image_u8(const float* depth, const float* ids, int64_t stride, int64_t pixels, uint8_t* out,
-                       int num_threads);
+// MeshRender.back_project's depth map and depth image of one view, from its raster. Per pixel p,
+// hit[p] = rast[4p + 3] > 0; depth[p] = (b0 * z0 + b1 * z1) + b2 * z2 over the triangle's vertices
+// (interpolate's arithmetic) where hit, 0 elsewhere. Then, over the hit pixels, dmin / dmax of
+// depth, and image[p] = uint8(((depth - dmin) / (dmax - dmin)) * (hit ? 1 : 0) * 255) in float32,
+// truncated: the bits of the torch expression and numpy's astype. Returns the number of hit pixels
+// (0: image not written), -1 when a hit depth is NaN (image not written), or -2 when a hit id is
+// not an integer in [1, F] (outputs partly written).
+struct ViewDepthArgs {
+  const float* rast = nullptr;      // [P, 4]
+  const int32_t* faces = nullptr;   // [F, 3] vertex indices into z (checked by the caller)
+  int64_t num_faces = 0;
+  const float* z = nullptr;         // [V] camera-space depth per vertex
+  int64_t pixels = 0;
+  int num_threads = 1;
+};
+int64_t view_depth(const ViewDepthArgs& a, float* depth, uint8_t* hit, uint8_t* image);
 
 // MeshRender.fast_bake_texture over V views of T texels with C channels: for each view v in
 // order, with s = #(weight_v > 0) and p = #(weight_v > 0 and trust > 0): skip the view when

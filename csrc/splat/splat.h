@@ -13,12 +13,17 @@ namespace render_npu {
 // Sample n's value: values[index ? index[n] : n, 0..Cv) (a gather from an image; from a uint8
 // image values_u8 instead, each byte b read as float(b) / 255.0f: torch's float().div(255)), then
 // extra[e * N + n] for e < E (planar per-sample channels, may be null when E == 0).
-// out [H * W, Cv], out_extra [E, H * W] and count [H * W] are overwritten with the sums, each
-// started from +0.0f (accumulated in a per-calling-thread buffer, interleaved per texel). Per
-// texel, additions happen in the order: corner (0,0) of every sample in sample order, then (0,1),
-// (1,0), (1,1) -- fixed whatever the thread count (threads own bands of rows). With normalize,
-// every texel whose count is > 0 is then divided by it (out and out_extra; count is kept).
-// Requires H, W >= 2.
+//
+// out [H * W, Cv], out_extra [E, H * W] and count [H * W] (count may be null) must be all +0.0f on
+// entry: a texel whose sums are all zero is never written, so pages of a calloc'd result that no
+// sample reaches are never touched (on a 2048^2 bake a view reaches about half the atlas, and first
+// touches of fresh pages cost more than the arithmetic). Per texel, the additions happen in sample
+// order, the four corners of a sample in the order (0,0), (0,1), (1,0), (1,1) -- fixed whatever the
+// thread count (threads own bands of rows). Hunyuan3D's torch code adds corner by corner (every
+// sample's (0,0), then every (0,1), ...): the sums are the same up to float32 rounding (a relative
+// 1e-6 on a texel's handful of terms). An extra channel that is +0 for every sample is skipped (its
+// sums are +0). With normalize, every texel whose count is > 0 is then divided by it (out and
+// out_extra; count is kept). Requires H, W >= 2.
 struct SplatArgs {
   const float* coords = nullptr;
   int64_t n = 0;
