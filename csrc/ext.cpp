@@ -519,6 +519,16 @@ int64_t view_depth_binding(CArray<float> rast, CArray<int32_t> faces, CArray<flo
   return render_npu::view_depth(a, dp, hp, ip);
 }
 
+void floats_to_u8_binding(CArray<float> x, float offset, float scale, CArray<uint8_t> out, int num_threads) {
+  require_shape(x, {-1}, "x");
+  require_shape(out, {x.shape(0)}, "out");
+  const float* xp = x.data();
+  uint8_t* op = out.mutable_data();
+  const int64_t n = x.shape(0);
+  py::gil_scoped_release release;
+  render_npu::floats_to_u8(xp, n, offset, scale, op, num_threads < 1 ? 1 : num_threads);
+}
+
 int64_t merge_views_binding(std::vector<CArray<float>> textures, std::vector<CArray<float>> weights,
                             CArray<float> out, CArray<float> trust, int num_threads) {
   require_shape(out, {-1, -1}, "out");
@@ -605,6 +615,10 @@ PYBIND11_MODULE(_C, m) {
         "MeshRender.back_project's depth map and uint8 depth image of one view (csrc/bake/bake.h): rast float32 "
         "[P, 4], faces int32 [F, 3], z float32 [V]; writes depth float32 [P] (0 off the mesh), hit uint8 [P] and "
         "image uint8 [P]. Returns the hit count (0: image not written), -1 (a NaN depth) or -2 (a bad id).");
+  m.def("floats_to_u8", &floats_to_u8_binding, py::arg("x").noconvert(), py::arg("offset"), py::arg("scale"),
+        py::arg("out").noconvert(), py::arg("num_threads") = 1,
+        "MeshRender's float map to image bytes (csrc/bake/bake.h): out uint8 [N] = uint8(((x + offset) * scale) * 255) "
+        "in float32 for x float32 [N], truncated as numpy's astype(np.uint8).");
   m.def("merge_views", &merge_views_binding, py::arg("textures"), py::arg("weights"), py::arg("out").noconvert(),
         py::arg("trust").noconvert(), py::arg("num_threads"),
         "MeshRender.fast_bake_texture's weighted merge (csrc/bake/bake.h): textures V x float32 [T, C], weights "

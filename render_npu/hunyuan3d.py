@@ -445,19 +445,26 @@ def _camera_pos3(entry: _Entry) -> torch.Tensor:
     return pc[:, :3] / pc[:, 3:4]
 
 
-def _format(image: torch.Tensor, return_type: str, squeeze: bool = False, inplace: bool = False):
-    """MeshRender's return types. ``inplace``: ``image`` is a buffer of ours that "pl" may scale
-    in place (float32 ``x * 255`` either way, then truncated to uint8 as upstream)."""
-    if return_type == "np":
-        return image.cpu().numpy()
+def _format(image: torch.Tensor, return_type: str, squeeze: bool = False, offset: float = 0.0, scale: float = 1.0):
+    """MeshRender's return types for a map of ours, after ``(image + offset) * scale`` in float32
+    (the normal render's ``(n + 1) * 0.5``; (0, 1) changes nothing). "pl": bytes of ``x * 255``
+    truncated to uint8 as upstream; on the CPU one compiled pass (``floats_to_u8``), which leaves
+    ``image`` as it is; otherwise ``image`` itself is scaled in place."""
     if return_type == "pl":
         from PIL import Image
 
         arr = image.squeeze(-1) if squeeze else image
-        if inplace and arr.device.type == "cpu" and arr.dtype == torch.float32:
-            return Image.fromarray(arr.mul_(255).numpy().astype(np.uint8))
+        ext = _compiled()
+        if ext is not None and arr.device.type == "cpu" and arr.dtype == torch.float32 and arr.is_contiguous():
+            u8 = np.empty(tuple(arr.shape), np.uint8)
+            ext.floats_to_u8(arr.detach().numpy().reshape(-1), offset, scale, u8.reshape(-1), torch.get_num_threads())
+            return Image.fromarray(u8)
+        if (offset, scale) != (0.0, 1.0):
+            arr = (arr + offset) * scale
         return Image.fromarray((arr.cpu().numpy() * 255).astype(np.uint8))
-    return image
+    if (offset, scale) != (0.0, 1.0):
+        image = image.add_(offset).mul_(scale)
+    return image.cpu().numpy() if return_type == "np" else image
 
 
 def _interp_bg(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor, bg_color,
@@ -513,9 +520,7 @@ def _methods(mod, version: str) -> Dict[str, Callable]:
         else:
             # a PIL result only needs the floats until it is made: the thread's scratch buffer
             out = _interp_bg(vn, e.rast, self.pos_idx, bg_color, scratch="render" if return_type == "pl" else None)
-        if normalize_rgb:
-            out = out.add_(1).mul_(0.5)
-        return _format(out[0], return_type, inplace=True)
+        return _format(out[0], return_type, offset=1.0 if normalize_rgb else 0.0, scale=0.5 if normalize_rgb else 1.0)
 
     def render_position(self, original, elev, azim, camera_distance=None, center=None, resolution=None,
                         bg_color=[1, 1, 1], return_type="th"):
@@ -526,7 +531,7 @@ def _methods(mod, version: str) -> Dict[str, Callable]:
                                   lambda: (0.5 - self.vtx_pos[:, :3] / self.scale_factor).contiguous())
         out = _interp_bg(tex_position, e.rast, self.pos_idx, bg_color,
                          scratch="render" if return_type == "pl" else None)
-        return _format(out[0], return_type, squeeze=True, inplace=True)
+        return _format(out[0], return_type, squeeze=True)
 
     def render_depth(self, original, elev, azim, camera_distance=None, center=None, resolution=None,
                      return_type="th"):

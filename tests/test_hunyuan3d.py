@@ -537,6 +537,25 @@ def test_compiled_depth_image_is_torch_expression(mesh, clean):
         ext.view_depth(r, faces + 10**6, z.numpy(), *got, 1)
 
 
+@pytest.mark.compiled("floats_to_u8")
+def test_compiled_image_bytes_are_upstream_expression(clean):
+    """The PIL bytes of the normal and position renders from one compiled pass: the bits of
+    upstream's float32 ``(n + 1) * 0.5`` (or the map as is), ``* 255`` and numpy's uint8 cast, for
+    every float32 of the range the renders make (and the end points, -0.0 and NaN)."""
+    from render_npu import _ext
+
+    g = np.random.default_rng(0)
+    x = np.concatenate([g.uniform(-1, 1, 200000), np.linspace(-1, 1, 100001), [-0.0, 0.0, 1.0, -1.0, np.nan]])
+    x = x.astype(np.float32)
+    for offset, scale, values in ((1.0, 0.5, x), (0.0, 1.0, (x + 1) * np.float32(0.5))):
+        with np.errstate(invalid="ignore"):  # NaN's cast
+            ref = (((values + np.float32(offset)) * np.float32(scale)) * np.float32(255)).astype(np.uint8)
+        for threads in (1, 3):
+            got = np.empty_like(ref)
+            _ext.get().floats_to_u8(values, offset, scale, got, threads)
+            np.testing.assert_array_equal(got, ref)
+
+
 def test_view_transform_bits_do_not_depend_on_threads(mesh, clean):
     """The accelerated views run upstream's transform_pos with one intra-op thread (far faster
     for a [V, 4] @ [4, 4] matmul): the same bits as with the caller's thread count."""

@@ -220,4 +220,13 @@ int64_t merge_views(const MergeArgs& a, float* out, float* trust) {
   return used;
 }
 
+void floats_to_u8(const float* x, int64_t n, float offset, float scale, uint8_t* out, int num_threads) {
+  parallel_ranges(n, parts_for(n, num_threads), [&](int64_t, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const float v = ((x[i] + offset) * scale) * 255.0f;
+      out[i] = static_cast<uint8_t>(static_cast<int>(v));
+    }
+  });
+}
+
 }  // namespace render_npu

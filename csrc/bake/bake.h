@@ -69,4 +69,9 @@ struct MergeArgs {
 };
 int64_t merge_views(const MergeArgs& a, float* out, float* trust);
 
+// MeshRender's float map to a PIL image's bytes: out[i] = uint8(((x[i] + offset) * scale) * 255) in
+// float32, truncated through int as numpy's astype(np.uint8) does on x86 (the normal render:
+// offset 1, scale 0.5, upstream's (n + 1) * 0.5; the position render: 0 and 1, exact no-ops).
+void floats_to_u8(const float* x, int64_t n, float offset, float scale, uint8_t* out, int num_threads);
+
 }  // namespace render_npu
