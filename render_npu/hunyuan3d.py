@@ -26,6 +26,7 @@ kept from upstream, what differs and why: docs/hunyuan3d.md.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.abc
 import importlib.util
@@ -359,11 +360,9 @@ def _view(mod, mr, elev, azim, camera_distance, center, hw: Tuple[int, int]) -> 
     key = ("view", r_mv.tobytes(), str(r_mv.dtype), proj.tobytes(), str(proj.dtype), hw)
 
     def compute() -> _Entry:
-        from texgen.render import _split_intra_op_threads
-
         # upstream's own transforms, with one intra-op thread: a [V, 4] @ [4, 4] matmul took 16 ms
         # on 2 threads against 0.2 ms on one (the same bits: checked in tests/test_hunyuan3d.py)
-        with _split_intra_op_threads(torch.get_num_threads(), mr.vtx_pos.device):
+        with _small_ops() if mr.vtx_pos.device.type == "cpu" else contextlib.nullcontext():
             pos_camera = mod.transform_pos(r_mv, mr.vtx_pos, keepdim=True)
             pos_clip = mod.transform_pos(proj, pos_camera)
         pos = pos_clip[0] if pos_clip.dim() == 3 else pos_clip
@@ -440,6 +439,15 @@ def _vertex_normals(mr, face_normals: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.asarray(vn)).float().to(_device(mr)).contiguous()
 
 
+def _small_ops():
+    """A context for torch ops on per-vertex or per-face arrays (tens of thousands of rows): one
+    intra-op thread on the CPU. An OpenMP team meets at a barrier after every op, and on a busy
+    machine a descheduled team thread made a 1 ms face-normal computation take 70 ms."""
+    from texgen.render import _split_intra_op_threads
+
+    return _split_intra_op_threads(torch.get_num_threads(), "cpu")
+
+
 def _camera_pos3(entry: _Entry) -> torch.Tensor:
     pc = entry.pos_camera
     return pc[:, :3] / pc[:, 3:4]
@@ -507,7 +515,7 @@ def _methods(mod, version: str) -> Dict[str, Callable]:
             vn = None if shader == "face" else _mesh_item(self, a, "vertex_normals_abs",
                                                           lambda: _vertex_normals(self, fn))
         else:
-            with e.lock:
+            with e.lock, _small_ops():
                 if not hasattr(e, "face_normals_cam"):
                     e.face_normals_cam = _face_normals(_camera_pos3(e), self.pos_idx)
                     e.vertex_normals_cam = None
@@ -727,8 +735,10 @@ def _bake_geometry_compiled(version: str, mr, e: _Entry) -> Optional[_Entry]:
     P = H * W
     threads = torch.get_num_threads()
     shader, cos_thres, k = _bake_settings(version, mr)
-    pos3 = _camera_pos3(e)
-    fn = _face_normals(pos3, mr.pos_idx)
+    with _small_ops():
+        pos3 = _camera_pos3(e)
+        fn = _face_normals(pos3, mr.pos_idx)
+        vn = None if shader == "face" else _vertex_normals(mr, fn).contiguous().numpy()
     faces = _mesh_item(mr, a, "pos_idx_i32", lambda: mr.pos_idx.detach().to(torch.int32).contiguous().numpy())
     uv_faces = _mesh_item(mr, a, "uv_idx_i32", lambda: mr.uv_idx.detach().to(torch.int32).contiguous().numpy())
     r = rast.detach().numpy().reshape(P, 4)
@@ -747,7 +757,6 @@ def _bake_geometry_compiled(version: str, mr, e: _Entry) -> Optional[_Entry]:
     if shader == "face":
         normal = dict(normal=_face_map(fn, rast)[0].contiguous().numpy().reshape(P, 3))
     else:
-        vn = _vertex_normals(mr, fn).contiguous().numpy()
         normal = dict(vtx_normal=vn, normal_faces=faces)
     found = ext.select_samples(vis_u8, sketch.numpy().view(np.uint8).reshape(-1), None, None, idx, coords, extra,
                                threads, rast=r, uv_faces=uv_faces, vtx_uv=mr.vtx_uv.detach().contiguous().numpy(),
