@@ -529,6 +529,25 @@ void floats_to_u8_binding(CArray<float> x, float offset, float scale, CArray<uin
   render_npu::floats_to_u8(xp, n, offset, scale, op, num_threads < 1 ? 1 : num_threads);
 }
 
+void inpaint_bytes_binding(CArray<float> x, CArray<uint8_t> known, py::object region_obj, CArray<uint8_t> fill_value,
+                           CArray<uint8_t> out, int num_threads) {
+  require_shape(x, {-1, -1}, "x");
+  const auto T = x.shape(0), C = x.shape(1);
+  require_shape(known, {T}, "known");
+  require_shape(fill_value, {C}, "fill_value");
+  require_shape(out, {T, C}, "out");
+  CArray<uint8_t> region;
+  if (!region_obj.is_none()) {
+    region = region_obj.cast<CArray<uint8_t>>();
+    require_shape(region, {T}, "region");
+  }
+  const float* xp = x.data();
+  const uint8_t *kp = known.data(), *rp = region_obj.is_none() ? nullptr : region.data(), *fp = fill_value.data();
+  uint8_t* op = out.mutable_data();
+  py::gil_scoped_release release;
+  render_npu::inpaint_bytes(xp, kp, rp, fp, T, C, op, num_threads < 1 ? 1 : num_threads);
+}
+
 int64_t merge_views_binding(std::vector<CArray<float>> textures, std::vector<CArray<float>> weights,
                             CArray<float> out, CArray<float> trust, int num_threads) {
   require_shape(out, {-1, -1}, "out");
@@ -619,6 +638,11 @@ PYBIND11_MODULE(_C, m) {
         py::arg("out").noconvert(), py::arg("num_threads") = 1,
         "MeshRender's float map to image bytes (csrc/bake/bake.h): out uint8 [N] = uint8(((x + offset) * scale) * 255) "
         "in float32 for x float32 [N], truncated as numpy's astype(np.uint8).");
+  m.def("inpaint_bytes", &inpaint_bytes_binding, py::arg("x").noconvert(), py::arg("known").noconvert(),
+        py::arg("region").noconvert(), py::arg("fill_value").noconvert(), py::arg("out").noconvert(),
+        py::arg("num_threads") = 1,
+        "The accelerated uv_inpaint's uint8 texture (csrc/bake/bake.h): x float32 [T, C]; known, region uint8 [T] "
+        "(region may be None); fill_value uint8 [C]; writes out uint8 [T, C].");
   m.def("merge_views", &merge_views_binding, py::arg("textures"), py::arg("weights"), py::arg("out").noconvert(),
         py::arg("trust").noconvert(), py::arg("num_threads"),
         "MeshRender.fast_bake_texture's weighted merge (csrc/bake/bake.h): textures V x float32 [T, C], weights "

@@ -1040,10 +1040,8 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
         tex32 = _fresh(np.shape(tex), np.float32)
         np.copyto(tex32, tex, casting="unsafe")
     # upstream: uint8 of texture * 255 (truncation) where known, cv2.inpaint's fill elsewhere
-    scaled = np.multiply(tex32, np.float32(255), out=_scratch("inpaint_u8", tex32.shape, "cpu").numpy())
-    u8 = scaled.astype(np.uint8)
     if known.all() or not known.any() or tex32.ndim != 3:
-        return u8 if known.all() or tex32.ndim != 3 else _all_unknown(tex32)
+        return (tex32 * np.float32(255)).astype(np.uint8) if known.all() or tex32.ndim != 3 else _all_unknown(tex32)
     H, W = known.shape
     used = (_uv_raster(mr)[0, ..., 3] > 0).cpu().numpy()
     if used.shape == (H, W):
@@ -1053,20 +1051,31 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
     else:  # a texture of another size than texture_size: fill all of it
         region = None
     np.multiply(tex32, known[..., None], out=tex32)
+    C = tex32.shape[-1]
+    mean = np.zeros(C, np.float32)
     if region is not None:  # the known texels' mean (zero elsewhere now): one BLAS pass, no copy
-        flat = tex32.reshape(-1, tex32.shape[-1])
+        flat = tex32.reshape(-1, C)
         mean = (np.ones(flat.shape[0], np.float32) @ flat) / np.float32(max(int(np.count_nonzero(known)), 1))
     # one intra-op thread: the fill is hundreds of small torch ops, and on a busy machine OpenMP
     # teams spinning between them made it 1.5-8x slower than one thread (measured at 2048^2)
     with _split_intra_op_threads(torch.get_num_threads(), "cpu"):
-        filled = harmonic_fill(tex32, known, region, inplace=True)
-    # uint8(clip(x, 0, 1) * 255 + 0.5) in float32 (torch ops: threaded, in place; the cast truncates
-    # as numpy's), the mean's outside the region, the known texels' own bytes
-    fill_u8 = torch.from_numpy(filled).clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8)
+        filled = harmonic_fill(tex32, known, region, inplace=True)  # (known texels unchanged)
+    # the known texels' own bytes (x * 255 truncated), the fill's uint8(clip(x, 0, 1) * 255 + 0.5),
+    # the mean's outside the region
+    mean_u8 = (np.clip(mean, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
+    ext = _compiled()
+    if ext is not None:
+        out = np.empty(filled.shape, np.uint8)
+        ext.inpaint_bytes(filled.reshape(-1, C), known.reshape(-1).view(np.uint8),
+                          None if region is None else region.reshape(-1).view(np.uint8), mean_u8, out.reshape(-1, C),
+                          torch.get_num_threads())
+        return out
+    t = torch.from_numpy(filled)
+    fill_u8 = t.clamp(0, 1).mul_(255).add_(0.5).to(torch.uint8)
     if region is not None:
-        mean_u8 = (np.clip(mean, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
         fill_u8 = torch.where(torch.from_numpy(region)[..., None], fill_u8, torch.from_numpy(mean_u8))
-    return torch.where(torch.from_numpy(known)[..., None], torch.from_numpy(u8), fill_u8).numpy()
+    own = torch.from_numpy((filled * np.float32(255)).astype(np.uint8))
+    return torch.where(torch.from_numpy(known)[..., None], own, fill_u8).numpy()
 
 
 def _mesh_arrays(mr):

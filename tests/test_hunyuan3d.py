@@ -381,8 +381,10 @@ def test_accelerated_torch_fallbacks_agree(mesh, clean, monkeypatch):
     mr2 = _mesh_render(mod, mesh)
     fallback = [mr2.back_project(v, e, a) for v, e, a in zip(views, ELEVS, AZIMS)]
     normal = mr2.render_normal(0, 0)
+    normal_pl = mr2.render_normal(0, 0, return_type="pl")
     monkeypatch.undo()
     assert torch.equal(normal, mr.render_normal(0, 0))
+    np.testing.assert_array_equal(np.asarray(normal_pl), np.asarray(mr.render_normal(0, 0, return_type="pl")))
     for i, (c, f) in enumerate(zip(compiled, fallback)):
         for name, a, b in zip(("texture", "cos_map", "boundary_map"), c, f):
             _assert_maps_agree(a, b, f"fallback back_project[{i}].{name}")
@@ -554,6 +556,33 @@ def test_compiled_image_bytes_are_upstream_expression(clean):
             got = np.empty_like(ref)
             _ext.get().floats_to_u8(values, offset, scale, got, threads)
             np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.compiled("inpaint_bytes")
+def test_compiled_inpaint_bytes_are_torch_expression(clean):
+    """uv_inpaint's uint8 texture from one compiled pass: the known texels' ``x * 255`` truncated
+    (numpy's cast, as upstream), the fill's ``uint8(clamp(x, 0, 1) * 255 + 0.5)`` inside the region,
+    the mean's bytes outside; values out of [0, 1] and NaN included, with and without a region."""
+    from render_npu import _ext
+
+    g = np.random.default_rng(1)
+    T, C = 50000, 3
+    x = g.uniform(-0.2, 1.2, (T, C)).astype(np.float32)
+    x[::97] = np.nan
+    x[1::89] = np.linspace(0, 1, x[1::89].size, dtype=np.float32).reshape(-1, C)  # exact bytes / 255 and between
+    known, region = g.random(T) < 0.5, g.random(T) < 0.7
+    x[known] = np.clip(x[known], 0, 1)  # baked texels: colours in [0, 1]
+    fill = np.array([3, 128, 250], np.uint8)
+    for reg in (region, None):
+        with np.errstate(invalid="ignore"):
+            own = (x * np.float32(255)).astype(np.uint8)
+        filled = torch.from_numpy(x).clamp(0, 1).mul_(255).add_(0.5).to(torch.uint8).numpy()
+        ref = np.where(known[:, None], own, filled if reg is None else np.where(reg[:, None], filled, fill))
+        for threads in (1, 3):
+            out = np.empty((T, C), np.uint8)
+            _ext.get().inpaint_bytes(x, known.view(np.uint8), None if reg is None else reg.view(np.uint8), fill,
+                                     out, threads)
+            np.testing.assert_array_equal(out, ref)
 
 
 def test_view_transform_bits_do_not_depend_on_threads(mesh, clean):

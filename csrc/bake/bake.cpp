@@ -229,4 +229,25 @@ void floats_to_u8(const float* x, int64_t n, float offset, float scale, uint8_t*
   });
 }
 
+void inpaint_bytes(const float* x, const uint8_t* known, const uint8_t* region, const uint8_t* fill_value, int64_t texels,
+                   int64_t channels, uint8_t* out, int num_threads) {
+  const int64_t C = channels;
+  parallel_ranges(texels, parts_for(texels * C, num_threads), [&](int64_t, int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const float* v = x + t * C;
+      uint8_t* o = out + t * C;
+      if (known[t]) {
+        for (int64_t c = 0; c < C; ++c) o[c] = static_cast<uint8_t>(static_cast<int>(v[c] * 255.0f));
+      } else if (!region || region[t]) {
+        for (int64_t c = 0; c < C; ++c) {
+          const float y = std::min(std::max(v[c], 0.0f), 1.0f) * 255.0f + 0.5f;  // (NaN stays NaN, as torch's clamp)
+          o[c] = static_cast<uint8_t>(static_cast<int>(y));
+        }
+      } else {
+        for (int64_t c = 0; c < C; ++c) o[c] = fill_value[c];
+      }
+    }
+  });
+}
+
 }  // namespace render_npu

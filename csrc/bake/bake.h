@@ -74,4 +74,11 @@ int64_t merge_views(const MergeArgs& a, float* out, float* trust);
 // offset 1, scale 0.5, upstream's (n + 1) * 0.5; the position render: 0 and 1, exact no-ops).
 void floats_to_u8(const float* x, int64_t n, float offset, float scale, uint8_t* out, int num_threads);
 
+// The accelerated uv_inpaint's bytes, texel t of T with C channels: known[t]: uint8(x * 255)
+// truncated (upstream's cast of the known texels); else region[t] (region may be null: all):
+// uint8(min(max(x, 0), 1) * 255 + 0.5) (the fill, rounded); else fill_value[c] (the mean colour's
+// bytes). float32, casts through int as numpy's astype(np.uint8) on x86.
+void inpaint_bytes(const float* x, const uint8_t* known, const uint8_t* region, const uint8_t* fill_value, int64_t texels,
+                   int64_t channels, uint8_t* out, int num_threads);
+
 }  // namespace render_npu
