@@ -22,6 +22,20 @@ void parallel_ranges(int64_t n, int64_t parts, const std::function<void(int64_t,
   for (auto& th : pool) th.join();
 }
 
+// interpolate's arithmetic at one pixel: out[q] = (b0 * a0[q] + b1 * a1[q]) + b2 * a2[q] over the
+// Q-float rows of `table` named by the triangle `tri`, barycentrics b = r[0..2] (no FMA: the
+// bits of csrc/interpolate).
+template <int Q>
+inline void interpolate_at(const float* r, const int32_t* tri, const float* table, float* out) {
+  const float* v0 = table + Q * int64_t(tri[0]);
+  const float* v1 = table + Q * int64_t(tri[1]);
+  const float* v2 = table + Q * int64_t(tri[2]);
+  for (int q = 0; q < Q; ++q) {
+    const float s = r[0] * v0[q] + r[1] * v1[q];
+    out[q] = s + r[2] * v2[q];
+  }
+}
+
 int64_t parts_for(int64_t n, int num_threads) {
   // below ~1M elements a thread start costs more than it saves
   return std::max<int64_t>(1, std::min<int64_t>(int64_t(num_threads), n / (1 << 20) + 1));
@@ -66,15 +80,8 @@ int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coor
         if (a.normal) {
           const float* m = a.normal + p * a.normal_stride;
           nv[0] = m[0], nv[1] = m[1], nv[2] = m[2];
-        } else {  // interpolate's arithmetic, at this pixel only
-          const int32_t* t = a.normal_faces + 3 * tri;
-          const float* v0 = a.vtx_normal + 3 * int64_t(t[0]);
-          const float* v1 = a.vtx_normal + 3 * int64_t(t[1]);
-          const float* v2 = a.vtx_normal + 3 * int64_t(t[2]);
-          for (int q = 0; q < 3; ++q) {
-            const float s = r[0] * v0[q] + r[1] * v1[q];
-            nv[q] = s + r[2] * v2[q];
-          }
+        } else {  // at this pixel only
+          interpolate_at<3>(r, a.normal_faces + 3 * tri, a.vtx_normal, nv);
         }
         const float x = nv[0], y = nv[1], z = nv[2];
         const float norm = std::sqrt(std::fma(z, z, std::fma(y, y, x * x)));
@@ -88,15 +95,11 @@ int64_t select_samples(const SelectArgs& a, int64_t n, int64_t* idx, float* coor
       if (a.uv) {
         coords[2 * j] = a.uv[2 * p + 1];
         coords[2 * j + 1] = a.uv[2 * p];
-      } else {  // interpolate's arithmetic, at this pixel only
-        const int32_t* t = a.uv_faces + 3 * tri;
-        const float* v0 = a.vtx_uv + 2 * int64_t(t[0]);
-        const float* v1 = a.vtx_uv + 2 * int64_t(t[1]);
-        const float* v2 = a.vtx_uv + 2 * int64_t(t[2]);
-        for (int q = 0; q < 2; ++q) {
-          const float s = r[0] * v0[q] + r[1] * v1[q];
-          coords[2 * j + 1 - q] = s + r[2] * v2[q];  // flipped: (v, u)
-        }
+      } else {  // at this pixel only
+        float uv[2];
+        interpolate_at<2>(r, a.uv_faces + 3 * tri, a.vtx_uv, uv);
+        coords[2 * j] = uv[1];  // flipped: (v, u)
+        coords[2 * j + 1] = uv[0];
       }
       extra[j] = c;
       if (a.sketch[p]) extra[n + j] = 1.0f;
@@ -129,9 +132,8 @@ int64_t view_depth(const ViewDepthArgs& a, float* depth, uint8_t* hit, uint8_t* 
         bad[size_t(k)] = 1;
         return;
       }
-      const int32_t* t = a.faces + (int64_t(idf) - 1) * 3;
-      const float s = r[0] * a.z[t[0]] + r[1] * a.z[t[1]];
-      const float d = s + r[2] * a.z[t[2]];
+      float d;
+      interpolate_at<1>(r, a.faces + (int64_t(idf) - 1) * 3, a.z, &d);
       hit[p] = 1;
       depth[p] = d;
       if (std::isnan(d)) nan[size_t(k)] = 1;
