@@ -834,8 +834,7 @@ def _merge_views(mr, textures, cos_maps) -> Optional[Tuple[torch.Tensor, torch.T
     if (any(tuple(t.shape) != (Ht, Wt, C) for t in textures)
             or any(tuple(c.shape) != (Ht, Wt, 1) for c in cos_maps)):
         return None
-    out = _fresh((Ht * Wt, C), np.float32)
-    trust = _fresh((Ht * Wt,), np.float32)
+    out, trust = _zeros((Ht * Wt, C), np.float32), _zeros((Ht * Wt,), np.float32)  # (written where weighted)
     ext.merge_views([t.detach().contiguous().numpy().reshape(-1, C) for t in textures],
                     [c.detach().contiguous().numpy().reshape(-1) for c in cos_maps], out, trust,
                     torch.get_num_threads())
