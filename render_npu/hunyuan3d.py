@@ -403,7 +403,9 @@ def _zeros(shape, dtype) -> np.ndarray:
     anonymous mapping, so pages nothing writes are never faulted in (np.zeros would ask for
     transparent huge pages, see :func:`_fresh`; torch.zeros writes every page)."""
     n = int(np.prod(shape))
-    mm = mmap.mmap(-1, max(n * np.dtype(dtype).itemsize, 1))
+    # private: a forked child gets copy-on-write pages, as with malloc'd memory (Python's default
+    # for an anonymous map is shared memory)
+    mm = mmap.mmap(-1, max(n * np.dtype(dtype).itemsize, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return np.frombuffer(mm, dtype, count=n).reshape(shape)
 
 
