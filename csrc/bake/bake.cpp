@@ -36,6 +36,13 @@ inline void interpolate_at(const float* r, const int32_t* tri, const float* tabl
   }
 }
 
+// numpy's astype(np.uint8) of a float32 on x86: truncation to int32 (cvttss2si, which gives
+// INT_MIN for NaN and values out of range), then the low byte; without C++'s undefined cast.
+inline uint8_t trunc_u8(float v) {
+  if (!(v >= -2147483648.0f && v < 2147483648.0f)) return 0;  // INT_MIN's low byte
+  return static_cast<uint8_t>(static_cast<uint32_t>(static_cast<int32_t>(v)));
+}
+
 int64_t parts_for(int64_t n, int num_threads) {
   // below ~1M elements a thread start costs more than it saves
   return std::max<int64_t>(1, std::min<int64_t>(int64_t(num_threads), n / (1 << 20) + 1));
@@ -159,7 +166,7 @@ int64_t view_depth(const ViewDepthArgs& a, float* depth, uint8_t* hit, uint8_t* 
     for (int64_t p = b; p < e; ++p) {
       const float m = hit[p] ? 1.0f : 0.0f;
       const float v = ((depth[p] - dmin) / range) * m * 255.0f;
-      image[p] = static_cast<uint8_t>(static_cast<int>(v));
+      image[p] = trunc_u8(v);
     }
   });
   return total;
@@ -227,7 +234,7 @@ void floats_to_u8(const float* x, int64_t n, float offset, float scale, uint8_t*
   parallel_ranges(n, parts_for(n, num_threads), [&](int64_t, int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const float v = ((x[i] + offset) * scale) * 255.0f;
-      out[i] = static_cast<uint8_t>(static_cast<int>(v));
+      out[i] = trunc_u8(v);
     }
   });
 }
@@ -240,11 +247,11 @@ void inpaint_bytes(const float* x, const uint8_t* known, const uint8_t* region, 
       const float* v = x + t * C;
       uint8_t* o = out + t * C;
       if (known[t]) {
-        for (int64_t c = 0; c < C; ++c) o[c] = static_cast<uint8_t>(static_cast<int>(v[c] * 255.0f));
+        for (int64_t c = 0; c < C; ++c) o[c] = trunc_u8(v[c] * 255.0f);
       } else if (!region || region[t]) {
         for (int64_t c = 0; c < C; ++c) {
           const float y = std::min(std::max(v[c], 0.0f), 1.0f) * 255.0f + 0.5f;  // (NaN stays NaN, as torch's clamp)
-          o[c] = static_cast<uint8_t>(static_cast<int>(y));
+          o[c] = trunc_u8(y);
         }
       } else {
         for (int64_t c = 0; c < C; ++c) o[c] = fill_value[c];
