@@ -97,7 +97,7 @@ else
   TESTS=()
   for f in tests/test_ext_dir.py tests/test_memory_guard.py tests/test_golden*.py tests/test_propert*.py tests/test_fuzz.py \
            tests/test_threads.py tests/test_cpu*.py tests/test_inpaint*.py tests/test_mesh_processor*.py tests/test_ascendc_host.py \
-           tests/test_interpolate.py; do
+           tests/test_interpolate.py tests/test_hunyuan3d.py; do
     [ -f "$f" ] && TESTS+=("$f")
   done
 fi
