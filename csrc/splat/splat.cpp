@@ -9,9 +9,6 @@
 #include <new>
 #include <thread>
 #include <vector>
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 namespace render_npu {
 namespace {
@@ -30,8 +27,10 @@ void run_parts(int64_t n, int64_t parts, Fn fn) {
 }
 
 // The calling thread's accumulator: all zeros between calls (the output pass clears what it
-// read), so a 2048^2 bake neither allocates nor zero-fills (page faults) per call. In huge pages
-// where the kernel allows: the additions scatter over ~100 MB, and 4 KiB pages miss the TLB.
+// read), so a 2048^2 bake neither allocates nor zero-fills per call. calloc'd: a fresh block is the
+// kernel's zero pages, faulted in where the first bake writes (no memset of ~100 MB). Plain pages:
+// asking for transparent huge pages cost 130-200 ms of compaction on the first call on the
+// development VM and nothing measurable afterwards.
 struct Accumulator {
   float* data = nullptr;
   size_t size = 0;
@@ -39,15 +38,11 @@ struct Accumulator {
   float* get(size_t n) {
     if (n <= size) return data;
     std::free(data);
-    constexpr size_t kAlign = size_t(2) << 20;
-    const size_t bytes = (n * sizeof(float) + kAlign - 1) / kAlign * kAlign;
-    data = static_cast<float*>(std::aligned_alloc(kAlign, bytes));
+    data = nullptr;
+    size = 0;
+    data = static_cast<float*>(std::calloc(n, sizeof(float)));
     if (!data) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    madvise(data, bytes, MADV_HUGEPAGE);  // a hint: failure only costs speed
-#endif
-    std::memset(data, 0, bytes);
-    size = bytes / sizeof(float);
+    size = n;
     return data;
   }
 };
