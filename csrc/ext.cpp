@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bake/bake.h"
+#include "inpaint/harmonic.h"
 #include "inpaint/inpaint.h"
 #include "interpolate/interpolate.h"
 #include "splat/splat.h"
@@ -194,6 +195,31 @@ py::tuple mesh_vertex_inpaint_binding(CArray<float> texture, CArray<uint8_t> mas
     st = render_npu::mesh_vertex_inpaint(in, static_cast<render_npu::InpaintMethod>(method), ot, om);
   }
   return py::make_tuple(st.iterations, st.list_entries, st.last_uncolored, st.colored_vertices);
+}
+
+// texgen.inpaint.harmonic_fill: texture float32 [H, W, C] filled in place; known, domain uint8
+// [H, W] (domain None: everything). Returns the number of texels filled.
+int64_t harmonic_fill_binding(CArray<float> texture, CArray<uint8_t> known, py::object domain, int iters,
+                              int num_threads) {
+  require_shape(texture, {-1, -1, -1}, "texture");
+  const auto H = texture.shape(0), W = texture.shape(1);
+  require_shape(known, {H, W}, "known");
+  CArray<uint8_t> dom;
+  render_npu::HarmonicFillArgs a;
+  if (!domain.is_none()) {
+    dom = domain.cast<CArray<uint8_t>>();
+    require_shape(dom, {H, W}, "domain");
+    a.domain = dom.data();
+  }
+  a.texture = texture.mutable_data();
+  a.known = known.data();
+  a.height = H;
+  a.width = W;
+  a.channels = texture.shape(2);
+  a.iters = iters;
+  a.num_threads = num_threads < 1 ? 1 : num_threads;
+  py::gil_scoped_release release;
+  return render_npu::harmonic_fill(a);
 }
 
 // ---- AscendC kernel, host emulation -------------------------------------------------------------
@@ -655,6 +681,11 @@ PYBIND11_MODULE(_C, m) {
         "out_texture [H,W,C] float32 / out_mask [H,W] uint8. Returns (iterations, list_entries, "
         "last_uncolored, colored_vertices). Releases the GIL. Validate inputs in Python first "
         "(render_npu.inpaint).");
+  m.def("harmonic_fill", &harmonic_fill_binding, py::arg("texture").noconvert(), py::arg("known").noconvert(),
+        py::arg("domain").none(true), py::arg("iters"), py::arg("num_threads"),
+        "texgen.inpaint.harmonic_fill's membrane fill (csrc/inpaint/harmonic.h), in place: texture float32 "
+        "[H,W,C] (H, W >= 2; 0 on the unknown texels), known uint8 [H,W], domain uint8 [H,W] or None "
+        "(everything). Returns the number of texels filled. Releases the GIL; threads never change results.");
   m.def("ascendc_host_fine_raster", &ascendc_host_fine_raster_binding,
       py::arg("coords"), py::arg("tiles"), py::arg("lists"), py::arg("rec_i"), py::arg("rec_f"), py::arg("out"),
       py::arg("block_dim") = 8, py::arg("num_threads") = 1, py::arg("device_rounding") = false,

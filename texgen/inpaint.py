@@ -141,7 +141,8 @@ def _solve_levels(cs, ws, ds, iters: int) -> torch.Tensor:
 
 
 def harmonic_fill(texture: np.ndarray, known: np.ndarray, domain: Optional[np.ndarray] = None,
-                  iters: int = 4, inplace: bool = False) -> np.ndarray:
+                  iters: int = 4, inplace: bool = False, *, backend: str = "auto",
+                  num_threads: Optional[int] = None) -> np.ndarray:
     """Fill the unknown texels of ``domain`` with a smooth (approximately harmonic) membrane over
     the known ones: coarse-to-fine over a mask-weighted pyramid, each level initialised from the
     coarser one and relaxed with ``iters`` red-black Gauss-Seidel sweeps of the Laplace equation
@@ -150,14 +151,67 @@ def harmonic_fill(texture: np.ndarray, known: np.ndarray, domain: Optional[np.nd
     float32 [H, W, C], bool [H, W], bool [H, W] (default: everything) -> [H, W, C]: known texels
     unchanged, unknown texels of ``domain`` filled, the others 0. ``inplace=True``: ``texture``
     must be a writable C-contiguous float32 array that is already 0 on the unknown texels; it is
-    filled and returned."""
-    H, W, C = texture.shape
+    filled and returned.
+
+    ``backend``: "auto" (the compiled kernel, ``csrc/inpaint/harmonic.cpp``, when render_npu's
+    compiled module is present and the texture is at least 2 x 2; else torch ops), "cpp" or
+    "torch". Both compute the same algorithm in the same float32 operation order: the results are
+    bit-identical where torch runs its channels-last bilinear upsample (C == 3 with one intra-op
+    thread, C > 3, small levels) and otherwise differ by a few float32 ulps (the torch path's own
+    bits then depend on torch's thread count; the compiled path's never depend on
+    ``num_threads``, default ``torch.get_num_threads()``)."""
+    if backend not in ("auto", "cpp", "torch"):
+        raise ValueError(f"backend must be 'auto', 'cpp' or 'torch', got {backend!r}")
+    if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 0:
+        raise ValueError(f"iters must be an int >= 0, got {iters!r}")
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer))
+                                    or num_threads < 1):
+        raise ValueError(f"num_threads must be a positive int, got {num_threads!r}")
+    if np.ndim(texture) != 3 or min(np.shape(texture)) < 1:
+        raise ValueError(f"texture must be a non-empty [H, W, C] array, got shape {np.shape(texture)}")
+    H, W, C = np.shape(texture)
+    if np.shape(known) != (H, W):
+        raise ValueError(f"known must be [H, W] = {(H, W)} like texture, got shape {np.shape(known)}")
+    if domain is not None and np.shape(domain) != (H, W):
+        raise ValueError(f"domain must be [H, W] = {(H, W)} like texture, got shape {np.shape(domain)}")
     known = np.ascontiguousarray(known, bool)
     if inplace:
+        if not (isinstance(texture, np.ndarray) and texture.dtype == np.float32 and texture.flags.c_contiguous
+                and texture.flags.writeable):
+            raise ValueError("texture must be a writable C-contiguous float32 numpy array with inplace=True")
         out = texture
     else:
         out = np.array(texture, dtype=np.float32, copy=True, order="C")
         np.multiply(out, known[..., None], out=out)
+    ext = None
+    if backend != "torch":
+        ext = _compiled_fill()
+        fits = H >= 2 and W >= 2 and H * W < 2 ** 31
+        if backend == "cpp" and (ext is None or not fits):
+            from render_npu import _ext
+
+            raise RuntimeError("backend='cpp' needs render_npu's compiled harmonic_fill and a texture of at least "
+                               f"2 x 2 (got {H} x {W}): " + (_ext.reason() or "the compiled module has no harmonic_fill"))
+        ext = ext if fits else None
+    if ext is not None:
+        dom = None if domain is None else np.ascontiguousarray(domain, bool).view(np.uint8)
+        ext.harmonic_fill(out, known.view(np.uint8), dom, int(iters),
+                          int(num_threads) if num_threads is not None else torch.get_num_threads())
+        return out
+    return _harmonic_fill_torch(out, known, domain, int(iters))
+
+
+def _compiled_fill():
+    """render_npu's compiled module when it has ``harmonic_fill``, else None."""
+    from render_npu import _ext
+
+    mod = _ext.get()
+    return mod if mod is not None and hasattr(mod, "harmonic_fill") else None
+
+
+def _harmonic_fill_torch(out: np.ndarray, known: np.ndarray, domain: Optional[np.ndarray], iters: int) -> np.ndarray:
+    """:func:`harmonic_fill` in torch ops on ``out`` (float32 [H, W, C], 0 on the unknown texels), in place."""
+    H, W, C = out.shape
     dom = np.ones_like(known) if domain is None else (np.asarray(domain, bool) | known)
     todo = np.flatnonzero(dom & ~known)
     if todo.size == 0:
@@ -171,7 +225,7 @@ def harmonic_fill(texture: np.ndarray, known: np.ndarray, domain: Optional[np.nd
     if H < 2 or W < 2:
         coarse = (t.reshape(-1, C).sum(0) / kn.sum()).view(1, 1, C)
     else:
-        cs, ws, ds = _pyramid(_down2(t), _down2(kn.float()).unsqueeze(2), _down2(dm))
+        cs, ws, ds = _pyramid(_down2(t), _down2(kn.float()).unsqueeze(2), _down2(dm, "max"))
         coarse = _solve_levels(cs, ws, ds, iters)
     # full resolution: initialise the unknown texels from the coarse estimate, then relax them
     idx = torch.from_numpy(todo)

@@ -1,0 +1,220 @@
+// Harmonic fill (harmonic.h). The pyramid and the cell lists are plain sums and flags, shared by
+// both variants; the kernels with multiply-adds are in harmonic_impl.inc (why: see there).
+#include "inpaint/harmonic.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "rasterize/barrier.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RNPU_HARMONIC_FMA 1
+#else
+#define RNPU_HARMONIC_FMA 0
+#endif
+
+namespace render_npu {
+namespace {
+
+constexpr int64_t kMinCellsPerThread = 1 << 15;
+
+// Neighbour flags of a cell: bits 0..3 = neighbour (up, down, left, right) in the grid and the
+// domain; bits 4..7 = neighbour in the grid.
+constexpr uint8_t kUp = 16, kDown = 32, kLeft = 64, kRight = 128;
+
+// kWeights[valid bits] = valid_k / count, in float32 as the torch code divides (0 for no neighbour).
+struct WeightTable {
+  float w[16][4];
+  WeightTable() {
+    for (int m = 0; m < 16; ++m) {
+      const int cnt = (m & 1) + ((m >> 1) & 1) + ((m >> 2) & 1) + ((m >> 3) & 1);
+      for (int k = 0; k < 4; ++k)
+        w[m][k] = cnt ? static_cast<float>((m >> k) & 1) / static_cast<float>(cnt) : 0.0f;
+    }
+  }
+};
+const WeightTable kWeightTable;
+const float (&kWeights)[16][4] = kWeightTable.w;
+
+int threads_for(int64_t work, int num_threads) {
+  return int(std::max<int64_t>(1, std::min<int64_t>(num_threads, work / kMinCellsPerThread + 1)));
+}
+
+// Calls fn(band, begin, end) on contiguous bands of [0, n), band 0 on the calling thread;
+// returns the number of bands (<= want).
+template <class Fn>
+int run_bands(int64_t n, int want, Fn&& fn) {
+  if (want <= 1) {
+    fn(0, int64_t(0), n);
+    return 1;
+  }
+  int team = 1;
+  raster::run_team(want, [&](int t) { team = t; }, [&](int t) { fn(t, n * t / team, n * (t + 1) / team); });
+  return team;
+}
+
+// One pyramid level: colour sums (then the estimate) [h, w, C], known counts [h, w], domain [h, w].
+struct Level {
+  int64_t h = 0, w = 0;
+  std::vector<float> c, n;
+  std::vector<uint8_t> d;
+};
+
+// The cells to relax, by colour ((row + col) % 2), in row-major order, with their neighbour flags.
+struct CellLists {
+  std::vector<int32_t> idx[2];
+  std::vector<uint8_t> code[2];
+  int64_t unknown = 0;  // unknown cells of the domain, including those without a domain neighbour
+};
+
+// Source position along one axis: rows (or columns) i0, i1 and weights l0, l1.
+struct Axis {
+  int64_t i0, i1;
+  float l0, l1;
+};
+
+// torch's upsample_bilinear2d (align_corners=False, no scale given) from `in` to `out` cells.
+std::vector<Axis> upsample_axis(int64_t in, int64_t out) {
+  std::vector<Axis> ax(static_cast<size_t>(out));
+  const float scale = static_cast<float>(in) / static_cast<float>(out);
+  for (int64_t o = 0; o < out; ++o) {
+    Axis& a = ax[size_t(o)];
+    if (in == out) {
+      a = {o, o, 1.0f, 0.0f};
+      continue;
+    }
+    float src = std::fma(scale, static_cast<float>(o) + 0.5f, -0.5f);
+    if (src < 0.0f) src = 0.0f;
+    a.i0 = std::min(static_cast<int64_t>(std::floor(src)), in - 1);
+    a.l1 = std::min(std::max(src - static_cast<float>(a.i0), 0.0f), 1.0f);
+    a.i1 = a.i0 + (a.i0 < in - 1 ? 1 : 0);
+    a.l0 = 1.0f - a.l1;
+  }
+  return ax;
+}
+
+// texgen.render.bilinear_sample's coordinate ((t + 0.5) * (in / out) - 0.5, clamped to the grid)
+// for each of `out` full-resolution rows (or columns) on an `in`-cell level; l1 = the fraction.
+std::vector<Axis> sample_axis(int64_t in, int64_t out) {
+  std::vector<Axis> ax(static_cast<size_t>(out));
+  const float s = static_cast<float>(static_cast<double>(in) / static_cast<double>(out));
+  const float hi = static_cast<float>(in - 1);
+  for (int64_t o = 0; o < out; ++o) {
+    float x = (static_cast<float>(o) + 0.5f) * s - 0.5f;
+    x = std::min(std::max(x, 0.0f), hi);
+    const float x0 = std::floor(x);
+    Axis& a = ax[size_t(o)];
+    a.i0 = static_cast<int64_t>(x0);
+    a.i1 = std::min(a.i0 + 1, in - 1);
+    a.l1 = x - x0;
+    a.l0 = 0.0f;  // unused: torch.lerp takes the fraction only
+  }
+  return ax;
+}
+
+// The next pyramid level (texgen.inpaint._down2 of colour, count and domain) from a finer grid of
+// hs x ws cells: colour(i) -> const float* [C], count(i) -> float, dom(i) -> bool.
+template <class Colour, class Count, class Dom>
+Level down2(int64_t hs, int64_t ws, int64_t C, int num_threads, Colour&& colour, Count&& count, Dom&& dom) {
+  Level lv;
+  lv.h = (hs + 1) / 2;
+  lv.w = (ws + 1) / 2;
+  lv.c.resize(size_t(lv.h * lv.w * C));
+  lv.n.resize(size_t(lv.h * lv.w));
+  lv.d.resize(size_t(lv.h * lv.w));
+  std::vector<float> zero(size_t(C), 0.0f);
+  run_bands(lv.h, threads_for(hs * ws, num_threads), [&](int, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = 0; c < lv.w; ++c) {
+        const int64_t ia = 2 * r * ws + 2 * c;
+        const bool has_b = 2 * r + 1 < hs, has_c = 2 * c + 1 < ws;
+        const int64_t ib = ia + ws, ic = ia + 1, id = ia + ws + 1;
+        const float* a = colour(ia);
+        const float* b = has_b ? colour(ib) : zero.data();
+        const float* cc = has_c ? colour(ic) : zero.data();
+        const float* d = has_b && has_c ? colour(id) : zero.data();
+        const int64_t o = r * lv.w + c;
+        float* out = lv.c.data() + o * C;
+        for (int64_t ch = 0; ch < C; ++ch) out[ch] = ((a[ch] + b[ch]) + cc[ch]) + d[ch];
+        lv.n[size_t(o)] = ((count(ia) + (has_b ? count(ib) : 0.0f)) + (has_c ? count(ic) : 0.0f)) +
+                          (has_b && has_c ? count(id) : 0.0f);
+        lv.d[size_t(o)] = dom(ia) || (has_b && dom(ib)) || (has_c && dom(ic)) || (has_b && has_c && dom(id));
+      }
+  });
+  return lv;
+}
+
+namespace portable {
+#include "inpaint/harmonic_impl.inc"
+}  // namespace portable
+
+#if RNPU_HARMONIC_FMA
+// Everything in this block is compiled for FMA and only called after a run-time CPU check.
+#pragma GCC push_options
+#pragma GCC target("fma")
+namespace fma {
+#include "inpaint/harmonic_impl.inc"
+}  // namespace fma
+#pragma GCC pop_options
+#endif
+
+template <int KC>
+void solve_dispatch(const HarmonicFillArgs& a, std::vector<Level>& levels, int64_t C) {
+#if RNPU_HARMONIC_FMA
+  if (__builtin_cpu_supports("fma")) return fma::solve<KC>(a, levels, C);
+#endif
+  portable::solve<KC>(a, levels, C);
+}
+
+}  // namespace
+
+int64_t harmonic_fill(const HarmonicFillArgs& a) {
+  const int64_t H = a.height, W = a.width, C = a.channels;
+  if (H < 2 || W < 2) throw std::invalid_argument("harmonic_fill: the texture must be at least 2 x 2");
+  if (C < 1) throw std::invalid_argument("harmonic_fill: channels must be >= 1");
+  if (H * W >= (int64_t(1) << 31)) throw std::invalid_argument("harmonic_fill: more than 2^31 - 1 texels");
+  if (a.iters < 0) throw std::invalid_argument("harmonic_fill: iters must be >= 0");
+  if (!a.texture || !a.known) throw std::invalid_argument("harmonic_fill: null buffer");
+  HarmonicFillArgs args = a;
+  args.num_threads = std::max(1, std::min(a.num_threads, raster::kMaxThreads));
+  const uint8_t* known = a.known;
+  const uint8_t* domain = a.domain;
+  auto in_dom = [&](int64_t i) { return known[i] || !domain || domain[i]; };
+
+  // level 0 (half resolution) straight from the texture; the texels to fill counted on the way
+  std::vector<Level> levels;
+  levels.push_back(down2(
+      H, W, C, args.num_threads, [&](int64_t i) { return a.texture + i * C; },
+      [&](int64_t i) { return known[i] ? 1.0f : 0.0f; }, in_dom));
+  int64_t todo = 0, n_known = 0;
+  for (int64_t i = 0; i < H * W; ++i) {
+    n_known += known[i] != 0;
+    todo += !known[i] && (!domain || domain[i]);
+  }
+  if (todo == 0) return 0;
+  if (n_known == 0) {  // nothing to propagate: grey, as the torch code
+    for (int64_t i = 0; i < H * W; ++i)
+      if (!domain || domain[i])
+        for (int64_t ch = 0; ch < C; ++ch) a.texture[i * C + ch] = 0.5f;
+    return todo;
+  }
+  while (std::max(levels.back().h, levels.back().w) > 1) {
+    const Level& f = levels.back();
+    Level next = down2(
+        f.h, f.w, C, args.num_threads, [&](int64_t i) { return f.c.data() + i * C; },
+        [&](int64_t i) { return f.n[size_t(i)]; }, [&](int64_t i) { return f.d[size_t(i)] != 0; });
+    levels.push_back(std::move(next));
+  }
+  switch (C) {
+    case 1: solve_dispatch<1>(args, levels, C); break;
+    case 3: solve_dispatch<3>(args, levels, C); break;
+    case 4: solve_dispatch<4>(args, levels, C); break;
+    default: solve_dispatch<0>(args, levels, C); break;
+  }
+  return todo;
+}
+
+}  // namespace render_npu
