@@ -1,17 +1,20 @@
-// Harmonic fill (harmonic.h). The pyramid and the cell lists are plain sums and flags, shared by
-// both variants; the kernels with multiply-adds are in harmonic_impl.inc (why: see there).
+// Harmonic fill (harmonic.h). The pyramid is plain sums and flags, shared by both variants; the
+// kernels with multiply-adds are in harmonic_impl.inc (why: see there).
 #include "inpaint/harmonic.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
-#include <cstring>
+#include <memory>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "rasterize/barrier.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define RNPU_HARMONIC_FMA 1
+#include <immintrin.h>
 #else
 #define RNPU_HARMONIC_FMA 0
 #endif
@@ -20,24 +23,6 @@ namespace render_npu {
 namespace {
 
 constexpr int64_t kMinCellsPerThread = 1 << 15;
-
-// Neighbour flags of a cell: bits 0..3 = neighbour (up, down, left, right) in the grid and the
-// domain; bits 4..7 = neighbour in the grid.
-constexpr uint8_t kUp = 16, kDown = 32, kLeft = 64, kRight = 128;
-
-// kWeights[valid bits] = valid_k / count, in float32 as the torch code divides (0 for no neighbour).
-struct WeightTable {
-  float w[16][4];
-  WeightTable() {
-    for (int m = 0; m < 16; ++m) {
-      const int cnt = (m & 1) + ((m >> 1) & 1) + ((m >> 2) & 1) + ((m >> 3) & 1);
-      for (int k = 0; k < 4; ++k)
-        w[m][k] = cnt ? static_cast<float>((m >> k) & 1) / static_cast<float>(cnt) : 0.0f;
-    }
-  }
-};
-const WeightTable kWeightTable;
-const float (&kWeights)[16][4] = kWeightTable.w;
 
 int threads_for(int64_t work, int num_threads) {
   return int(std::max<int64_t>(1, std::min<int64_t>(num_threads, work / kMinCellsPerThread + 1)));
@@ -56,19 +41,88 @@ int run_bands(int64_t n, int want, Fn&& fn) {
   return team;
 }
 
+// An array that is not zero-filled (every element is written before it is read).
+template <class T>
+struct Buffer {
+  std::unique_ptr<T[]> p;
+  void alloc(int64_t n) { p.reset(new T[size_t(n)]); }
+  T* data() { return p.get(); }
+  const T* data() const { return p.get(); }
+  T& operator[](int64_t i) { return p[size_t(i)]; }
+  const T& operator[](int64_t i) const { return p[size_t(i)]; }
+};
+
 // One pyramid level: colour sums (then the estimate) [h, w, C], known counts [h, w], domain [h, w].
 struct Level {
   int64_t h = 0, w = 0;
-  std::vector<float> c, n;
-  std::vector<uint8_t> d;
+  Buffer<float> c, n;
+  Buffer<uint8_t> d;
+  int64_t unknown = 0;  // cells of the domain without a known texel
 };
 
-// The cells to relax, by colour ((row + col) % 2), in row-major order, with their neighbour flags.
-struct CellLists {
-  std::vector<int32_t> idx[2];
-  std::vector<uint8_t> code[2];
-  int64_t unknown = 0;  // unknown cells of the domain, including those without a domain neighbour
+// The next pyramid level (texgen.inpaint._down2 of colour, count and domain) from a finer grid of
+// hs x ws cells: colour(i) -> const float* [C], count(i) -> float, dom(i) -> bool. Blocks are
+// summed ((a + b) + c) + d with a = (2r, 2c), b = (2r + 1, 2c), c = (2r, 2c + 1),
+// d = (2r + 1, 2c + 1), a cell beyond an odd edge taken as +0.0f (torch pads with zeros).
+// tally(band, i0, i1) runs once on each finer cell range [i0, i1) (for the caller's counts).
+template <class Colour, class Count, class Dom, class Tally>
+Level down2(int64_t hs, int64_t ws, int64_t C, int num_threads, Colour&& colour, Count&& count, Dom&& dom,
+            Tally&& tally) {
+  Level lv;
+  lv.h = (hs + 1) / 2;
+  lv.w = (ws + 1) / 2;
+  lv.c.alloc(lv.h * lv.w * C);
+  lv.n.alloc(lv.h * lv.w);
+  lv.d.alloc(lv.h * lv.w);
+  const std::vector<float> zero(static_cast<size_t>(C), 0.0f);
+  const int want = threads_for(hs * ws, num_threads);
+  std::vector<int64_t> unknown(static_cast<size_t>(want), 0);
+  const int bands = run_bands(lv.h, want, [&](int band, int64_t r0, int64_t r1) {
+    int64_t u = 0;
+    for (int64_t r = r0; r < r1; ++r) {
+      const bool has_b = 2 * r + 1 < hs;
+      for (int64_t c = 0; c < lv.w; ++c) {
+        const bool has_c = 2 * c + 1 < ws, has_d = has_b && has_c;
+        const int64_t ia = 2 * r * ws + 2 * c, ib = ia + ws, ic = ia + 1, id = ia + ws + 1;
+        const float* a = colour(ia);
+        const float* b = has_b ? colour(ib) : zero.data();
+        const float* cc = has_c ? colour(ic) : zero.data();
+        const float* d = has_d ? colour(id) : zero.data();
+        const int64_t o = r * lv.w + c;
+        float* out = lv.c.data() + o * C;
+        for (int64_t ch = 0; ch < C; ++ch) out[ch] = ((a[ch] + b[ch]) + cc[ch]) + d[ch];
+        const float n = ((count(ia) + (has_b ? count(ib) : 0.0f)) + (has_c ? count(ic) : 0.0f)) +
+                        (has_d ? count(id) : 0.0f);
+        const bool in = dom(ia) || (has_b && dom(ib)) || (has_c && dom(ic)) || (has_d && dom(id));
+        lv.n[o] = n;
+        lv.d[o] = in;
+        u += in && !(n > 0.0f);
+      }
+      tally(band, 2 * r * ws, std::min(2 * r + 2, hs) * ws);
+    }
+    unknown[size_t(band)] = u;
+  });
+  for (int b = 0; b < bands; ++b) lv.unknown += unknown[size_t(b)];
+  return lv;
+}
+
+// Neighbour flags of a cell: bits 0..3 = neighbour (up, down, left, right) in the grid and the
+// domain; bits 4..7 = neighbour in the grid.
+constexpr uint8_t kUp = 16, kDown = 32, kLeft = 64, kRight = 128;
+
+// kWeights[valid bits] = valid_k / count, in float32 as the torch code divides (0 for no neighbour).
+struct WeightTable {
+  float w[16][4];
+  WeightTable() {
+    for (int m = 0; m < 16; ++m) {
+      const int cnt = (m & 1) + ((m >> 1) & 1) + ((m >> 2) & 1) + ((m >> 3) & 1);
+      for (int k = 0; k < 4; ++k)
+        w[m][k] = cnt ? static_cast<float>((m >> k) & 1) / static_cast<float>(cnt) : 0.0f;
+    }
+  }
 };
+const WeightTable kWeightTable;
+const float (&kWeights)[16][4] = kWeightTable.w;
 
 // Source position along one axis: rows (or columns) i0, i1 and weights l0, l1.
 struct Axis {
@@ -115,36 +169,21 @@ std::vector<Axis> sample_axis(int64_t in, int64_t out) {
   return ax;
 }
 
-// The next pyramid level (texgen.inpaint._down2 of colour, count and domain) from a finer grid of
-// hs x ws cells: colour(i) -> const float* [C], count(i) -> float, dom(i) -> bool.
-template <class Colour, class Count, class Dom>
-Level down2(int64_t hs, int64_t ws, int64_t C, int num_threads, Colour&& colour, Count&& count, Dom&& dom) {
-  Level lv;
-  lv.h = (hs + 1) / 2;
-  lv.w = (ws + 1) / 2;
-  lv.c.resize(size_t(lv.h * lv.w * C));
-  lv.n.resize(size_t(lv.h * lv.w));
-  lv.d.resize(size_t(lv.h * lv.w));
-  std::vector<float> zero(size_t(C), 0.0f);
-  run_bands(lv.h, threads_for(hs * ws, num_threads), [&](int, int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t c = 0; c < lv.w; ++c) {
-        const int64_t ia = 2 * r * ws + 2 * c;
-        const bool has_b = 2 * r + 1 < hs, has_c = 2 * c + 1 < ws;
-        const int64_t ib = ia + ws, ic = ia + 1, id = ia + ws + 1;
-        const float* a = colour(ia);
-        const float* b = has_b ? colour(ib) : zero.data();
-        const float* cc = has_c ? colour(ic) : zero.data();
-        const float* d = has_b && has_c ? colour(id) : zero.data();
-        const int64_t o = r * lv.w + c;
-        float* out = lv.c.data() + o * C;
-        for (int64_t ch = 0; ch < C; ++ch) out[ch] = ((a[ch] + b[ch]) + cc[ch]) + d[ch];
-        lv.n[size_t(o)] = ((count(ia) + (has_b ? count(ib) : 0.0f)) + (has_c ? count(ic) : 0.0f)) +
-                          (has_b && has_c ? count(id) : 0.0f);
-        lv.d[size_t(o)] = dom(ia) || (has_b && dom(ib)) || (has_c && dom(ic)) || (has_b && has_c && dom(id));
-      }
-  });
-  return lv;
+// Progress of one relaxation pipeline stage (steps done), on its own cache line.
+struct alignas(64) Progress {
+  std::atomic<int64_t> steps{0};
+};
+
+inline void wait_until(const std::atomic<int64_t>& v, int64_t target) {
+  for (int spin = 0; v.load(std::memory_order_acquire) < target; ++spin) {
+    if (spin < 1000) {
+#if RNPU_HARMONIC_FMA
+      _mm_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
 }
 
 namespace portable {
@@ -162,11 +201,11 @@ namespace fma {
 #endif
 
 template <int KC>
-void solve_dispatch(const HarmonicFillArgs& a, std::vector<Level>& levels, int64_t C) {
+void solve_dispatch(const HarmonicFillArgs& a, std::vector<Level>& levels) {
 #if RNPU_HARMONIC_FMA
-  if (__builtin_cpu_supports("fma")) return fma::solve<KC>(a, levels, C);
+  if (__builtin_cpu_supports("fma")) return fma::solve<KC>(a, levels);
 #endif
-  portable::solve<KC>(a, levels, C);
+  portable::solve<KC>(a, levels);
 }
 
 }  // namespace
@@ -182,18 +221,26 @@ int64_t harmonic_fill(const HarmonicFillArgs& a) {
   args.num_threads = std::max(1, std::min(a.num_threads, raster::kMaxThreads));
   const uint8_t* known = a.known;
   const uint8_t* domain = a.domain;
-  auto in_dom = [&](int64_t i) { return known[i] || !domain || domain[i]; };
 
-  // level 0 (half resolution) straight from the texture; the texels to fill counted on the way
+  // the pyramid: level 0 (half resolution) from the texture, counting the texels to fill and the
+  // known ones on the way; then down to 1 x 1
+  const int want = threads_for(H * W, args.num_threads);
+  std::vector<int64_t> todo_part(static_cast<size_t>(want), 0), known_part(static_cast<size_t>(want), 0);
   std::vector<Level> levels;
   levels.push_back(down2(
       H, W, C, args.num_threads, [&](int64_t i) { return a.texture + i * C; },
-      [&](int64_t i) { return known[i] ? 1.0f : 0.0f; }, in_dom));
+      [&](int64_t i) { return known[i] ? 1.0f : 0.0f; }, [&](int64_t i) { return known[i] || !domain || domain[i]; },
+      [&](int band, int64_t i0, int64_t i1) {
+        int64_t todo = 0, n_known = 0;
+        for (int64_t i = i0; i < i1; ++i) {
+          n_known += known[i] != 0;
+          todo += !known[i] && (!domain || domain[i]);
+        }
+        todo_part[size_t(band)] += todo;
+        known_part[size_t(band)] += n_known;
+      }));
   int64_t todo = 0, n_known = 0;
-  for (int64_t i = 0; i < H * W; ++i) {
-    n_known += known[i] != 0;
-    todo += !known[i] && (!domain || domain[i]);
-  }
+  for (int b = 0; b < want; ++b) todo += todo_part[size_t(b)], n_known += known_part[size_t(b)];
   if (todo == 0) return 0;
   if (n_known == 0) {  // nothing to propagate: grey, as the torch code
     for (int64_t i = 0; i < H * W; ++i)
@@ -205,14 +252,14 @@ int64_t harmonic_fill(const HarmonicFillArgs& a) {
     const Level& f = levels.back();
     Level next = down2(
         f.h, f.w, C, args.num_threads, [&](int64_t i) { return f.c.data() + i * C; },
-        [&](int64_t i) { return f.n[size_t(i)]; }, [&](int64_t i) { return f.d[size_t(i)] != 0; });
+        [&](int64_t i) { return f.n[i]; }, [&](int64_t i) { return f.d[i] != 0; }, [](int, int64_t, int64_t) {});
     levels.push_back(std::move(next));
   }
   switch (C) {
-    case 1: solve_dispatch<1>(args, levels, C); break;
-    case 3: solve_dispatch<3>(args, levels, C); break;
-    case 4: solve_dispatch<4>(args, levels, C); break;
-    default: solve_dispatch<0>(args, levels, C); break;
+    case 1: solve_dispatch<1>(args, levels); break;
+    case 3: solve_dispatch<3>(args, levels); break;
+    case 4: solve_dispatch<4>(args, levels); break;
+    default: solve_dispatch<0>(args, levels); break;
   }
   return todo;
 }
