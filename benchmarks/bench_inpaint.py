@@ -6,7 +6,13 @@ chart seams, so pos_idx != uv_idx), baked into a 2048^2 RGB texture. The mask co
 texels minus a few "occluded" caps and a light speckle, ~80% of the used texels, as after a
 6-view bake. Prints a markdown table (seconds, best of --repeat runs).
 
-    python benchmarks/bench_inpaint.py [--sizes 20000 200000 1000000] [--res 2048]
+    python benchmarks/bench_inpaint.py [--sizes 20000 200000 1000000] [--res 2048] [--fill-res 2048]
+
+A second table times texgen's image-space fill, ``texgen.inpaint.harmonic_fill``: the torch
+fallback against the compiled kernel, on the 20k-face atlas's texture and mask (what
+``MeshRender.uv_inpaint`` fills after the vertex inpaint: the used area grown by max(2, W / 256)
+texels, and the whole atlas), each with one and with all intra-op / kernel threads, in one run.
+``--sizes`` with no value prints only that table.
 
 The Python fallback at large sizes is timed on a run capped at --py-max-passes passes and
 extrapolated linearly in the number of passes (the table says so); the per-pass cost is
@@ -21,7 +27,10 @@ import time
 
 import numpy as np
 
+import torch
+
 from render_npu import inpaint
+from texgen.inpaint import _grow, harmonic_fill
 
 
 def sphere_atlas_mesh(faces_target: int, res: int = 2048, chart: int = 16, seed: int = 0):
@@ -95,11 +104,12 @@ def best_of(fn, repeat):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", type=int, nargs="+", default=[20000, 200000, 1000000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[20000, 200000, 1000000])
     ap.add_argument("--res", type=int, default=2048)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--py-max-passes", type=int, default=3, help="cap for the Python run at >= 1M faces")
     ap.add_argument("--py-full-below", type=int, default=500000, help="run Python uncapped below this face count")
+    ap.add_argument("--fill-res", type=int, nargs="*", default=[2048], help="harmonic_fill table resolutions")
     args = ap.parse_args()
     if inpaint._compiled() is None:
         raise SystemExit("compiled module missing: build it (see README) or set RENDER_NPU_EXT_DIR")
@@ -129,11 +139,57 @@ def main():
     print(f"\nTexture {args.res}x{args.res}x3; wall seconds of the whole call (validation, copies, write-back "
           f"included), best of {args.repeat} (Python: one run); {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.1f}. Speedup = Python smooth / C++ smooth.\n")
-    print("| faces | vertices | mask coverage | list entries | passes | C++ smooth | C++ forward | Python smooth | speedup |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    if rows:
+        print("| faces | vertices | mask coverage | list entries | passes | C++ smooth | C++ forward | Python smooth | speedup |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for F, V, cov, st, t_cpp, t_fwd, t_py, note in rows:
         print(f"| {F:,} | {V:,} | {cov:.0%} | {st.list_entries:,} | {st.iterations} | "
               f"{t_cpp:.3f} | {t_fwd:.3f} | {t_py:.2f}{note} | {t_py / t_cpp:.0f}x |")
+    if args.fill_res:
+        fill_table(args.fill_res, args.repeat)
+
+
+def fill_table(resolutions, repeat):
+    """texgen.inpaint.harmonic_fill: torch fallback vs compiled kernel, milliseconds, best of `repeat`."""
+    threads = torch.get_num_threads()
+    rows = []
+    for res in resolutions:
+        mesh, _ = sphere_atlas_mesh(20000, res)
+        known = mesh["mask"] > 0
+        used = mesh["texture"].any(-1)
+        tex = mesh["texture"] * known[..., None]
+        for name, domain in (("used area + margin", _grow(used, max(2, res // 256)) | known), ("whole atlas", None)):
+            holes = int(np.count_nonzero(~known if domain is None else domain & ~known))
+
+            def run(backend, n):
+                best, out = float("inf"), None
+                for _ in range(repeat):
+                    buf = tex.copy()  # inplace: what texgen and MeshRender.uv_inpaint call
+                    torch.set_num_threads(n)
+                    try:
+                        t0 = time.perf_counter()
+                        out = harmonic_fill(buf, known, domain, inplace=True, backend=backend, num_threads=n)
+                        best = min(best, time.perf_counter() - t0)
+                    finally:
+                        torch.set_num_threads(threads)
+                return best * 1e3, out
+
+            (t1, ref), (tn, ref_n) = run("torch", 1), run("torch", threads)
+            (c1, out), (cn, out_n) = run("cpp", 1), run("cpp", threads)
+            assert np.array_equal(out, out_n), "compiled harmonic_fill changed with its thread count"
+            diff = max(float(np.abs(out - ref).max()), float(np.abs(out - ref_n).max()))
+            rows.append((res, name, holes, t1, tn, c1, cn, diff))
+            print(f"# harmonic_fill {res}^2 {name} done", flush=True)
+    print(f"\ntexgen.inpaint.harmonic_fill (iters=4), in place on the 20k-face atlas's texture and mask; wall "
+          f"milliseconds, best of {repeat}; torch with 1 and {threads} intra-op threads, the compiled kernel with "
+          f"num_threads 1 and {threads}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}. Speedup = "
+          f"faster torch / faster compiled. max |diff|: compiled against both torch runs (0 = same bits).\n")
+    print(f"| texture | domain | texels filled | torch, 1 thread | torch, {threads} threads | compiled, 1 thread | "
+          f"compiled, {threads} threads | speedup | max abs diff |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for res, name, holes, t1, tn, c1, cn, diff in rows:
+        print(f"| {res}^2 | {name} | {holes:,} | {t1:.0f} | {tn:.0f} | {c1:.1f} | {cn:.1f} | "
+              f"{min(t1, tn) / min(c1, cn):.1f}x | {diff:.1e} |")
 
 
 if __name__ == "__main__":
