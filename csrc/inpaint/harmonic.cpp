@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "rasterize/barrier.h"
@@ -65,38 +66,54 @@ struct Level {
 // summed ((a + b) + c) + d with a = (2r, 2c), b = (2r + 1, 2c), c = (2r, 2c + 1),
 // d = (2r + 1, 2c + 1), a cell beyond an odd edge taken as +0.0f (torch pads with zeros).
 // tally(band, i0, i1) runs once on each finer cell range [i0, i1) (for the caller's counts).
-template <class Colour, class Count, class Dom, class Tally>
+template <int KC, class Colour, class Count, class Dom, class Tally>
 Level down2(int64_t hs, int64_t ws, int64_t C, int num_threads, Colour&& colour, Count&& count, Dom&& dom,
             Tally&& tally) {
   Level lv;
   lv.h = (hs + 1) / 2;
   lv.w = (ws + 1) / 2;
-  lv.c.alloc(lv.h * lv.w * C);
+  lv.c.alloc(lv.h * lv.w * C + 1);  // + 1: SIMD kernels may load one float past a texel
   lv.n.alloc(lv.h * lv.w);
   lv.d.alloc(lv.h * lv.w);
-  const std::vector<float> zero(static_cast<size_t>(C), 0.0f);
+  const int64_t nc = KC > 0 ? KC : C, w = lv.w;
+  float* const oc = lv.c.data();
+  float* const on = lv.n.data();
+  uint8_t* const od = lv.d.data();
+  // block (r, c); has_b / has_c: whether row 2r + 1 / column 2c + 1 exists (compile-time flags).
+  // Flags combine with | rather than || (no data-dependent branches), pointers are locals (the
+  // byte stores could alias anything reached through a reference).
+  auto block = [=](int64_t r, int64_t c, auto hb, auto hc) -> int {
+    constexpr bool has_b = decltype(hb)::value, has_c = decltype(hc)::value, has_d = has_b && has_c;
+    const int64_t ia = 2 * r * ws + 2 * c, ib = ia + ws, ic = ia + 1, id = ia + ws + 1;
+    const int64_t o = r * w + c;
+    const float* pa = colour(ia);
+    const float* pb = colour(has_b ? ib : ia);
+    const float* pc = colour(has_c ? ic : ia);
+    const float* pd = colour(has_d ? id : ia);
+    float* out = oc + o * C;
+    for (int64_t ch = 0; ch < nc; ++ch)
+      out[ch] = ((pa[ch] + (has_b ? pb[ch] : 0.0f)) + (has_c ? pc[ch] : 0.0f)) + (has_d ? pd[ch] : 0.0f);
+    const float n = ((count(ia) + (has_b ? count(ib) : 0.0f)) + (has_c ? count(ic) : 0.0f)) +
+                    (has_d ? count(id) : 0.0f);
+    const int in = int(dom(ia)) | int(has_b && dom(ib)) | int(has_c && dom(ic)) | int(has_d && dom(id));
+    on[o] = n;
+    od[o] = uint8_t(in);
+    return in & int(!(n > 0.0f));
+  };
   const int want = threads_for(hs * ws, num_threads);
   std::vector<int64_t> unknown(static_cast<size_t>(want), 0);
+  const std::true_type yes;
+  const std::false_type no;
   const int bands = run_bands(lv.h, want, [&](int band, int64_t r0, int64_t r1) {
     int64_t u = 0;
+    const int64_t pairs = ws / 2;
     for (int64_t r = r0; r < r1; ++r) {
-      const bool has_b = 2 * r + 1 < hs;
-      for (int64_t c = 0; c < lv.w; ++c) {
-        const bool has_c = 2 * c + 1 < ws, has_d = has_b && has_c;
-        const int64_t ia = 2 * r * ws + 2 * c, ib = ia + ws, ic = ia + 1, id = ia + ws + 1;
-        const float* a = colour(ia);
-        const float* b = has_b ? colour(ib) : zero.data();
-        const float* cc = has_c ? colour(ic) : zero.data();
-        const float* d = has_d ? colour(id) : zero.data();
-        const int64_t o = r * lv.w + c;
-        float* out = lv.c.data() + o * C;
-        for (int64_t ch = 0; ch < C; ++ch) out[ch] = ((a[ch] + b[ch]) + cc[ch]) + d[ch];
-        const float n = ((count(ia) + (has_b ? count(ib) : 0.0f)) + (has_c ? count(ic) : 0.0f)) +
-                        (has_d ? count(id) : 0.0f);
-        const bool in = dom(ia) || (has_b && dom(ib)) || (has_c && dom(ic)) || (has_d && dom(id));
-        lv.n[o] = n;
-        lv.d[o] = in;
-        u += in && !(n > 0.0f);
+      if (2 * r + 1 < hs) {
+        for (int64_t c = 0; c < pairs; ++c) u += block(r, c, yes, yes);
+        if (ws & 1) u += block(r, pairs, yes, no);
+      } else {
+        for (int64_t c = 0; c < pairs; ++c) u += block(r, c, no, yes);
+        if (ws & 1) u += block(r, pairs, no, no);
       }
       tally(band, 2 * r * ws, std::min(2 * r + 2, hs) * ws);
     }
@@ -208,37 +225,35 @@ void solve_dispatch(const HarmonicFillArgs& a, std::vector<Level>& levels) {
   portable::solve<KC>(a, levels);
 }
 
-}  // namespace
-
-int64_t harmonic_fill(const HarmonicFillArgs& a) {
+// The pyramid, then the solve (KC: the channel count, or 0 for any); returns the texels filled.
+template <int KC>
+int64_t fill(const HarmonicFillArgs& a) {
   const int64_t H = a.height, W = a.width, C = a.channels;
-  if (H < 2 || W < 2) throw std::invalid_argument("harmonic_fill: the texture must be at least 2 x 2");
-  if (C < 1) throw std::invalid_argument("harmonic_fill: channels must be >= 1");
-  if (H * W >= (int64_t(1) << 31)) throw std::invalid_argument("harmonic_fill: more than 2^31 - 1 texels");
-  if (a.iters < 0) throw std::invalid_argument("harmonic_fill: iters must be >= 0");
-  if (!a.texture || !a.known) throw std::invalid_argument("harmonic_fill: null buffer");
-  HarmonicFillArgs args = a;
-  args.num_threads = std::max(1, std::min(a.num_threads, raster::kMaxThreads));
   const uint8_t* known = a.known;
   const uint8_t* domain = a.domain;
-
   // the pyramid: level 0 (half resolution) from the texture, counting the texels to fill and the
   // known ones on the way; then down to 1 x 1
-  const int want = threads_for(H * W, args.num_threads);
+  const int want = threads_for(H * W, a.num_threads);
   std::vector<int64_t> todo_part(static_cast<size_t>(want), 0), known_part(static_cast<size_t>(want), 0);
   std::vector<Level> levels;
-  levels.push_back(down2(
-      H, W, C, args.num_threads, [&](int64_t i) { return a.texture + i * C; },
-      [&](int64_t i) { return known[i] ? 1.0f : 0.0f; }, [&](int64_t i) { return known[i] || !domain || domain[i]; },
-      [&](int band, int64_t i0, int64_t i1) {
-        int64_t todo = 0, n_known = 0;
-        for (int64_t i = i0; i < i1; ++i) {
-          n_known += known[i] != 0;
-          todo += !known[i] && (!domain || domain[i]);
-        }
-        todo_part[size_t(band)] += todo;
-        known_part[size_t(band)] += n_known;
-      }));
+  const float* tex = a.texture;
+  auto colour0 = [tex, C](int64_t i) { return tex + i * C; };
+  auto count0 = [known](int64_t i) { return known[i] ? 1.0f : 0.0f; };
+  auto tally0 = [&](int band, int64_t i0, int64_t i1) {
+    int64_t todo = 0, n_known = 0;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int k = known[i] != 0;
+      n_known += k;
+      todo += (k ^ 1) & int(!domain || domain[i]);
+    }
+    todo_part[size_t(band)] += todo;
+    known_part[size_t(band)] += n_known;
+  };
+  if (domain)
+    levels.push_back(down2<KC>(H, W, C, a.num_threads, colour0, count0,
+                               [known, domain](int64_t i) { return (known[i] | domain[i]) != 0; }, tally0));
+  else
+    levels.push_back(down2<KC>(H, W, C, a.num_threads, colour0, count0, [](int64_t) { return true; }, tally0));
   int64_t todo = 0, n_known = 0;
   for (int b = 0; b < want; ++b) todo += todo_part[size_t(b)], n_known += known_part[size_t(b)];
   if (todo == 0) return 0;
@@ -250,18 +265,35 @@ int64_t harmonic_fill(const HarmonicFillArgs& a) {
   }
   while (std::max(levels.back().h, levels.back().w) > 1) {
     const Level& f = levels.back();
-    Level next = down2(
-        f.h, f.w, C, args.num_threads, [&](int64_t i) { return f.c.data() + i * C; },
-        [&](int64_t i) { return f.n[i]; }, [&](int64_t i) { return f.d[i] != 0; }, [](int, int64_t, int64_t) {});
+    const float* fc = f.c.data();
+    const float* fn = f.n.data();
+    const uint8_t* fd = f.d.data();
+    Level next = down2<KC>(
+        f.h, f.w, C, a.num_threads, [fc, C](int64_t i) { return fc + i * C; }, [fn](int64_t i) { return fn[i]; },
+        [fd](int64_t i) { return fd[i] != 0; }, [](int, int64_t, int64_t) {});
     levels.push_back(std::move(next));
   }
-  switch (C) {
-    case 1: solve_dispatch<1>(args, levels); break;
-    case 3: solve_dispatch<3>(args, levels); break;
-    case 4: solve_dispatch<4>(args, levels); break;
-    default: solve_dispatch<0>(args, levels); break;
-  }
+  solve_dispatch<KC>(a, levels);
   return todo;
+}
+
+}  // namespace
+
+int64_t harmonic_fill(const HarmonicFillArgs& a) {
+  const int64_t H = a.height, W = a.width, C = a.channels;
+  if (H < 2 || W < 2) throw std::invalid_argument("harmonic_fill: the texture must be at least 2 x 2");
+  if (C < 1) throw std::invalid_argument("harmonic_fill: channels must be >= 1");
+  if (H * W >= (int64_t(1) << 31)) throw std::invalid_argument("harmonic_fill: more than 2^31 - 1 texels");
+  if (a.iters < 0) throw std::invalid_argument("harmonic_fill: iters must be >= 0");
+  if (!a.texture || !a.known) throw std::invalid_argument("harmonic_fill: null buffer");
+  HarmonicFillArgs args = a;
+  args.num_threads = std::max(1, std::min(a.num_threads, raster::kMaxThreads));
+  switch (C) {
+    case 1: return fill<1>(args);
+    case 3: return fill<3>(args);
+    case 4: return fill<4>(args);
+    default: return fill<0>(args);
+  }
 }
 
 }  // namespace render_npu
