@@ -65,10 +65,11 @@ struct Level {
 // hs x ws cells: colour(i) -> const float* [C], count(i) -> float, dom(i) -> bool. Blocks are
 // summed ((a + b) + c) + d with a = (2r, 2c), b = (2r + 1, 2c), c = (2r, 2c + 1),
 // d = (2r + 1, 2c + 1), a cell beyond an odd edge taken as +0.0f (torch pads with zeros).
-// tally(band, i0, i1) runs once on each finer cell range [i0, i1) (for the caller's counts).
-template <int KC, class Colour, class Count, class Dom, class Tally>
+// Also counts the finer grid's cells: `finer_unknown` (in the domain, count 0) and `finer_count`
+// (the sum of their counts).
+template <int KC, class Colour, class Count, class Dom>
 Level down2(int64_t hs, int64_t ws, int64_t C, int num_threads, Colour&& colour, Count&& count, Dom&& dom,
-            Tally&& tally) {
+            int64_t& finer_unknown, int64_t& finer_count) {
   Level lv;
   lv.h = (hs + 1) / 2;
   lv.w = (ws + 1) / 2;
@@ -82,7 +83,10 @@ Level down2(int64_t hs, int64_t ws, int64_t C, int num_threads, Colour&& colour,
   // block (r, c); has_b / has_c: whether row 2r + 1 / column 2c + 1 exists (compile-time flags).
   // Flags combine with | rather than || (no data-dependent branches), pointers are locals (the
   // byte stores could alias anything reached through a reference).
-  auto block = [=](int64_t r, int64_t c, auto hb, auto hc) -> int {
+  struct Tally {
+    int64_t unknown = 0, finer_unknown = 0, finer_count = 0;
+  };
+  auto block = [=](int64_t r, int64_t c, auto hb, auto hc, Tally& t) {
     constexpr bool has_b = decltype(hb)::value, has_c = decltype(hc)::value, has_d = has_b && has_c;
     const int64_t ia = 2 * r * ws + 2 * c, ib = ia + ws, ic = ia + 1, id = ia + ws + 1;
     const int64_t o = r * w + c;
@@ -93,33 +97,42 @@ Level down2(int64_t hs, int64_t ws, int64_t C, int num_threads, Colour&& colour,
     float* out = oc + o * C;
     for (int64_t ch = 0; ch < nc; ++ch)
       out[ch] = ((pa[ch] + (has_b ? pb[ch] : 0.0f)) + (has_c ? pc[ch] : 0.0f)) + (has_d ? pd[ch] : 0.0f);
-    const float n = ((count(ia) + (has_b ? count(ib) : 0.0f)) + (has_c ? count(ic) : 0.0f)) +
-                    (has_d ? count(id) : 0.0f);
-    const int in = int(dom(ia)) | int(has_b && dom(ib)) | int(has_c && dom(ic)) | int(has_d && dom(id));
+    const float na = count(ia), nb = has_b ? count(ib) : 0.0f, ncc = has_c ? count(ic) : 0.0f,
+                nd = has_d ? count(id) : 0.0f;
+    const int da = dom(ia), db = has_b && dom(ib), dc = has_c && dom(ic), dd = has_d && dom(id);
+    const float n = ((na + nb) + ncc) + nd;
+    const int in = da | db | dc | dd;
     on[o] = n;
     od[o] = uint8_t(in);
-    return in & int(!(n > 0.0f));
+    t.unknown += in & int(!(n > 0.0f));
+    t.finer_unknown += (da & int(!(na > 0.0f))) + (db & int(!(nb > 0.0f))) + (dc & int(!(ncc > 0.0f))) +
+                       (dd & int(!(nd > 0.0f)));
+    t.finer_count += int64_t(na) + int64_t(nb) + int64_t(ncc) + int64_t(nd);
   };
   const int want = threads_for(hs * ws, num_threads);
-  std::vector<int64_t> unknown(static_cast<size_t>(want), 0);
+  std::vector<Tally> tally(static_cast<size_t>(want));
   const std::true_type yes;
   const std::false_type no;
   const int bands = run_bands(lv.h, want, [&](int band, int64_t r0, int64_t r1) {
-    int64_t u = 0;
+    Tally t;
     const int64_t pairs = ws / 2;
     for (int64_t r = r0; r < r1; ++r) {
       if (2 * r + 1 < hs) {
-        for (int64_t c = 0; c < pairs; ++c) u += block(r, c, yes, yes);
-        if (ws & 1) u += block(r, pairs, yes, no);
+        for (int64_t c = 0; c < pairs; ++c) block(r, c, yes, yes, t);
+        if (ws & 1) block(r, pairs, yes, no, t);
       } else {
-        for (int64_t c = 0; c < pairs; ++c) u += block(r, c, no, yes);
-        if (ws & 1) u += block(r, pairs, no, no);
+        for (int64_t c = 0; c < pairs; ++c) block(r, c, no, yes, t);
+        if (ws & 1) block(r, pairs, no, no, t);
       }
-      tally(band, 2 * r * ws, std::min(2 * r + 2, hs) * ws);
     }
-    unknown[size_t(band)] = u;
+    tally[size_t(band)] = t;
   });
-  for (int b = 0; b < bands; ++b) lv.unknown += unknown[size_t(b)];
+  finer_unknown = finer_count = 0;
+  for (int b = 0; b < bands; ++b) {
+    lv.unknown += tally[size_t(b)].unknown;
+    finer_unknown += tally[size_t(b)].finer_unknown;
+    finer_count += tally[size_t(b)].finer_count;
+  }
   return lv;
 }
 
@@ -203,17 +216,21 @@ inline void wait_until(const std::atomic<int64_t>& v, int64_t target) {
   }
 }
 
+#define RNPU_HARMONIC_SSE 0
 namespace portable {
 #include "inpaint/harmonic_impl.inc"
 }  // namespace portable
+#undef RNPU_HARMONIC_SSE
 
 #if RNPU_HARMONIC_FMA
 // Everything in this block is compiled for FMA and only called after a run-time CPU check.
 #pragma GCC push_options
 #pragma GCC target("fma")
+#define RNPU_HARMONIC_SSE 1
 namespace fma {
 #include "inpaint/harmonic_impl.inc"
 }  // namespace fma
+#undef RNPU_HARMONIC_SSE
 #pragma GCC pop_options
 #endif
 
@@ -233,29 +250,16 @@ int64_t fill(const HarmonicFillArgs& a) {
   const uint8_t* domain = a.domain;
   // the pyramid: level 0 (half resolution) from the texture, counting the texels to fill and the
   // known ones on the way; then down to 1 x 1
-  const int want = threads_for(H * W, a.num_threads);
-  std::vector<int64_t> todo_part(static_cast<size_t>(want), 0), known_part(static_cast<size_t>(want), 0);
   std::vector<Level> levels;
+  int64_t todo = 0, n_known = 0, unused_u = 0, unused_n = 0;
   const float* tex = a.texture;
   auto colour0 = [tex, C](int64_t i) { return tex + i * C; };
   auto count0 = [known](int64_t i) { return known[i] ? 1.0f : 0.0f; };
-  auto tally0 = [&](int band, int64_t i0, int64_t i1) {
-    int64_t todo = 0, n_known = 0;
-    for (int64_t i = i0; i < i1; ++i) {
-      const int k = known[i] != 0;
-      n_known += k;
-      todo += (k ^ 1) & int(!domain || domain[i]);
-    }
-    todo_part[size_t(band)] += todo;
-    known_part[size_t(band)] += n_known;
-  };
   if (domain)
     levels.push_back(down2<KC>(H, W, C, a.num_threads, colour0, count0,
-                               [known, domain](int64_t i) { return (known[i] | domain[i]) != 0; }, tally0));
+                               [known, domain](int64_t i) { return (known[i] | domain[i]) != 0; }, todo, n_known));
   else
-    levels.push_back(down2<KC>(H, W, C, a.num_threads, colour0, count0, [](int64_t) { return true; }, tally0));
-  int64_t todo = 0, n_known = 0;
-  for (int b = 0; b < want; ++b) todo += todo_part[size_t(b)], n_known += known_part[size_t(b)];
+    levels.push_back(down2<KC>(H, W, C, a.num_threads, colour0, count0, [](int64_t) { return true; }, todo, n_known));
   if (todo == 0) return 0;
   if (n_known == 0) {  // nothing to propagate: grey, as the torch code
     for (int64_t i = 0; i < H * W; ++i)
@@ -270,7 +274,7 @@ int64_t fill(const HarmonicFillArgs& a) {
     const uint8_t* fd = f.d.data();
     Level next = down2<KC>(
         f.h, f.w, C, a.num_threads, [fc, C](int64_t i) { return fc + i * C; }, [fn](int64_t i) { return fn[i]; },
-        [fd](int64_t i) { return fd[i] != 0; }, [](int, int64_t, int64_t) {});
+        [fd](int64_t i) { return fd[i] != 0; }, unused_u, unused_n);
     levels.push_back(std::move(next));
   }
   solve_dispatch<KC>(a, levels);
