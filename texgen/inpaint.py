@@ -8,7 +8,8 @@
 2. Image-space fill of what is left, inside the used UV area grown by ``pad`` texels:
    ``method="harmonic"`` (default): a smooth membrane over the known texels, solved
    coarse-to-fine (mask-weighted pyramid + red-black Gauss-Seidel relaxation of the Laplace
-   equation at each level, on the empty texels only); ``"pushpull"``: the pyramid alone
+   equation at each level, on the empty texels only; compiled in ``csrc/inpaint/harmonic.cpp``,
+   these torch ops the fallback); ``"pushpull"``: the pyramid alone
    (fastest, blurrier); or OpenCV's ``"ns"`` (Navier-Stokes) / ``"telea"`` ``cv2.inpaint``
    (radius 3, on the 8-bit texture, the rest of the atlas pre-filled by push-pull so no black
    bleeds in). On the round-trip test the harmonic fill scores 4 dB above cv2's NS at a
