@@ -19,6 +19,9 @@
 #else
 #define RNPU_HARMONIC_FMA 0
 #endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace render_npu {
 namespace {
@@ -198,6 +201,29 @@ std::vector<Axis> sample_axis(int64_t in, int64_t out) {
   }
   return ax;
 }
+
+// Bit j set where known[j] == 0 and (domain == nullptr or domain[j] != 0), j < n <= 64.
+inline uint64_t unknown_bits(const uint8_t* known, const uint8_t* domain, int64_t n) {
+  uint64_t m = 0;
+#if defined(__SSE2__)
+  if (n == 64) {
+    const __m128i zero = _mm_setzero_si128();
+    for (int q = 0; q < 4; ++q) {
+      __m128i z = _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(known + 16 * q)), zero);
+      if (domain)
+        z = _mm_andnot_si128(
+            _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(domain + 16 * q)), zero), z);
+      m |= uint64_t(uint32_t(_mm_movemask_epi8(z))) << (16 * q);
+    }
+    return m;
+  }
+#endif
+  for (int64_t j = 0; j < n; ++j) m |= uint64_t(!known[j] && (!domain || domain[j])) << j;
+  return m;
+}
+
+// Every one of n <= 64 cells.
+inline uint64_t every_cell(int64_t, int64_t n) { return n == 64 ? ~uint64_t(0) : (uint64_t(1) << n) - 1; }
 
 // Progress of one relaxation pipeline stage (steps done), on its own cache line.
 struct alignas(64) Progress {
