@@ -200,7 +200,8 @@ py::tuple mesh_vertex_inpaint_binding(CArray<float> texture, CArray<uint8_t> mas
 // texgen.inpaint.harmonic_fill: texture float32 [H, W, C] filled in place; known, domain uint8
 // [H, W] (domain None: everything). Returns the number of texels filled.
 int64_t harmonic_fill_binding(CArray<float> texture, CArray<uint8_t> known, py::object domain, int iters,
-                              int num_threads) {
+                              int num_threads, const std::string& kernel) {
+  if (kernel != "auto" && kernel != "portable") throw std::invalid_argument("kernel must be 'auto' or 'portable'");
   require_shape(texture, {-1, -1, -1}, "texture");
   const auto H = texture.shape(0), W = texture.shape(1);
   require_shape(known, {H, W}, "known");
@@ -218,6 +219,7 @@ int64_t harmonic_fill_binding(CArray<float> texture, CArray<uint8_t> known, py::
   a.channels = texture.shape(2);
   a.iters = iters;
   a.num_threads = num_threads < 1 ? 1 : num_threads;
+  a.portable = kernel == "portable";
   py::gil_scoped_release release;
   return render_npu::harmonic_fill(a);
 }
@@ -682,10 +684,11 @@ PYBIND11_MODULE(_C, m) {
         "last_uncolored, colored_vertices). Releases the GIL. Validate inputs in Python first "
         "(render_npu.inpaint).");
   m.def("harmonic_fill", &harmonic_fill_binding, py::arg("texture").noconvert(), py::arg("known").noconvert(),
-        py::arg("domain").none(true), py::arg("iters"), py::arg("num_threads"),
+        py::arg("domain").none(true), py::arg("iters"), py::arg("num_threads"), py::arg("kernel") = "auto",
         "texgen.inpaint.harmonic_fill's membrane fill (csrc/inpaint/harmonic.h), in place: texture float32 "
         "[H,W,C] (H, W >= 2; 0 on the unknown texels), known uint8 [H,W], domain uint8 [H,W] or None "
-        "(everything). Returns the number of texels filled. Releases the GIL; threads never change results.");
+        "(everything). Returns the number of texels filled. kernel: 'auto' (FMA where the CPU has it) or "
+        "'portable'; both give the same bits. Releases the GIL; threads never change results.");
   m.def("ascendc_host_fine_raster", &ascendc_host_fine_raster_binding,
       py::arg("coords"), py::arg("tiles"), py::arg("lists"), py::arg("rec_i"), py::arg("rec_f"), py::arg("out"),
       py::arg("block_dim") = 8, py::arg("num_threads") = 1, py::arg("device_rounding") = false,

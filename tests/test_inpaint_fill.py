@@ -80,6 +80,21 @@ def test_threads_never_change_results(iters):
     assert all(_same_bits(o, outs[0]) for o in outs[1:])
 
 
+@pytest.mark.parametrize("C", [1, 3, 4, 5])
+def test_portable_kernels_give_the_fma_bits(C):
+    """The compiled fill has a portable variant (libm fma) next to the FMA / SSE one the CPU picks."""
+    ext = _ext.get()
+    tex, known, domain = _case(150, 133, C, 0.4, C)
+    outs = []
+    for kernel in ("auto", "portable"):
+        buf = np.where(known[..., None], tex, 0).astype(np.float32)
+        ext.harmonic_fill(buf, known.view(np.uint8), domain.view(np.uint8), 4, 2, kernel=kernel)
+        outs.append(buf)
+    assert _same_bits(outs[0], outs[1])
+    with pytest.raises(ValueError, match="kernel"):
+        ext.harmonic_fill(buf, known.view(np.uint8), None, 4, 1, kernel="avx512")
+
+
 def test_iters_match_torch(torch_threads):
     torch_threads(1)
     tex, known, domain = _case(260, 250, 3, 0.3, 11)

@@ -263,7 +263,7 @@ namespace fma {
 template <int KC>
 void solve_dispatch(const HarmonicFillArgs& a, std::vector<Level>& levels) {
 #if RNPU_HARMONIC_FMA
-  if (__builtin_cpu_supports("fma")) return fma::solve<KC>(a, levels);
+  if (!a.portable && __builtin_cpu_supports("fma")) return fma::solve<KC>(a, levels);
 #endif
   portable::solve<KC>(a, levels);
 }

@@ -29,6 +29,7 @@ struct HarmonicFillArgs {
   int64_t height = 0, width = 0, channels = 0;  // H, W >= 2; H * W < 2^31; C >= 1
   int iters = 4;                     // sweeps per level (>= 0)
   int num_threads = 1;               // >= 1; the result does not depend on it
+  bool portable = false;             // force the portable kernels (tests: the same bits as FMA's)
 };
 
 // Fills in place; returns the number of texels filled (unknown texels of the domain). With no
