@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
-#include <new>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -14,10 +12,6 @@
 #include <vector>
 
 #include "rasterize/barrier.h"
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define RNPU_HARMONIC_FMA 1
@@ -54,30 +48,12 @@ int run_bands(int64_t n, int want, Fn&& fn) {
 // An array that is not zero-filled (every element is written before it is read).
 template <class T>
 struct Buffer {
-  struct Free {
-    void operator()(T* q) const { std::free(q); }
-  };
-  std::unique_ptr<T[], Free> p;
-  // Large buffers ask for transparent huge pages: a fresh 2048^2 pyramid otherwise costs ~5000
-  // page faults (as long as the rest of a warm call).
-  void alloc(int64_t n) {
-    const size_t bytes = std::max<size_t>(size_t(n) * sizeof(T), 1);
-    constexpr size_t kHuge = size_t(1) << 21;
-    void* q = nullptr;
-#if defined(__linux__)
-    if (bytes >= 2 * kHuge) {
-      q = std::aligned_alloc(kHuge, (bytes + kHuge - 1) / kHuge * kHuge);
-      if (q) madvise(q, (bytes + kHuge - 1) / kHuge * kHuge, MADV_HUGEPAGE);
-    }
-#endif
-    if (!q) q = std::malloc(bytes);
-    if (!q) throw std::bad_alloc();
-    p.reset(static_cast<T*>(q));
-  }
+  std::unique_ptr<T[]> p;
+  void alloc(int64_t n) { p.reset(new T[size_t(n)]); }
   T* data() { return p.get(); }
   const T* data() const { return p.get(); }
-  T& operator[](int64_t i) { return p.get()[i]; }
-  const T& operator[](int64_t i) const { return p.get()[i]; }
+  T& operator[](int64_t i) { return p[size_t(i)]; }
+  const T& operator[](int64_t i) const { return p[size_t(i)]; }
 };
 
 // One pyramid level: colour sums (then the estimate) [h, w, C], known counts [h, w], domain [h, w].
