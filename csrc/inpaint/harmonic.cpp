@@ -77,6 +77,7 @@ Level down2(int64_t hs, int64_t ws, int64_t C, int num_threads, Colour&& colour,
   lv.h = (hs + 1) / 2;
   lv.w = (ws + 1) / 2;
   lv.c.alloc(lv.h * lv.w * C + 1);  // + 1: SIMD kernels may load one float past a texel
+  lv.c[lv.h * lv.w * C] = 0.0f;
   lv.n.alloc(lv.h * lv.w);
   lv.d.alloc(lv.h * lv.w);
   const int64_t nc = KC > 0 ? KC : C, w = lv.w;
