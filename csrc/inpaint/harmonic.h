@@ -11,10 +11,12 @@
 // all cells of one colour ((row + col) even first) from the other colour's values.
 //
 // Arithmetic: float32, in the operation order (and with the fused multiply-adds) of torch's
-// x86-64 CPU kernels for the torch code's ops (harmonic.cpp says which), so that the result is
+// x86-64 CPU kernels for the torch code's ops (harmonic_impl.inc and harmonic.cpp's down2,
+// upsample_axis and sample_axis say which), so that the result is
 // bit-identical to the torch path wherever torch runs its channels-last bilinear upsample kernel
 // (C == 3 with one intra-op thread, C > 3, or levels with h + w <= 128) and within a few float32
-// ulps of it elsewhere (tests/test_inpaint_fill.py).
+// ulps of it elsewhere (tests/test_inpaint_fill.py). Each grid is one pass over memory: rows are
+// prepared and relaxed as a wavefront (harmonic_impl.inc, fill_grid).
 #pragma once
 #include <cstdint>
 
