@@ -1068,10 +1068,12 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
     if region is not None:  # the known texels' mean (zero elsewhere now): one BLAS pass, no copy
         flat = tex32.reshape(-1, C)
         mean = (np.ones(flat.shape[0], np.float32) @ flat) / np.float32(max(int(np.count_nonzero(known)), 1))
-    # one intra-op thread: the fill is hundreds of small torch ops, and on a busy machine OpenMP
-    # teams spinning between them made it 1.5-8x slower than one thread (measured at 2048^2)
-    with _split_intra_op_threads(torch.get_num_threads(), "cpu"):
-        filled = harmonic_fill(tex32, known, region, inplace=True)  # (known texels unchanged)
+    # compiled (csrc/inpaint/harmonic.cpp) with the caller's threads; the torch fallback is hundreds
+    # of small ops, which run on one intra-op thread (OpenMP teams spinning between them made it
+    # 1.5-8x slower on a busy machine)
+    threads = torch.get_num_threads()
+    with _split_intra_op_threads(threads, "cpu"):
+        filled = harmonic_fill(tex32, known, region, inplace=True, num_threads=threads)  # (known texels unchanged)
     # the known texels' own bytes (x * 255 truncated), the fill's uint8(clip(x, 0, 1) * 255 + 0.5),
     # the mean's outside the region
     mean_u8 = (np.clip(mean, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
