@@ -30,7 +30,6 @@ import contextlib
 import importlib
 import importlib.abc
 import importlib.util
-import mmap
 import os
 import sys
 import threading
@@ -41,6 +40,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+
+from ._memory import plain_zeros
 
 __all__ = ["enable", "disable", "is_enabled", "import_mesh_render", "ACCELERATED", "ALIASES", "RENDER_MODULES",
            "PIPELINE_MODULES"]
@@ -390,25 +391,6 @@ def _interp(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> torc
     return render_npu.interpolate(attr, rast, faces)
 
 
-def _fresh(shape, dtype) -> np.ndarray:
-    """A new array for a result, allocated by torch (4 KiB pages): numpy asks for transparent
-    huge pages on large arrays, and on the shared VM the kernel's compaction for them made the
-    first touch of a 2048^2 result several times slower than plain pages (measured in
-    bench_hunyuan's accelerated back_project after the plain run)."""
-    return torch.empty(tuple(shape), dtype=torch.from_numpy(np.empty(0, dtype)).dtype).numpy()
-
-
-def _zeros(shape, dtype) -> np.ndarray:
-    """A new zero-filled array for a result whose untouched parts stay zero (a sparse write): an
-    anonymous mapping, so pages nothing writes are never faulted in (np.zeros would ask for
-    transparent huge pages, see :func:`_fresh`; torch.zeros writes every page)."""
-    n = int(np.prod(shape))
-    # private: a forked child gets copy-on-write pages, as with malloc'd memory (Python's default
-    # for an anonymous map is shared memory)
-    mm = mmap.mmap(-1, max(n * np.dtype(dtype).itemsize, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    return np.frombuffer(mm, dtype, count=n).reshape(shape)
-
-
 _scratch_local = threading.local()
 
 
@@ -476,7 +458,7 @@ def _format(image: torch.Tensor, return_type: str, squeeze: bool = False, offset
         arr = image.squeeze(-1) if squeeze else image
         ext = _compiled()
         if ext is not None and arr.device.type == "cpu" and arr.dtype == torch.float32 and arr.is_contiguous():
-            u8 = np.empty(tuple(arr.shape), np.uint8)
+            u8 = plain_zeros(arr.shape, np.uint8)
             ext.floats_to_u8(arr.detach().numpy().reshape(-1), offset, scale, u8.reshape(-1), torch.get_num_threads())
             return Image.fromarray(u8)
         if (offset, scale) != (0.0, 1.0):
@@ -500,7 +482,7 @@ def _interp_bg(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor, bg_c
         a = attr.detach().contiguous()
         B, H, W = rast.shape[:3]
         shape = (B * H * W, a.shape[-1])
-        out = _scratch(scratch, shape, "cpu").numpy() if scratch else _fresh(shape, np.float32)
+        out = _scratch(scratch, shape, "cpu").numpy() if scratch else plain_zeros(shape, np.float32)
         faces32 = faces.detach().to(torch.int32).contiguous()
         r = rast.detach().numpy()
         bad = ext.interpolate(a.numpy()[None], r, r[..., 3], faces32.numpy(), B, torch.get_num_threads(),
@@ -756,7 +738,7 @@ def _bake_geometry_compiled(version: str, mr, e: _Entry) -> Optional[_Entry]:
     uv_faces = _mesh_item(mr, a, "uv_idx_i32", lambda: mr.uv_idx.detach().to(torch.int32).contiguous().numpy())
     r = rast.detach().numpy().reshape(P, 4)
     # 2.1's back_sample reads the depth map later: its own array; 2.0's lives in the thread's scratch
-    depth = _fresh((H, W, 1), np.float32) if version == "2.1" else _scratch("depth", (H, W, 1), "cpu").numpy()
+    depth = plain_zeros((H, W, 1), np.float32) if version == "2.1" else _scratch("depth", (H, W, 1), "cpu").numpy()
     hit, depth_u8 = _scratch_u8("hit", P), _scratch_u8("depth_u8", P)
     z = pos3[:, 2].detach().float().contiguous().numpy()
     if ext.view_depth(r, faces, z, depth.reshape(P), hit, depth_u8, threads) <= 0:
@@ -766,7 +748,7 @@ def _bake_geometry_compiled(version: str, mr, e: _Entry) -> Optional[_Entry]:
     vis_u8 = vis.numpy().view(np.uint8).reshape(-1)
     n = int(np.count_nonzero(vis_u8))  # (torch's bool sum is ~20x slower)
     # the sketch row of extra is written only where 1: zero pages, untouched in 2.0 (always 0 there)
-    idx, coords, extra = _fresh((n,), np.int64), _fresh((n, 2), np.float32), _zeros((2, n), np.float32)
+    idx, coords, extra = plain_zeros((n,), np.int64), plain_zeros((n, 2), np.float32), plain_zeros((2, n), np.float32)
     if shader == "face":
         normal = dict(normal=_face_map(fn, rast)[0].contiguous().numpy().reshape(P, 3))
     else:
@@ -836,7 +818,7 @@ def _merge_views(mr, textures, cos_maps) -> Optional[Tuple[torch.Tensor, torch.T
     if (any(tuple(t.shape) != (Ht, Wt, C) for t in textures)
             or any(tuple(c.shape) != (Ht, Wt, 1) for c in cos_maps)):
         return None
-    out, trust = _zeros((Ht * Wt, C), np.float32), _zeros((Ht * Wt,), np.float32)  # (written where weighted)
+    out, trust = plain_zeros((Ht * Wt, C), np.float32), plain_zeros((Ht * Wt,), np.float32)  # (written where weighted)
     ext.merge_views([t.detach().contiguous().numpy().reshape(-1, C) for t in textures],
                     [c.detach().contiguous().numpy().reshape(-1) for c in cos_maps], out, trust,
                     torch.get_num_threads())
@@ -870,7 +852,7 @@ def _splat_bake(geo: _Entry, img, Ht: int, Wt: int, threads: int):
     if values is not None and ext is not None and Ht >= 2 and Wt >= 2:
         # zeroed by the kernel's page mapping (calloc), not by a pass: the kernel writes only the
         # texels this view reaches, so the pages of the rest of the atlas are never touched
-        out, out_extra = _zeros((Ht, Wt, C), np.float32), _zeros((2, Ht, Wt), np.float32)
+        out, out_extra = plain_zeros((Ht, Wt, C), np.float32), plain_zeros((2, Ht, Wt), np.float32)
         ext.splat_bilinear(geo.coords.numpy(), values, geo.idx.numpy(),
                            geo.extra.numpy(), out, out_extra, None, True, threads)
         extra = torch.from_numpy(out_extra)
@@ -1049,7 +1031,7 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
             and tex.flags.writeable:
         tex32 = tex
     else:
-        tex32 = _fresh(np.shape(tex), np.float32)
+        tex32 = plain_zeros(np.shape(tex), np.float32)
         np.copyto(tex32, tex, casting="unsafe")
     # upstream: uint8 of texture * 255 (truncation) where known, cv2.inpaint's fill elsewhere
     if known.all() or not known.any() or tex32.ndim != 3:
@@ -1079,7 +1061,7 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
     mean_u8 = (np.clip(mean, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
     ext = _compiled()
     if ext is not None:
-        out = np.empty(filled.shape, np.uint8)
+        out = plain_zeros(filled.shape, np.uint8)
         ext.inpaint_bytes(filled.reshape(-1, C), known.reshape(-1).view(np.uint8),
                           None if region is None else region.reshape(-1).view(np.uint8), mean_u8, out.reshape(-1, C),
                           torch.get_num_threads())

@@ -3,6 +3,7 @@ fit raises MemoryError with the numbers *before* anything is allocated. Fast: th
 probe is monkeypatched, nothing large is ever allocated."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -63,3 +64,28 @@ def test_rasterize_refuses_before_allocating(monkeypatch):
     with pytest.raises(MemoryError, match="16384x16384"):
         render_npu.rasterize(16384, faces, pos.expand(8, 3, 4), backend="cpu", num_threads=2)
     assert not allocations
+
+
+def test_plain_zeros_arrays():
+    """render_npu._memory.plain_zeros: zero-filled, writable, C-contiguous arrays of the asked shape
+    and dtype, small ones from numpy and large ones (>= 1 MiB) from a private anonymous mapping
+    that torch can share; freed arrays do not disturb live ones."""
+    from render_npu._memory import plain_zeros
+
+    for shape, dtype in (((3,), np.float32), ((0, 4), np.int64), ((512, 1024), np.float32), ((2, 1 << 20), np.uint8),
+                         (1 << 18, np.int64)):
+        a = plain_zeros(shape, dtype)
+        want = shape if isinstance(shape, tuple) else (shape,)
+        assert a.shape == want and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+        assert not a.any()
+        if a.size:
+            a.reshape(-1)[-1] = 7
+            t = torch.from_numpy(a)
+            assert int(t.reshape(-1)[-1]) == 7 and int(t.sum()) == 7
+    keep = plain_zeros((1 << 20,), np.float32)
+    keep[::4096] = 1
+    for _ in range(3):
+        tmp = plain_zeros((1 << 20,), np.float32)
+        tmp[:] = 5
+        del tmp
+    assert keep.sum() == 256
