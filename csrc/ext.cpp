@@ -48,7 +48,7 @@ render_npu::RasterKernel parse_kernel(const std::string& kernel) {
 
 void rasterize_binding(CArray<float> pos, CArray<int32_t> faces, int height, int width, bool opengl,
                        bool cull, int num_threads, CArray<float> rast, CArray<float> depth,
-                       const std::string& kernel) {
+                       const std::string& kernel, bool zero_filled) {
   require_shape(pos, {-1, -1, 4}, "pos_clip");
   require_shape(faces, {-1, 3}, "faces");
   const auto B = pos.shape(0), V = pos.shape(1), F = faces.shape(0);
@@ -63,6 +63,7 @@ void rasterize_binding(CArray<float> pos, CArray<int32_t> faces, int height, int
   cfg.cull_backfaces = cull;
   cfg.num_threads = num_threads < 1 ? 1 : num_threads;
   cfg.kernel = parse_kernel(kernel);
+  cfg.zero_filled = zero_filled;
   const float* p = pos.data();
   const int32_t* f = faces.data();
   float* r = rast.mutable_data();
@@ -610,8 +611,10 @@ PYBIND11_MODULE(_C, m) {
   m.def("rasterize", &rasterize_binding, py::arg("pos"), py::arg("faces"), py::arg("height"),
         py::arg("width"), py::arg("opengl"), py::arg("cull_backfaces"), py::arg("num_threads"),
         py::arg("rast").noconvert(), py::arg("depth").noconvert(), py::arg("kernel") = "auto",
+        py::arg("zero_filled") = false,
         "Rasterize into preallocated rast [B,H,W,4] and depth [B,H,W] (float32). Releases the GIL.\n"
-        "kernel: 'auto' (widest the CPU supports), 'scalar' or 'avx2'; all give identical results.");
+        "kernel: 'auto' (widest the CPU supports), 'scalar' or 'avx2'; all give identical results.\n"
+        "zero_filled: rast and depth are all zeros already, so empty pixels are not written.");
   m.def("rasterize_backward", &rasterize_backward_binding, py::arg("pos"), py::arg("faces"), py::arg("rast"),
         py::arg("opengl"), py::arg("grad_bary").none(true), py::arg("grad_depth").none(true),
         py::arg("num_threads"), py::arg("grad_pos").noconvert(), py::arg("float64_grads"),

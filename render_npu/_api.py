@@ -24,7 +24,7 @@ class RasterOutput(NamedTuple):
 def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_clip: torch.Tensor, *,
               viewport: str = "align_corners", cull_backfaces: bool = False, backend: str = "auto",
               num_threads: Optional[int] = None, memory_budget: Optional[int] = None,
-              out: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+              out: Optional[Tuple[torch.Tensor, torch.Tensor]] = None, out_zeroed: bool = False,
               backend_options: Optional[Dict[str, Any]] = None) -> RasterOutput:
     """Rasterize triangles given in clip space.
 
@@ -47,6 +47,9 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
             (ValueError otherwise). For render loops: a fresh 2048² frame is 80 MB of
             untouched pages whose first-touch faults can cost more than rasterizing it. The CPU
             backend writes into them directly; other backends copy their result in.
+        out_zeroed: ``out``'s tensors hold zeros already (for example fresh, lazily zeroed pages):
+            the CPU backend then writes only the covered pixels, so pages that only background
+            falls on are never touched. The result is the same; zeros are not checked.
         backend_options: further options of the chosen backend, by name (each backend's
             ``Backend.options`` in :mod:`render_npu.backends`; ValueError for others). The torch
             backend: ``edge_arith`` ("auto", "int64", "float32"), ``static_shapes``, ``stamp_size``,
@@ -73,12 +76,17 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
             raise ValueError(f"backend_options: backend {chosen.name!r} takes {list(chosen.options)}, got {unknown}")
         options.update(backend_options)
     B = inp.pos.shape[0]
+    if not isinstance(out_zeroed, bool):
+        raise TypeError(f"out_zeroed must be a bool, got {type(out_zeroed).__name__}")
+    if out_zeroed and out is None:
+        raise ValueError("out_zeroed=True needs out")
     if out is not None:
         out = _validate.out_buffers(out, B, inp.height, inp.width, inp.pos.device,
                                     (("pos_clip", pos_clip), ("faces", faces)))
     if B == 0 or inp.faces.shape[0] == 0:
         if out is not None:
-            out[0].zero_(), out[1].zero_()
+            if not out_zeroed:
+                out[0].zero_(), out[1].zero_()
             return RasterOutput(*resolve.attach(pos_graph, inp.faces, inp.viewport, *out))
         dev = inp.pos.device
         return RasterOutput(*resolve.attach(
@@ -86,6 +94,7 @@ def rasterize(resolution: Union[int, Sequence[int]], faces: torch.Tensor, pos_cl
             torch.zeros((B, inp.height, inp.width), dtype=torch.float32, device=dev)))
     if out is not None and chosen.writes_out:
         options["out"] = out
+        options["out_zeroed"] = out_zeroed
     rast, depth = backends.status(chosen.name).fn(inp, **options)
     if out is not None and rast is not out[0]:
         out[0].copy_(rast), out[1].copy_(depth)

@@ -351,7 +351,6 @@ def _mesh_item(mr, a: _Accel, name: str, fn: Callable[[], Any]) -> Any:
 
 def _view(mod, mr, elev, azim, camera_distance, center, hw: Tuple[int, int]) -> _Entry:
     """The raster of one view, cached by (mesh, camera, resolution)."""
-    import render_npu
 
     a = _acc(mr)
     r_mv = mod.get_mv_matrix(elev=elev, azim=azim,
@@ -367,20 +366,24 @@ def _view(mod, mr, elev, azim, camera_distance, center, hw: Tuple[int, int]) -> 
             pos_camera = mod.transform_pos(r_mv, mr.vtx_pos, keepdim=True)
             pos_clip = mod.transform_pos(proj, pos_camera)
         pos = pos_clip[0] if pos_clip.dim() == 3 else pos_clip
-        rast = render_npu.rasterize(hw, mr.pos_idx, pos.float(), viewport="align_corners", out=_raster_out(hw, pos)).rast
+        rast = _raster(hw, mr.pos_idx, pos.float())
         return _Entry(r_mv=r_mv, proj=proj, pos_camera=pos_camera, pos_clip=pos_clip, rast=rast, hw=hw)
 
     return a.cache.get_or_compute(key, compute)
 
 
-def _raster_out(hw: Tuple[int, int], pos: torch.Tensor):
-    """``rasterize``'s ``out`` for a cached view on the CPU: a new rast [1, H, W, 4] (numpy-backed,
-    as the CPU backend allocates it), and the thread's scratch buffer for the depth, which
-    MeshRender never reads (16 MB of first-touch page faults per 2048² view saved); elsewhere None."""
+def _raster(hw: Tuple[int, int], faces: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """The rast [1, H, W, 4] of a cached view or UV raster ("align_corners", as MeshRender). On the
+    CPU into lazily zeroed pages that only the covered pixels touch (``out_zeroed``): a 2048²
+    raster is 64 MB, and its first-touch page faults cost more than rasterizing; the depth, which
+    MeshRender never reads, likewise."""
+    import render_npu
+
     if pos.device.type != "cpu":
-        return None
+        return render_npu.rasterize(hw, faces, pos, viewport="align_corners").rast
     H, W = hw
-    return torch.from_numpy(np.empty((1, H, W, 4), np.float32)), _scratch("raster_depth", (1, H, W), "cpu")
+    out = torch.from_numpy(plain_zeros((1, H, W, 4), np.float32)), torch.from_numpy(plain_zeros((1, H, W), np.float32))
+    return render_npu.rasterize(hw, faces, pos, viewport="align_corners", out=out, out_zeroed=True).rast
 
 
 def _interp(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -618,7 +621,6 @@ def _face_map(face_normals: torch.Tensor, rast: torch.Tensor) -> torch.Tensor:
 
 def _uv_raster(mr) -> torch.Tensor:
     """The texture-space raster (UVs as clip-space x, y; z = 0, w = 1) at ``texture_size``, cached."""
-    import render_npu
 
     a = _acc(mr)
     hw = _hw(mr.texture_size, None)
@@ -626,8 +628,7 @@ def _uv_raster(mr) -> torch.Tensor:
     def compute() -> _Entry:
         uv = mr.vtx_uv * 2 - 1.0
         pos = torch.cat([uv, torch.zeros_like(uv[:, :1]), torch.ones_like(uv[:, :1])], dim=1)
-        return _Entry(rast=render_npu.rasterize(hw, mr.uv_idx, pos.float(), viewport="align_corners",
-                                                out=_raster_out(hw, pos)).rast)
+        return _Entry(rast=_raster(hw, mr.uv_idx, pos.float()))
 
     return a.cache.get_or_compute(("uv", hw), compute).rast
 

@@ -204,6 +204,35 @@ def test_no_faces_writes_zeros():
     assert not rast.any() and not depth.any()
 
 
+def test_zero_filled_outputs_write_only_covered_pixels():
+    """``rasterize(out=..., out_zeroed=True)``: into zeroed buffers, the same bits as the default
+    (threads, batch, no faces, culling); the C++ side writes only covered pixels (a sentinel in
+    the buffers stays where nothing is covered, and is overwritten where something is)."""
+    pos, faces = _perspective_scene(n_faces=2000, batch=2, seed=3)
+    res = (150, 211)
+    for cull in (False, True):
+        base = render_npu.rasterize(res, faces, pos, backend="cpu", cull_backfaces=cull)
+        for n in (1, 3):
+            out = (torch.zeros(2, *res, 4), torch.zeros(2, *res))
+            got = render_npu.rasterize(res, faces, pos, backend="cpu", num_threads=n, cull_backfaces=cull, out=out,
+                                       out_zeroed=True)
+            assert got.rast is out[0]
+            assert_identical(base, got, f"threads={n} cull={cull}")
+    out = (torch.zeros(2, *res, 4), torch.zeros(2, *res))
+    render_npu.rasterize(res, faces[:0], pos, backend="cpu", out=out, out_zeroed=True)
+    assert not out[0].any() and not out[1].any()
+    rast, depth = np.full((2, *res, 4), 7.0, np.float32), np.full((2, *res), 7.0, np.float32)
+    _ext.get().rasterize(pos.numpy(), faces.numpy(), *res, False, True, 2, rast, depth, zero_filled=True)
+    hit = base.rast[..., 3].numpy() > 0  # (base: the culled run)
+    assert 0.3 < hit.mean() < 0.95
+    np.testing.assert_array_equal(rast[hit], base.rast.numpy()[hit])
+    assert (rast[~hit] == 7).all() and (depth[~hit] == 7).all()
+    with pytest.raises(ValueError, match="out_zeroed"):
+        render_npu.rasterize(res, faces, pos, backend="cpu", out_zeroed=True)
+    with pytest.raises(TypeError, match="out_zeroed"):
+        render_npu.rasterize(res, faces, pos, backend="cpu", out=out, out_zeroed=1)
+
+
 # ---------------------------------------------------------------------------------------------
 # Threads
 

@@ -306,6 +306,7 @@ class Rasterizer {
     job.depth = depth_ + b * int64_t(cfg_.height) * cfg_.width;
     job.pos = pos_ + b * V_ * 4;
     job.faces = faces_;
+    job.zero_filled = cfg_.zero_filled;
     job.ax = map_.ax;
     job.bx = map_.bx;
     job.ay = map_.ay;

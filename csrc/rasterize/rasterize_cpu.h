@@ -19,6 +19,7 @@ struct RasterConfig {
   bool cull_backfaces = false;
   int num_threads = 1;         // >= 1; the result does not depend on it
   RasterKernel kernel = RasterKernel::kAuto;
+  bool zero_filled = false;    // rast and depth are all +0 on entry: empty pixels are not written
 };
 
 // pos:   [batch, num_vertices, 4] float32, clip space, C-contiguous. Any value (NaN, Inf, huge):
@@ -27,8 +28,9 @@ struct RasterConfig {
 //        here: std::invalid_argument otherwise), num_faces <= 2**24.
 // rast:  [batch, H, W, 4] float32 output = (b0, b1, b2, id + 1), zeros where empty.
 // depth: [batch, H, W] float32 output = z/w of the winner, 0 where empty.
-// Every output element is written. Thread-safe (no shared mutable state); does not touch Python
-// (the binding releases the GIL around it). Throws std::invalid_argument on bad arguments and
+// Every output element is written (with cfg.zero_filled: every element that is not 0).
+// Thread-safe (no shared mutable state); does not touch Python (the binding releases the GIL
+// around it). Throws std::invalid_argument on bad arguments and
 // std::bad_alloc when memory runs out; nothing is left running after a throw.
 //
 // Memory on top of the outputs (batch items are processed one after another and reuse it):

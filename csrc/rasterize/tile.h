@@ -62,12 +62,14 @@ struct TileJob {
   float* depth;                  // [H, W]
   const float* pos;              // [V, 4] clip coordinates of this batch item (the resolve's parents)
   const int32_t* faces;          // [F, 3]
+  bool zero_filled;              // rast and depth hold +0 already: empty pixels are skipped
   double ax, bx, ay, by;         // screen map (ScreenMap), as float64
 };
 
 enum class TileKernel { kScalar, kAvx2 };  // the variants of rasterize/simd.h
 
-// Rasterizes and resolves one tile: writes every output pixel of the tile that is on screen.
+// Rasterizes and resolves one tile: writes every output pixel of the tile that is on screen (the
+// covered ones only, when job.zero_filled).
 void raster_tile(TileKernel kernel, const TileJob& job, const PieceStore& store, TileBuffers& buf);
 
 }  // namespace raster

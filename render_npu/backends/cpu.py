@@ -16,10 +16,11 @@ def status():
     return (True, "") if _ext.get() is not None else (False, _ext.reason())
 
 
-def rasterize(inp, num_threads: Optional[int] = None, out=None, **_options):
+def rasterize(inp, num_threads: Optional[int] = None, out=None, out_zeroed: bool = False, **_options):
     """RasterInputs (CPU tensors) -> (rast [B,H,W,4], depth [B,H,W]); ``num_threads`` defaults to
-    ``torch.get_num_threads()``; ``out``: validated (rast, depth) buffers to write into. The GIL is
-    released while the C++ code runs."""
+    ``torch.get_num_threads()``; ``out``: validated (rast, depth) buffers to write into;
+    ``out_zeroed``: they hold zeros already (only covered pixels are written). The GIL is released
+    while the C++ code runs."""
     ext = _ext.get()
     if num_threads is None:
         num_threads = torch.get_num_threads()
@@ -36,7 +37,8 @@ def rasterize(inp, num_threads: Optional[int] = None, out=None, **_options):
         check_memory(0, inp.faces.shape[0], inp.height, inp.width, num_threads)
         rast, depth = out
     ext.rasterize(inp.pos.numpy(), inp.faces.numpy(), inp.height, inp.width, inp.viewport == "opengl",
-                  inp.cull_backfaces, num_threads, rast.numpy(), depth.numpy())
+                  inp.cull_backfaces, num_threads, rast.numpy(), depth.numpy(),
+                  zero_filled=out is not None and out_zeroed)
     return rast, depth
 
 
