@@ -12,9 +12,9 @@ import torch
 from ...resolve import parents as parent_tables
 from ...resolve import resolve_chunk as resolve_parent_chunk
 from . import static
-from .raster import _block_stamps, _raster_buffers, _raster_chunk, _resolve_chunk
+from .raster import _block_stamps, _raster_buffers, _raster_chunk, _resolve_chunk, merge_target
 from .setup import (resolve_dtype, _CLIP_CAP, _EMPTY_BELOW, _I64_MAX, _NI_RASTER, _NR_RASTER, _R_ID, stamp_sizes,
-                    _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _host,
+                    _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _host, merge_window,
                     _Pieces, _setup, each)
 
 # ----------------------------------------------------------------------------- driver
@@ -80,11 +80,14 @@ def _prepare(inp, memory_budget, edge_arith, workers: int = 1) -> Tuple[_Run, st
 def _raster_pass(run: _Run, edge_arith: str, consume, workers: int = 1) -> None:
     """Rasterize every stamp, chunk by chunk; ``consume(index, key)`` receives each chunk's
     (index int64 [n], key int64 [n]) pairs (see :func:`_raster_chunk`). With ``workers`` > 1 (CPU,
-    :func:`.setup.each`) the (block, stamp size) groups run on that many threads and ``consume`` is
-    called under a lock, so it must not depend on the order of the chunks (``amin``, sums)."""
+    :func:`.setup.each`) the (block, stamp size) groups run on that many threads, largest first, and
+    ``consume`` is called under a lock, so it must not depend on the order of the chunks (``amin``,
+    sums). ``index`` is either flat or (CPU, :func:`.setup.merge_window`) the stamp bases
+    [S, S, C] of :func:`.raster.merge_target`."""
     pc, sizes = run.pc, run.sizes
     dev = pc.itab.device
     float_edges = edge_arith == "float32"
+    window = merge_window(dev)
     need = 0
     if not float_edges:  # scratch for the largest chunk this call has, not the largest allowed
         need = max(1, max(min(int(counts[k]), max(1, run.chunks.stamp_pixels // (S * S))) * S * S
@@ -97,20 +100,23 @@ def _raster_pass(run: _Run, edge_arith: str, consume, workers: int = 1) -> None:
         if need:
             bufs = getattr(local, "bufs", None)
             if bufs is None:
-                bufs = local.bufs = _raster_buffers(need, dev)
+                bufs = local.bufs = _raster_buffers(need, dev, window)
         C = max(1, run.chunks.stamp_pixels // (S * S))  # S * S * C <= chunks.stamp_pixels
         cand, rank, ox, oy, base = _block_stamps(pc, c0, c1, k, S, n, run.Hp, run.Wp)
         for s in range(0, cand.shape[0], C):
             cc = cand[s:s + C]
             idx, key = _raster_chunk(_cols(pc.itab[:_NI_RASTER], cc), _cols(pc.ftab[:_NR_RASTER], cc),
                                      rank[s:s + C], ox[s:s + C], oy[s:s + C], base[s:s + C], S, run.Wp,
-                                     float_edges, **({} if bufs is None else {"out": bufs}))
+                                     float_edges, **({} if bufs is None else {"out": bufs}), window=window)
             with lock:
                 consume(idx, key)
             del idx, key
 
-    each([functools.partial(group, c0, c1, k, S, int(counts[k]))
-           for c0, c1, counts in pc.blocks for k, S in enumerate(sizes) if int(counts[k])], workers)
+    groups = [(c0, c1, k, S, int(counts[k])) for c0, c1, counts in pc.blocks for k, S in enumerate(sizes)
+              if int(counts[k])]
+    if workers > 1:  # largest first (stamp pixels), so that no worker is left with a big group at the end
+        groups.sort(key=lambda g: -g[4] * g[3] * g[3])
+    each([functools.partial(group, *g) for g in groups], workers)
 
 
 def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "auto", static_shapes: bool = False,
@@ -187,7 +193,11 @@ def _visibility(run: _Run, B: int, edge_arith: str, workers: int = 1) -> torch.T
     into the per-pixel key buffer, int64 [B * Hp * Wp] (``bits(d') << 32 | rank``, or int64 max
     where nothing was drawn): nearest depth wins, equal depth -> lowest rank -> lowest id."""
     fb = _filled((B * run.Hp * run.Wp,), _I64_MAX, torch.int64, run.pc.itab.device)
-    _raster_pass(run, edge_arith, lambda idx, key: fb.scatter_reduce_(0, idx, key, "amin"), workers)
+    def consume(idx, key):
+        target, dim = merge_target(fb, idx, run.Wp)
+        target.scatter_reduce_(dim, idx, key, "amin")
+
+    _raster_pass(run, edge_arith, consume, workers)
     return fb
 
 
@@ -282,7 +292,8 @@ def coverage_counts(inp, memory_budget: Optional[int] = None, *, edge_arith: str
         cnt = torch.zeros(B * run.Hp * run.Wp, dtype=torch.int32, device=inp.pos.device)
         if run.pc is not None:
             def consume(idx, key):
-                cnt.scatter_add_(0, idx, ((key >> 32) < (1 << _UNCOVERED_BIT)).to(torch.int32))
+                target, dim = merge_target(cnt, idx, run.Wp)
+                target.scatter_add_(dim, idx, ((key >> 32) < (1 << _UNCOVERED_BIT)).to(torch.int32))
 
             _raster_pass(run, edge_arith, consume)
         return cnt.view(B, run.Hp, run.Wp)[:, :H, :W].contiguous()

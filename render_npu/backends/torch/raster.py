@@ -100,7 +100,7 @@ def _coverage_float(e, NA, Bc, ar, S: int):
 
 def _raster_chunk(gi: torch.Tensor, gr: torch.Tensor, rank: torch.Tensor, ox: torch.Tensor, oy: torch.Tensor,
                   base: torch.Tensor, S: int, Wp: int, float_edges: bool,
-                  out: Optional[Dict[str, torch.Tensor]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                  out: Optional[Dict[str, torch.Tensor]] = None, window: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """Keys of one chunk of C stamps of side S. Static shapes: compiled as is in static mode.
 
     gi int64 [9, C] (itab rows 0..8) and gr float32 [6, C] (ftab rows 0..5): the stamps' pieces;
@@ -110,6 +110,8 @@ def _raster_chunk(gi: torch.Tensor, gr: torch.Tensor, rank: torch.Tensor, ox: to
     tensors are written into: on CPU, reusing them avoids page faults that otherwise cost more
     than the arithmetic. Returns (index int64 [S*S*C], key int64 [S*S*C]): key =
     bits(d') << 32 | rank, d' = depth / 8 + 3 / 8 where covered, bits >= 2**30 elsewhere.
+    ``window`` (CPU): no per-pixel index; returns (base expanded to [S, S, C], key int64 [S, S, C])
+    for a scatter along dim 2 of the key buffer's window view (:func:`merge_target`).
     """
     dev = gi.device
     C = gi.shape[1]
@@ -138,6 +140,8 @@ def _raster_chunk(gi: torch.Tensor, gr: torch.Tensor, rank: torch.Tensor, ox: to
         zb = (zrow[:, None] + zcol[None]).view(torch.int32)  # [S, S, C]
         zb = torch.maximum(zb, cover.logical_not_().to(torch.int32) << _UNCOVERED_BIT)
         key = torch.stack((rank32, zb), -1).view(torch.int64)  # little-endian: rank low, depth high
+        if window:
+            return base.expand(shape), key.view(shape)
         idx = off + base
         return idx.reshape(-1), key.reshape(-1)
     zb = torch.add(zrow[:, None], zcol[None], out=buf["z"].view(shape)).view(torch.int32)
@@ -146,18 +150,36 @@ def _raster_chunk(gi: torch.Tensor, gr: torch.Tensor, rank: torch.Tensor, ox: to
     m <<= _UNCOVERED_BIT
     torch.maximum(zb, m, out=zb)
     key = torch.stack((rank32, zb), -1, out=buf["key"].view(shape + (2,)))
+    if window:
+        return base.expand(shape), key.view(torch.int64).view(shape)
     idx = torch.add(off, base, out=buf["idx"].view(shape))
     return idx.view(-1), key.view(torch.int64).view(-1)
 
 
-def _raster_buffers(n: int, device: torch.device) -> Dict[str, torch.Tensor]:
-    """Flat scratch buffers for :func:`_raster_chunk` chunks of up to n stamp pixels (26 B each)."""
-    return {"cover": torch.empty(n, dtype=torch.bool, device=device),
+def merge_target(buf: torch.Tensor, idx: torch.Tensor, Wp: int) -> Tuple[torch.Tensor, int]:
+    """Where a chunk's keys are scattered: (``buf``, dim 0) for flat pixel indices ``idx`` [n], or,
+    for ``idx`` [Sy, Sx, C] (stamp bases, :func:`_raster_chunk` with ``window``), dim 2 of the
+    window view ``w[ly, lx, j] = buf[ly * Wp + lx + j]`` (overlapping rows of the flat per-pixel
+    buffer ``buf``, whose padding keeps every stamp inside it). The same elements get the same
+    values; on CPU this scatter is ~2x faster than materialising the int64 index of every stamp
+    pixel and scattering through it (measured 4.4 against 8.4 ms for 3.8M stamp pixels)."""
+    if idx.dim() == 1:
+        return buf, 0
+    Sy, Sx = idx.shape[0], idx.shape[1]
+    return buf.as_strided((Sy, Sx, buf.numel() - (Sy - 1) * Wp - (Sx - 1)), (Wp, 1, 1)), 2
+
+
+def _raster_buffers(n: int, device: torch.device, window: bool = False) -> Dict[str, torch.Tensor]:
+    """Flat scratch buffers for :func:`_raster_chunk` chunks of up to n stamp pixels (26 B each, 18
+    with ``window``: no index)."""
+    bufs = {"cover": torch.empty(n, dtype=torch.bool, device=device),
             "tmp": torch.empty(n, dtype=torch.bool, device=device),
             "z": torch.empty(n, dtype=torch.float32, device=device),
             "mask": torch.empty(n, dtype=torch.int32, device=device),
-            "key": torch.empty(2 * n, dtype=torch.int32, device=device),
-            "idx": torch.empty(n, dtype=torch.int64, device=device)}
+            "key": torch.empty(2 * n, dtype=torch.int32, device=device)}
+    if not window:
+        bufs["idx"] = torch.empty(n, dtype=torch.int64, device=device)
+    return bufs
 
 
 # ----------------------------------------------------------------------------- resolve

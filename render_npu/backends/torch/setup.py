@@ -29,6 +29,13 @@ _SINGLE_ONLY = (6,)
 def stamp_sizes(device: torch.device) -> Tuple[int, ...]:
     """The stamp sides of the dynamic mode on ``device`` (results do not depend on them)."""
     return _CPU_STAMP_SIZES if device.type == "cpu" else _STAMP_SIZES
+
+
+def merge_window(device: torch.device) -> bool:
+    """Whether the raster scatters each chunk's keys through a window view of the key buffer
+    (``raster.merge_target``: no per-pixel int64 index; CPU) rather than through a flat index
+    (devices: one plain 1-D ``scatter_reduce``). Results do not depend on it."""
+    return device.type == "cpu"
 STATIC_STAMP_SIZE = 8  # default stamp side in static mode
 MAX_STAMP_SIZE = 64
 _CLIP_CAP = 16  # polygon capacity of the clipper (a triangle clipped by 6 planes has <= 9)
@@ -55,17 +62,25 @@ _BYTES_PER_RESOLVE_PIXEL = 500  # gathered table columns, edge values, results (
 # glibc maps every temporary above its mmap threshold afresh per op and unmaps it on free, and the
 # page faults then cost more than the arithmetic (measured 1.5x the whole call at 200k faces);
 # :func:`cpu_heap_tuning` raises that threshold once, and every CPU temporary is kept below it.
-_CPU_HEAP_THRESHOLD = 1 << 26  # bytes: mallopt(M_MMAP_THRESHOLD) (64 MiB)
+_CPU_HEAP_THRESHOLD = 1 << 26  # bytes: mallopt(M_MMAP_THRESHOLD) (64 MiB), and M_TOP_PAD
+# Free memory at the top of the main heap that glibc keeps instead of returning it (M_TRIM_THRESHOLD):
+# more than one call's peak heap at 200k faces, 1024² (~250 MB). With 128 MiB the heap was trimmed
+# after every call and the next call page-faulted ~40k pages back in (measured on one thread at 200k
+# faces, 1024²: 40k minor faults and ~80 ms of CPU time per call, raster 147 -> 67 ms without them).
+_CPU_TRIM_THRESHOLD = 1 << 29
 _CPU_CAP = {"stamp_pixels": 1 << 22, "candidates": 1 << 19, "clipped": 1 << 13, "resolve": 1 << 20}
 _cpu_heap_tuned = [False]
 
 
 def cpu_heap_tuning() -> bool:
     """Once per process, on glibc: keep freed blocks up to 64 MiB in the heap (``mallopt``
-    ``M_MMAP_THRESHOLD``, ``M_TRIM_THRESHOLD``) so that the chunk temporaries of the CPU path are
-    recycled instead of being mapped and page-faulted afresh by every op. This is process-wide
-    (like running under jemalloc or tcmalloc): freed memory is kept for reuse rather than returned
-    at once. ``RENDER_NPU_MALLOPT=0`` turns it off. Returns whether it is in effect."""
+    ``M_MMAP_THRESHOLD``), keep up to 512 MiB of free heap top instead of trimming it
+    (``M_TRIM_THRESHOLD``) and keep 64 MiB of padding when trimming (``M_TOP_PAD``: without it
+    glibc unmaps a worker thread's whole arena heap as soon as it is free, and the next call faults
+    it in again), so that the chunk temporaries of the CPU path are recycled instead of being
+    mapped and page-faulted afresh by every op. This is process-wide (like running under jemalloc
+    or tcmalloc): freed memory is kept for reuse rather than returned at once. ``RENDER_NPU_MALLOPT=0``
+    turns it off. Returns whether it is in effect."""
     if _cpu_heap_tuned[0] is None or _cpu_heap_tuned[0]:
         return bool(_cpu_heap_tuned[0])
     _cpu_heap_tuned[0] = None
@@ -77,9 +92,10 @@ def cpu_heap_tuning() -> bool:
         import ctypes
 
         libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        ok = bool(libc.mallopt(M_MMAP_THRESHOLD, _CPU_HEAP_THRESHOLD)) and bool(
-            libc.mallopt(M_TRIM_THRESHOLD, 2 * _CPU_HEAP_THRESHOLD))
+        M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+        ok = (bool(libc.mallopt(M_MMAP_THRESHOLD, _CPU_HEAP_THRESHOLD))
+              and bool(libc.mallopt(M_TRIM_THRESHOLD, _CPU_TRIM_THRESHOLD))
+              and bool(libc.mallopt(M_TOP_PAD, _CPU_HEAP_THRESHOLD)))
     except (OSError, AttributeError):  # not glibc
         return False
     _cpu_heap_tuned[0] = ok
