@@ -182,6 +182,15 @@ def _normalise(pos_flat: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return pos_flat * scale.unsqueeze(1), e
 
 
+def component_major(x: torch.Tensor, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """``x`` [n, k] -> contiguous [k, n] in ``dtype`` (default: x's), written by one converting,
+    transposing copy (on CPU ~7x faster than ``x.t().to(dtype).contiguous()``, which converts in
+    the transposed layout and then copies again: 0.18 against 1.2 ms for a [200k, 3] int32 face
+    table)."""
+    out = torch.empty((x.shape[1], x.shape[0]), dtype=x.dtype if dtype is None else dtype, device=x.device)
+    return out.copy_(x.t())
+
+
 class Parents(NamedTuple):
     """What the resolve reads of the parent triangles, made once per call (:func:`parents`)."""
     pos_t: torch.Tensor  # [4, B * V] clip coordinates, component-major, in the solve's dtype
@@ -200,7 +209,7 @@ def parents(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: st
     expo = None
     if dtype == torch.float32:
         pos_flat, expo = _normalise(pos_flat.to(torch.float32))
-    return Parents(pos_flat.t().to(dtype).contiguous(), expo, faces.t().long().contiguous(), V,
+    return Parents(component_major(pos_flat, dtype), expo, component_major(faces, torch.int64), V,
                    _screen(H, W, viewport))
 
 

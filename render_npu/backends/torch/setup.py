@@ -12,6 +12,7 @@ from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from ...contract import HALF, MAX_FIXED, SUBPIXEL, is_top_left, pixel_span, plane_distances, snap
 from ...contract import screen_transform as _screen_f32
+from ...resolve import component_major
 DEFAULT_MEMORY_BUDGET = 256 << 20  # bytes of scratch per chunk (setup, raster and resolve loops)
 MIN_MEMORY_BUDGET = 1 << 20
 _STAMP_SIZES = (4, 8, 16, 32)  # candidate stamp sides in pixels (dynamic mode), ascending
@@ -431,10 +432,10 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     G = B * F
     ax, bx = _screen(W, viewport)
     ay, by = _screen(H, viewport)
-    fidx = faces.t().long().contiguous()  # [3, F]: contiguous, so that its blocks' flat views need no copy
+    fidx = component_major(faces, torch.int64)  # [3, F]: contiguous, so that its blocks' flat views need no copy
 
     # per-vertex projection: a vertex shared by many faces is projected once (same result)
-    pt = pos.permute(2, 0, 1).reshape(4, B * V)
+    pt = component_major(pos.reshape(B * V, 4))
     x, y, z, w = pt
     vt = torch.stack((snap(x / w, ax, bx), snap(y / w, ay, by), z / w, w))  # [4, B*V]
     vok = _all_rows(torch.isfinite(pt))
