@@ -9,6 +9,7 @@ from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 
+from ...resolve import component_major
 from ...resolve import parents as parent_tables
 from ...resolve import resolve_chunk as resolve_parent_chunk
 from . import static
@@ -234,7 +235,7 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
     rast_flat, depth_flat = rast.view(B * H * W, 4), depth.view(B * H * W)
 
     def chunk(s: int) -> None:
-        b, py, px = hit[s:s + C].unbind(1)
+        b, py, px = component_major(hit[s:s + C])  # contiguous rows (every op below reads them)
         if B > 1:
             q, k = (b * H + py) * W + px, (b * Hp + py) * Wp + px
         else:
