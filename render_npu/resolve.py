@@ -149,11 +149,12 @@ def _bary(u: torch.Tensor, S: torch.Tensor, dim: int = 1) -> Tuple[torch.Tensor,
     return ua * torch.reciprocal(Sa).unsqueeze(dim), ~neg, Sa
 
 
-def resolve_cm(v: torch.Tensor, px: torch.Tensor, py: torch.Tensor, screen, fallback_depth: torch.Tensor,
+def resolve_cm(v: torch.Tensor, px: torch.Tensor, py: torch.Tensor, screen, fallback_depth: Optional[torch.Tensor],
                expo: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Barycentrics [3, n] and depth [n] (dtype of ``v``) of n covered pixels from their parents'
     vertices ``v`` [4, 3, n] (component, vertex, pixel); ``screen`` = (ax, bx, ay, by);
-    ``fallback_depth`` [n]: the depth-test depth. ``expo`` (int32 [3, n], optional): ``v`` holds
+    ``fallback_depth`` [n]: the depth-test depth, which replaces a non-finite depth (None: the
+    depth is returned as solved, non-finite values included, for the caller to replace). ``expo`` (int32 [3, n], optional): ``v`` holds
     each vertex scaled by ``2**-expo`` (:func:`_normalise`); the barycentrics are weighted back, the
     depth is invariant."""
     r, s, u, z, w, S, num, den = _solve_cm(v, px, py, screen)
@@ -166,7 +167,8 @@ def resolve_cm(v: torch.Tensor, px: torch.Tensor, py: torch.Tensor, screen, fall
     # share Sa's sign, so |b_k| <= 1 unless Sa is 0 or NaN: one test per pixel, not per component
     b = torch.where(Sa.abs() > 0, b, torch.full((), 1.0 / 3.0, dtype=b.dtype, device=b.device))
     d = num / den
-    d = torch.where(torch.isfinite(d), d, fallback_depth.to(d.dtype))
+    if fallback_depth is not None:
+        d = torch.where(torch.isfinite(d), d, fallback_depth.to(d.dtype))
     return b, d
 
 
@@ -214,10 +216,11 @@ def parents(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: st
 
 
 def resolve_chunk(par: Parents, b: Optional[torch.Tensor], fid: torch.Tensor, px: torch.Tensor, py: torch.Tensor,
-                  fallback_depth: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+                  fallback_depth: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
     """Barycentrics [3, n] and depth [n] (the solve's dtype) of n covered pixels: batch entry
     ``b`` (int64 [n], or None for batch 1), parent face ``fid`` (int64 [n]), pixel column/row
-    ``px``/``py`` (int64 [n]), depth-test depth ``fallback_depth`` [n]. The vertices are gathered
+    ``px``/``py`` (int64 [n]), depth-test depth ``fallback_depth`` [n] (or None:
+    :func:`resolve_cm`). The vertices are gathered
     straight into the component-major layout of :func:`resolve_cm` (``gather`` with an expanded
     index from component-major tables: on CPU ~10x faster than row gathers plus a transposing
     copy, measured 3 vs 35 ms per 2**17 pixels)."""

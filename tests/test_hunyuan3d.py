@@ -478,6 +478,7 @@ def test_accelerated_device_path_syncs_per_view_constant(mesh, clean, monkeypatc
     paths forced, by the dispatch-mode counter (render_npu.testing): 2 data-dependent sizes
     (nonzero) and one id check per interpolate when the view's raster is cached, plus the torch
     rasterizer's 3 when it is not."""
+    from render_npu.backends.torch import driver as torch_driver
     from render_npu.testing import count_ops
 
     h3d.enable(accelerate=True)
@@ -487,6 +488,8 @@ def test_accelerated_device_path_syncs_per_view_constant(mesh, clean, monkeypatc
     monkeypatch.setattr(render_npu._api, "_ext", types.SimpleNamespace(get=lambda: None))
     monkeypatch.setattr(h3d, "_on_host", lambda t: False)
     monkeypatch.setattr(render_npu, "rasterize", lambda *a, **k: rasterize(*a, **{**k, "backend": "torch"}))
+    # the torch rasterizer's device sequence (on CPU tensors it adds a fourth host read)
+    monkeypatch.setattr(torch_driver, "cpu_shortcuts", lambda device: False)
     counts = {}
     for res in (RES // 2, RES):
         mr = mod.MeshRender(default_resolution=res, texture_size=res, device="cpu")

@@ -290,6 +290,55 @@ def test_cpu_single_stamp_class_changes_nothing(monkeypatch, edge_arith):
             assert_same(cpu, tb.rasterize(inp, edge_arith=edge_arith), f"6x6 class, {edge_arith}")
 
 
+def collinear_slivers(seed: int, n: int) -> tuple:
+    """n triangles whose vertices are exactly collinear (dyadic clip coordinates, w = 1): their
+    parent-triangle depth is 0 / 0, but snapping to the 1/256-pixel grid leaves some of them a
+    sliver that covers pixel centres, where the depth-test depth is the output depth."""
+    rng = np.random.default_rng(seed)
+    p0 = rng.integers(-900, 900, (n, 2)) / 1024.0
+    d = rng.integers(-200, 200, (n, 2)) / 1024.0
+    pos = np.zeros((n, 3, 4), np.float32)
+    pos[..., :2] = np.stack([p0, p0 + d, p0 + 2 * d], 1)
+    pos[..., 2], pos[..., 3] = 0.5, 1.0
+    return pos.reshape(1, 3 * n, 4), np.arange(3 * n, dtype=np.int32).reshape(n, 3)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_cpu_shortcuts_change_nothing(monkeypatch, workers):
+    """The CPU-only variants (setup.cpu_shortcuts: keys scattered through a window view of the key
+    buffer; the depth-test depth computed afterwards, only for chunks with a non-finite parent
+    depth) give bitwise the device sequence's outputs and coverage counts, also where that
+    fallback depth is the output (collinear slivers; the late path is seen running)."""
+    from render_npu.backends.torch import driver
+
+    late = []
+    resolve_chunk = driver._resolve_chunk
+
+    def spy(*args):
+        late.append(driver.cpu_shortcuts(args[0].device))
+        return resolve_chunk(*args)
+
+    monkeypatch.setattr(driver, "_resolve_chunk", spy)
+    pos, faces = sphere(20000, ortho=False)
+    near, nfaces = soup(np.random.default_rng(7), 2, 300, "near")
+    sliv, sfaces = collinear_slivers(0, 3000)
+    before = torch.get_num_threads()
+    torch.set_num_threads(workers)
+    try:
+        for inp in (inputs(pos, faces, 256, 240), inputs(near, nfaces, 97, 101), inputs(sliv, sfaces, 64, 64)):
+            cpu = tb.rasterize(inp), tb.coverage_counts(inp)
+            with monkeypatch.context() as m:
+                m.setattr(driver, "cpu_shortcuts", lambda device: False)
+                dev = tb.rasterize(inp), tb.coverage_counts(inp)
+            assert_same(cpu[0], dev[0], f"cpu shortcuts, {workers} workers")
+            assert torch.equal(cpu[1], dev[1])
+    finally:
+        torch.set_num_threads(before)
+    assert any(late), "the late depth-test depth never ran"
+    rast, depth = tb.rasterize(inputs(sliv, sfaces, 64, 64))
+    assert (rast[..., 3] > 0).any() and torch.isfinite(depth).all()
+
+
 def test_static_shapes_full_graph_under_torch_compile():
     """rasterize_static + render_npu.interpolate trace as ONE graph: torch.compile(fullgraph=True)
     raises on any graph break (a host sync, a data-dependent shape, an unsupported op). Run with
@@ -380,8 +429,9 @@ def test_op_count_independent_of_faces_and_resolution():
 
 def test_host_syncs_are_constant():
     """Three device -> host syncs per call (clip count; piece and stamp counts; covered pixels),
-    independent of faces, resolution, clipping and chunking; static shapes: one (the capacity
-    check), none inside :func:`static.rasterize_static`."""
+    independent of faces, resolution, clipping and chunking, and on CPU a fourth (a flag per
+    resolve chunk: was a parent depth non-finite, setup.cpu_shortcuts); static shapes: one (the
+    capacity check), none inside :func:`static.rasterize_static`."""
     scenes = [(sphere(500), 32, {}), (sphere(20000), 128, {}), (sphere(20000, ortho=False), 100, {}),
               (soup(np.random.default_rng(2), 2, 50, "near"), 40, {}),
               (sphere(20000), 128, {"memory_budget": 1 << 20}),
@@ -390,7 +440,7 @@ def test_host_syncs_are_constant():
     for (pos, faces), res, opts in scenes:
         inp = inputs(pos, faces, res, res)
         _, n = testing.count_ops(tb.rasterize, inp, **opts)
-        expected = 1 if opts.get("static_shapes") else 3
+        expected = 1 if opts.get("static_shapes") else 4  # CPU tensors: the fourth, see the docstring
         assert n.syncs == expected, (len(faces), res, opts, n.syncs,
                                      {k: v for k, v in n.by_name.items() if k in testing.SYNC_OPS})
     _, n = testing.count_ops(static.rasterize_static, inp.pos, inp.faces, res, res)

@@ -15,7 +15,7 @@ from ...resolve import resolve_chunk as resolve_parent_chunk
 from . import static
 from .raster import _block_stamps, _raster_buffers, _raster_chunk, _resolve_chunk, merge_target
 from .setup import (resolve_dtype, _CLIP_CAP, _EMPTY_BELOW, _I64_MAX, _NI_RASTER, _NR_RASTER, _R_ID, stamp_sizes,
-                    _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _host, merge_window,
+                    _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _host, cpu_shortcuts,
                     _Pieces, _setup, each)
 
 # ----------------------------------------------------------------------------- driver
@@ -78,17 +78,16 @@ def _prepare(inp, memory_budget, edge_arith, workers: int = 1) -> Tuple[_Run, st
     return _Run(pc, chunks, sizes, inp.height + Smax, inp.width + Smax), edge_arith
 
 
-def _raster_pass(run: _Run, edge_arith: str, consume, workers: int = 1) -> None:
+def _raster_pass(run: _Run, edge_arith: str, consume, workers: int = 1, window: bool = False) -> None:
     """Rasterize every stamp, chunk by chunk; ``consume(index, key)`` receives each chunk's
     (index int64 [n], key int64 [n]) pairs (see :func:`_raster_chunk`). With ``workers`` > 1 (CPU,
     :func:`.setup.each`) the (block, stamp size) groups run on that many threads, largest first, and
     ``consume`` is called under a lock, so it must not depend on the order of the chunks (``amin``,
-    sums). ``index`` is either flat or (CPU, :func:`.setup.merge_window`) the stamp bases
-    [S, S, C] of :func:`.raster.merge_target`."""
+    sums). ``index`` is flat, or with ``window`` (CPU only, :func:`.setup.cpu_shortcuts`) the stamp
+    bases [S, S, C] of :func:`.raster.merge_target`."""
     pc, sizes = run.pc, run.sizes
     dev = pc.itab.device
     float_edges = edge_arith == "float32"
-    window = merge_window(dev)
     need = 0
     if not float_edges:  # scratch for the largest chunk this call has, not the largest allowed
         need = max(1, max(min(int(counts[k]), max(1, run.chunks.stamp_pixels // (S * S))) * S * S
@@ -198,7 +197,7 @@ def _visibility(run: _Run, B: int, edge_arith: str, workers: int = 1) -> torch.T
         target, dim = merge_target(fb, idx, run.Wp)
         target.scatter_reduce_(dim, idx, key, "amin")
 
-    _raster_pass(run, edge_arith, consume, workers)
+    _raster_pass(run, edge_arith, consume, workers, cpu_shortcuts(fb.device))
     return fb
 
 
@@ -233,16 +232,28 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
         k = -(-n // C)
         C = -(-n // (-(-k // workers) * workers))
     rast_flat, depth_flat = rast.view(B * H * W, 4), depth.view(B * H * W)
+    # CPU: the depth-test depth (11 gathered table rows and ~15 ops per pixel, ~20 % of the resolve) is
+    # only the fallback for a non-finite parent depth; compute it afterwards, only for the chunks that
+    # have one (one host read of a flag per chunk: a fourth sync, CPU only). Same bits as computing it
+    # always: where it is used it goes float32 -> float64 -> float32 unchanged.
+    lazy = cpu_shortcuts(rast.device)
+    bad: Dict[int, torch.Tensor] = {}
 
-    def chunk(s: int) -> None:
+    def pixels(s: int):
         b, py, px = component_major(hit[s:s + C])  # contiguous rows (every op below reads them)
         if B > 1:
             q, k = (b * H + py) * W + px, (b * Hp + py) * Wp + px
         else:
             b, q, k = None, py * W + px, py * Wp + px
         cc = pc.cand.index_select(0, fb.index_select(0, k) & 0xFFFFFFFF)
-        gid = pc.ftab[_R_ID].index_select(0, cc)
-        ident, d = _resolve_chunk(pc.itab, pc.ftab, cc, gid, px, py)
+        return b, py, px, q, cc, pc.ftab[_R_ID].index_select(0, cc)
+
+    def chunk(s: int) -> None:
+        b, py, px, q, cc, gid = pixels(s)
+        if lazy:
+            ident, d = gid + 1.0, None
+        else:
+            ident, d = _resolve_chunk(pc.itab, pc.ftab, cc, gid, px, py)
         bary, d = resolve_parent_chunk(par, b, gid.long(), px, py, d)
         # whole rows (b0, b1, b2, id + 1) with index_copy_: on CPU about half the time of an
         # index_put_ (measured 27 -> 13 ms per call at 1024², first touch of the outputs included)
@@ -251,8 +262,17 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
         rows[:, 3] = ident
         rast_flat.index_copy_(0, q, rows)
         depth_flat.index_copy_(0, q, d.to(torch.float32))
+        if lazy:
+            bad[s] = torch.isfinite(d).logical_not_()
 
-    each([functools.partial(chunk, s) for s in range(0, n, C)], workers)
+    starts = range(0, n, C)
+    each([functools.partial(chunk, s) for s in starts], workers)
+    if lazy:
+        for s, redo in zip(starts, _host(torch.stack([bad[s].any() for s in starts]))):  # host sync 4 (CPU)
+            if redo:
+                b, py, px, q, cc, gid = pixels(s)
+                d = _resolve_chunk(pc.itab, pc.ftab, cc, gid, px, py)[1]
+                depth_flat.index_copy_(0, q, torch.where(bad[s], d, depth_flat.index_select(0, q)))
     return rast, depth
 
 
@@ -299,7 +319,7 @@ def coverage_counts(inp, memory_budget: Optional[int] = None, *, edge_arith: str
                 target, dim = merge_target(cnt, idx, run.Wp)
                 target.scatter_add_(dim, idx, ((key >> 32) < (1 << _UNCOVERED_BIT)).to(torch.int32))
 
-            _raster_pass(run, edge_arith, consume)
+            _raster_pass(run, edge_arith, consume, window=cpu_shortcuts(cnt.device))
         return cnt.view(B, run.Hp, run.Wp)[:, :H, :W].contiguous()
 
 

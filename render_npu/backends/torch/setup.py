@@ -32,11 +32,16 @@ def stamp_sizes(device: torch.device) -> Tuple[int, ...]:
     return _CPU_STAMP_SIZES if device.type == "cpu" else _STAMP_SIZES
 
 
-def merge_window(device: torch.device) -> bool:
-    """Whether the raster scatters each chunk's keys through a window view of the key buffer
-    (``raster.merge_target``: no per-pixel int64 index; CPU) rather than through a flat index
-    (devices: one plain 1-D ``scatter_reduce``). Results do not depend on it."""
+def cpu_shortcuts(device: torch.device) -> bool:
+    """Whether the CPU-only variants of the dynamic mode apply on ``device`` (each gives bitwise
+    the result of the device sequence, and is tested against it): the key scatter through a window
+    view of the key buffer (``raster.merge_target``: no per-pixel int64 index; devices run one plain
+    1-D ``scatter_reduce``) and the depth-test depth computed only where a parent depth is not
+    finite (``driver.resolve_output``). Off on every other device, and while
+    ``benchmarks/bench_torch_ops.py`` counts the device sequence."""
     return device.type == "cpu"
+
+
 STATIC_STAMP_SIZE = 8  # default stamp side in static mode
 MAX_STAMP_SIZE = 64
 _CLIP_CAP = 16  # polygon capacity of the clipper (a triangle clipped by 6 planes has <= 9)
