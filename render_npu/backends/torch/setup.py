@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import torch
@@ -207,8 +207,9 @@ def each(tasks: List[Callable[[], object]], workers: int = 1) -> list:
     TorchDispatchMode is active: modes are thread-local, and op counters must see every op (the op
     sequence is the same either way)."""
     if workers > 1 and len(tasks) > 1 and _get_current_dispatch_mode() is None:
-        ex = _executor(workers)
-        return [f.result() for f in [ex.submit(t) for t in tasks]]
+        futures = [_executor(workers).submit(t) for t in tasks]
+        wait(futures)  # all of them, also when one raised (the others write into shared outputs)
+        return [f.result() for f in futures]
     return [t() for t in tasks]
 
 
