@@ -20,7 +20,7 @@ def _block_stamps(pc: _Pieces, c0: int, c1: int, k: int, S: int, n: int, Hp: int
     local = torch.repeat_interleave(torch.arange(c1 - c0, device=dev), cnt, output_size=n)
     j = torch.arange(n, device=dev) - (torch.cumsum(cnt, 0) - cnt).index_select(0, local)
     c = local + c0
-    box = _cols(pc.box, c)  # [4, n]
+    box = _cols(pc.box[:3], c)  # [3, n]: x0, y0, nx (ny is not needed)
     if S & (S - 1):  # single-stamp sides (setup._SINGLE_ONLY)
         sx = torch.div(box[2] + (S - 1), S, rounding_mode="floor")
     else:
