@@ -478,10 +478,13 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
         return fidx[:, g - b * F] + b * V
 
     vid = (vertex_ids(0, G) if B > 1 else fidx).reshape(-1)
-    fplain = _all_rows(vin.index_select(0, vid).view(3, G))
-    codes = vcode.index_select(0, vid).view(3, G)
-    to_clip = _all_rows(vok.index_select(0, vid).view(3, G)) & ~fplain & ((codes[0] & codes[1] & codes[2]) == 0)
-    del codes
+    # the three per-vertex flags in one int32 word (outcode bits 0..5, finite 6, inside 7): one
+    # gather per face vertex instead of three, and the face's "all" is one bitwise and
+    fw = (vcode | (vok.to(torch.int32) << 6) | (vin.to(torch.int32) << 7)).index_select(0, vid).view(3, G)
+    fw = fw[0] & fw[1] & fw[2]
+    fplain = (fw & 128) != 0
+    to_clip = ((fw & 64) != 0) & ~fplain & ((fw & 63) == 0)
+    del fw
     mvalid = None
     if clip_capacity is None:
         gclip = torch.nonzero(to_clip).squeeze(1)  # host sync 1
