@@ -256,7 +256,10 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
         bary, d = resolve_parent_chunk(par, b, gid.long(), px, py, d)
         # whole rows (b0, b1, b2, id + 1) with index_copy_: on CPU about half the time of an
         # index_put_ (measured 27 -> 13 ms per call at 1024², first touch of the outputs included)
-        rast_flat.index_copy_(0, q, torch.cat((bary.t().to(torch.float32), ident[:, None]), 1))
+        rows = torch.empty((4, q.shape[0]), dtype=torch.float32, device=q.device)  # component-major:
+        rows[:3] = bary  # contiguous converting copies (a concatenation of the transposed rows before:
+        rows[3] = ident  # ~15 % slower with the index_copy_)
+        rast_flat.index_copy_(0, q, rows.t())
         depth_flat.index_copy_(0, q, d.to(torch.float32))
         if lazy:
             bad[s] = torch.isfinite(d).logical_not_()
