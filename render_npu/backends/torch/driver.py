@@ -144,7 +144,8 @@ def rasterize(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "au
 
     Returns:
         (rast float32 [B, H, W, 4], depth float32 [B, H, W]) on the input device. Host syncs:
-        three (clip count; piece and stamp counts; covered pixels), none inside the loops. On CPU
+        three (clip count; piece and stamp counts; covered pixels), none inside the loops, and on
+        CPU a fourth (:func:`resolve_output`: were parent depths non-finite). On CPU
         each op runs on one intra-op thread, and the setup blocks, raster groups and resolve chunks
         are spread over ``torch.get_num_threads()`` threads (see :func:`_cpu_threads`); results do
         not depend on it.
@@ -209,11 +210,13 @@ _CPU_RESOLVE_CHUNK = 1 << 17
 def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch.Tensor, inp,
                    dtype: torch.dtype = torch.float32, workers: int = 1):
     """The final output step: for each covered pixel of the key buffer ``fb`` (see
-    :func:`_visibility`), the winning piece's id and depth-test depth, then, in the same chunk,
-    the barycentrics and depth from the parent triangle (:func:`render_npu.resolve.resolve_chunk`,
-    solved in ``dtype``, :func:`.setup.resolve_dtype`), written once into ``rast`` float32
-    [B, H, W, 4] and ``depth`` float32 [B, H, W] (zeros elsewhere, as given); returns them. One host
-    sync (the covered pixels); chunks of ``run.chunks.resolve`` pixels (on CPU at most
+    :func:`_visibility`), the winning piece's id and depth-test depth (the fallback where the
+    parent's depth is not finite; on CPU computed afterwards, only for chunks that need it), then,
+    in the same chunk, the barycentrics and depth from the parent triangle
+    (:func:`render_npu.resolve.resolve_chunk`, solved in ``dtype``, :func:`.setup.resolve_dtype`),
+    written once into ``rast`` float32 [B, H, W, 4] and ``depth`` float32 [B, H, W] (zeros
+    elsewhere, as given); returns them. One host sync (the covered pixels; on CPU a second, the
+    chunks' non-finite flags); chunks of ``run.chunks.resolve`` pixels (on CPU at most
     ``_CPU_RESOLVE_CHUNK``), on ``workers`` threads (:func:`.setup.each`; they write disjoint pixels)."""
     pc = run.pc
     B, H, W = rast.shape[:3]
