@@ -352,7 +352,8 @@ def _candidates(XY: torch.Tensor, ok: torch.Tensor, permuted, beta: Optional[tor
     key = Y * (1 << 31) + X  # |X|, |Y| < 2**29
     r = torch.where(key[0] <= key[1], torch.where(key[0] <= key[2], 0, 2), torch.where(key[1] <= key[2], 1, 2))
     neg = (signed < 0).long()
-    perm = torch.stack((r, (r + 1 + neg) % 3, (r + 2 - neg) % 3))  # [3, n]: piece vertex -> input vertex
+    mod3 = torch.arange(5, device=r.device) % 3  # t % 3 for t in 0..4 as a lookup (6x faster on CPU)
+    perm = torch.stack((r, mod3.index_select(0, r + 1 + neg), mod3.index_select(0, r + 2 - neg)))  # [3, n]: piece vertex -> input vertex
     coef = ftab.shape[0] > _R_C.start
     cand = permuted(perm, 2 if coef else 1)  # q (, w)
     # the snapped x, y in canonical order, 0 where not ok (where ok they equal the floats exactly)
