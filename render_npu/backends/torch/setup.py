@@ -462,16 +462,23 @@ def _setup(pos: torch.Tensor, faces: torch.Tensor, H: int, W: int, viewport: str
     fidx = component_major(faces, torch.int64)  # [3, F]: contiguous, so that its blocks' flat views need no copy
 
     # per-vertex projection: a vertex shared by many faces is projected once (same result)
-    pt = component_major(pos.reshape(B * V, 4))
-    x, y, z, w = pt
-    vt = torch.stack((snap(x / w, ax, bx), snap(y / w, ay, by), z / w, w))  # [4, B*V]
-    vok = _all_rows(torch.isfinite(pt))
-    vcode = _outcodes(x, y, z, w)
-    vin = vok & (vcode == 0)
-    vfin = _snapped_ok(vt)  # w = 0 makes the snapped values NaN
-    # exact int64 fixed-point coordinates, once per vertex (0 where not finite: never used then)
-    vxy = torch.where(vfin, vt[:2], 0.0).long()  # integral floats below 2**29 where it matters
-    del pt, x, y, z, w
+    def project(v0: int, v1: int):  # vertices v0..v1 (elementwise: any split gives the same values)
+        pt = component_major(pos.reshape(B * V, 4)[v0:v1])
+        x, y, z, w = pt
+        vt = torch.stack((snap(x / w, ax, bx), snap(y / w, ay, by), z / w, w))  # [4, n]
+        vok = _all_rows(torch.isfinite(pt))
+        vcode = _outcodes(x, y, z, w)
+        vfin = _snapped_ok(vt)  # w = 0 makes the snapped values NaN
+        # exact int64 fixed-point coordinates, once per vertex (0 where not finite: never used then)
+        vxy = torch.where(vfin, vt[:2], 0.0).long()  # integral floats below 2**29 where it matters
+        return vt, vok, vcode, vok & (vcode == 0), vfin, vxy
+
+    # with chunk workers (CPU) in one range per worker: this part runs before the first host sync,
+    # alone on the main thread otherwise
+    step = max(1, -(-(B * V) // workers))
+    parts = each([functools.partial(project, v0, min(B * V, v0 + step)) for v0 in range(0, B * V, step)], workers)
+    vt, vok, vcode, vin, vfin, vxy = parts[0] if len(parts) == 1 else [torch.cat(p, -1) for p in zip(*parts)]
+    del parts
 
     def vertex_ids(g0: int, g1: int) -> torch.Tensor:  # [3, n] vertex indices of faces g0..g1
         g = torch.arange(g0, g1, device=dev)
