@@ -14,7 +14,7 @@ from ...resolve import resolve_chunk as resolve_parent_chunk
 from . import static
 from .raster import _block_stamps, _raster_buffers, _raster_chunk, _resolve_chunk, merge_target
 from .setup import (resolve_dtype, _CLIP_CAP, _EMPTY_BELOW, _I64_MAX, _NI_RASTER, _NR_RASTER, _R_ID, stamp_sizes,
-                    _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _host, cpu_shortcuts,
+                    _UNCOVERED_BIT, STATIC_STAMP_SIZE, _check_options, _chunks, _Chunks, _cols, _host, cpu_shortcuts, later,
                     _Pieces, _setup, each)
 
 # ----------------------------------------------------------------------------- driver
@@ -221,12 +221,14 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
     pc = run.pc
     B, H, W = rast.shape[:3]
     Hp, Wp = run.Hp, run.Wp
+    # the parent tables on a chunk worker (CPU) while this thread finds the covered pixels
+    parents = later(functools.partial(parent_tables, inp.pos, inp.faces, H, W, inp.viewport, dtype), workers)
     # (b, py, px) of every covered pixel straight from nonzero (no int64 divisions per pixel)
     hit = torch.nonzero(fb.view(B, Hp, Wp)[:, :H, :W] < _EMPTY_BELOW)  # [n, 3]; host sync 3
     n = hit.shape[0]
     if n == 0:
         return rast, depth
-    par = parent_tables(inp.pos, inp.faces, H, W, inp.viewport, dtype)
+    par = parents()
     C = run.chunks.resolve
     if rast.device.type == "cpu":  # chunks whose ~40 temporaries stay in cache (see _CPU_RESOLVE_CHUNK)
         C = min(C, _CPU_RESOLVE_CHUNK)

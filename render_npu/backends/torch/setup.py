@@ -213,6 +213,15 @@ def each(tasks: List[Callable[[], object]], workers: int = 1) -> list:
     return [t() for t in tasks]
 
 
+def later(fn: Callable[[], object], workers: int = 1) -> Callable[[], object]:
+    """A callable that returns ``fn()``: with ``workers`` > 1 (CPU, see :func:`each`) ``fn`` starts at
+    once on a chunk worker while the caller goes on; otherwise it runs when the result is asked for
+    (so the op sequence is the caller's order)."""
+    if workers > 1 and _get_current_dispatch_mode() is None:
+        return _executor(workers).submit(fn).result
+    return fn
+
+
 _pool: dict = {}
 _pool_lock = threading.Lock()
 
