@@ -21,7 +21,9 @@ escaping ``out``) raise ``ValueError`` naming the line before any job runs.
 
 **Running.** ``workers`` jobs run at once (default: one per core), each with
 ``threads = max(1, cores // workers)`` torch/compiled/OpenCV threads and bake view workers, so
-the workers together use the cores once and never oversubscribe them; each job's raster cache is
+the workers together use the cores once and never oversubscribe them (a pool worker also sets
+``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS`` to ``threads`` for itself and the
+child processes its jobs start, as Ray does for its tasks' OpenMP); each job's raster cache is
 the pipeline's own (bounded by :class:`~texgen.pipeline.PipelineConfig` ``cache_bytes``) and is
 freed when the job ends. The local pool is a set of long-lived spawned processes, one job at a
 time each, supervised so that a worker that dies (a crash, the OOM killer, ``kill -9``) fails
@@ -479,9 +481,17 @@ def _exit_reason(code: Optional[int]) -> str:
 # ---------------------------------------------------------------------------------------------
 # executors: each yields one record per job, in completion order
 
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def _worker_main(conn, out_dir: str, threads: int) -> None:
     """A pool worker: run the jobs the parent sends, one at a time, until it sends None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # before numpy/torch load (this module imports neither; the parent's main script may): OpenMP and OpenBLAS pools
+    # sized like the job, here and in the job's child processes (xatlas's numpy would start an
+    # idle BLAS thread per core in every job's child, on cores the other workers use)
+    for var in _THREAD_ENV:
+        os.environ[var] = str(threads)
     configure_threads(threads)
     import texgen.cli  # noqa: F401  (import torch & co once, before the first job)
 
