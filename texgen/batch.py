@@ -51,6 +51,7 @@ finished, edited or damaged outputs, a changed manifest line) runs again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -143,15 +144,20 @@ def _option_flags(options: Dict[str, Any], where: str) -> List[str]:
     return flags
 
 
+@functools.lru_cache(maxsize=None)
+def _parser():
+    from .cli import build_parser
+
+    return build_parser()  # built once: building it is most of a manifest line's checking time
+
+
 def _parse_cli(argv: Sequence[str]):
     """argparse Namespace of a ``texgen`` command line; ``ValueError`` with argparse's message
     instead of its ``SystemExit``."""
-    from .cli import build_parser
-
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            return build_parser().parse_args(list(argv))
+            return _parser().parse_args(list(argv))
     except SystemExit:
         lines = [ln for ln in err.getvalue().strip().splitlines() if ln.strip()]
         raise ValueError(lines[-1] if lines else "invalid options") from None
