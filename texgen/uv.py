@@ -50,6 +50,7 @@ For Hunyuan3D-2's ``mesh_uv_wrap`` slot there is :func:`mesh_uv_wrap` (trimesh i
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -213,6 +214,16 @@ def _xatlas(pos: np.ndarray, faces: np.ndarray, size: int, padding: int) -> Tupl
 
 
 
+def _thread_budget() -> int:
+    """CPUs the xatlas child may use: this process's torch thread count (what ``texgen batch``
+    sizes per worker, and the compiled rasterizer follows) when torch is loaded, else all."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        with contextlib.suppress(Exception):
+            return max(1, int(torch.get_num_threads()))
+    return os.cpu_count() or 1
+
+
 def _xatlas_child(pos: np.ndarray, faces: np.ndarray, size: int, padding: int, progress: bool,
                   timeout: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray]:
     """xatlas in a child process (its C++ loop cannot see Ctrl-C): the child runs in its own
@@ -230,7 +241,8 @@ def _xatlas_child(pos: np.ndarray, faces: np.ndarray, size: int, padding: int, p
             masked = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
             old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if masked else None
             try:
-                proc = subprocess.Popen([sys.executable, _WORKER, src, dst], stdin=subprocess.DEVNULL,
+                proc = subprocess.Popen([sys.executable, _WORKER, src, dst, str(_thread_budget())],
+                                        stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
             finally:
                 if masked:
