@@ -23,7 +23,8 @@ escaping ``out``) raise ``ValueError`` naming the line before any job runs.
 ``threads = max(1, cores // workers)`` torch/compiled/OpenCV threads and bake view workers, so
 the workers together use the cores once and never oversubscribe them (a pool worker also sets
 ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS`` to ``threads`` for itself and the
-child processes its jobs start, as Ray does for its tasks' OpenMP); each job's raster cache is
+child processes its jobs start, as Ray does for its tasks' OpenMP; and when ``workers * threads``
+fits the CPUs, worker ``i`` keeps to CPUs ``i*threads .. (i+1)*threads - 1``); each job's raster cache is
 the pipeline's own (bounded by :class:`~texgen.pipeline.PipelineConfig` ``cache_bytes``) and is
 freed when the job ends. The local pool is a set of long-lived spawned processes, one job at a
 time each, supervised so that a worker that dies (a crash, the OOM killer, ``kill -9``) fails
@@ -490,9 +491,13 @@ def _exit_reason(code: Optional[int]) -> str:
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _worker_main(conn, out_dir: str, threads: int) -> None:
-    """A pool worker: run the jobs the parent sends, one at a time, until it sends None."""
+def _worker_main(conn, out_dir: str, threads: int, cpus: Optional[Sequence[int]] = None) -> None:
+    """A pool worker: run the jobs the parent sends, one at a time, until it sends None. ``cpus``:
+    the CPUs of its slot, which it and its jobs' child processes keep to."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    if cpus:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, set(cpus))
     # before numpy/torch load (this module imports neither; the parent's main script may): OpenMP and OpenBLAS pools
     # sized like the job, here and in the job's child processes (xatlas's numpy would start an
     # idle BLAS thread per core in every job's child, on cores the other workers use)
@@ -520,23 +525,30 @@ def _pool_records(jobs: List[Job], out_dir: str, workers: int, threads: int, run
     pending = list(reversed(jobs))
     slots: List[Dict[str, Any]] = []
 
-    def start() -> Dict[str, Any]:
+    # one slot of `threads` CPUs per worker when they fit: a worker and the xatlas child each job
+    # starts stay on their slot, so two workers' xatlas runs (kept to one CPU each, see
+    # texgen._xatlas_worker) never land on one CPU while the other idles
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    fit = bool(allowed) and workers * threads <= len(allowed)
+
+    def start(slot: int) -> Dict[str, Any]:
+        cpus = allowed[slot * threads:(slot + 1) * threads] if fit else None
         parent, child = ctx.Pipe()
-        p = ctx.Process(target=_worker_main, args=(child, out_dir, threads), daemon=True, name="texgen-batch")
+        p = ctx.Process(target=_worker_main, args=(child, out_dir, threads, cpus), daemon=True, name="texgen-batch")
         p.start()
         child.close()
-        return {"proc": p, "conn": parent, "job": None, "t0": 0.0}
+        return {"proc": p, "conn": parent, "job": None, "t0": 0.0, "slot": slot}
 
     try:
-        for _ in range(min(workers, len(jobs))):
-            slots.append(start())
+        for slot in range(min(workers, len(jobs))):
+            slots.append(start(slot))
         while True:
             for i in range(len(slots)):
                 s = slots[i]
                 while s["job"] is None and pending and not s.get("dead"):
                     if not s["proc"].is_alive():  # died while idle: replace it, nothing is lost
                         s["conn"].close()
-                        slots[i] = s = start()
+                        slots[i] = s = start(i)
                     job = pending.pop()
                     try:
                         s["conn"].send((job.to_dict(), run_id))
@@ -544,7 +556,7 @@ def _pool_records(jobs: List[Job], out_dir: str, workers: int, threads: int, run
                     except (OSError, ValueError):  # died between the check and the send
                         pending.append(job)
                         s["conn"].close()
-                        slots[i] = s = start()
+                        slots[i] = s = start(i)
             busy = [s for s in slots if s["job"] is not None]
             if not busy:  # every live worker took a job while any was pending
                 return
@@ -568,8 +580,8 @@ def _pool_records(jobs: List[Job], out_dir: str, workers: int, threads: int, run
                 worker = f"{socket.gethostname()}:{s['proc'].pid}"
                 yield _died(s["job"], run_id, s["t0"], worker, _exit_reason(s["proc"].exitcode))
                 s["conn"].close()
-                slots[i] = start() if pending else {"proc": s["proc"], "conn": s["conn"], "job": None, "t0": 0.0,
-                                                    "dead": True}
+                slots[i] = start(i) if pending else {"proc": s["proc"], "conn": s["conn"], "job": None, "t0": 0.0,
+                                                     "dead": True}
     finally:
         for s in slots:
             if s.get("dead"):
