@@ -677,8 +677,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("merge_views", &merge_views_binding, py::arg("textures"), py::arg("weights"), py::arg("out").noconvert(),
         py::arg("trust").noconvert(), py::arg("num_threads"),
         "MeshRender.fast_bake_texture's weighted merge (csrc/bake/bake.h): textures V x float32 [T, C], weights "
-        "V x float32 [T] into out [T, C] and trust [T] (both zero-filled on entry; texels no view weights are not written). "
-        "Returns the number of views used.");
+        "V x float32 [T] into out [T, C] and trust [T] (overwritten). Returns the number of views used.");
   m.def("mesh_vertex_inpaint", &mesh_vertex_inpaint_binding, py::arg("texture"), py::arg("mask"),
         py::arg("vtx_pos"), py::arg("vtx_uv"), py::arg("pos_idx"), py::arg("uv_idx"), py::arg("method"),
         py::arg("out_texture"), py::arg("out_mask"),

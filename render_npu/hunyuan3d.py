@@ -819,7 +819,7 @@ def _merge_views(mr, textures, cos_maps) -> Optional[Tuple[torch.Tensor, torch.T
     if (any(tuple(t.shape) != (Ht, Wt, C) for t in textures)
             or any(tuple(c.shape) != (Ht, Wt, 1) for c in cos_maps)):
         return None
-    out, trust = plain_zeros((Ht * Wt, C), np.float32), plain_zeros((Ht * Wt,), np.float32)  # (written where weighted)
+    out, trust = plain_empty((Ht * Wt, C), np.float32), plain_empty((Ht * Wt,), np.float32)  # (zeroed by the kernel)
     ext.merge_views([t.detach().contiguous().numpy().reshape(-1, C) for t in textures],
                     [c.detach().contiguous().numpy().reshape(-1) for c in cos_maps], out, trust,
                     torch.get_num_threads())

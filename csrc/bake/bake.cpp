@@ -175,6 +175,10 @@ int64_t view_depth(const ViewDepthArgs& a, float* depth, uint8_t* hit, uint8_t* 
 int64_t merge_views(const MergeArgs& a, float* out, float* trust) {
   const int64_t T = a.texels, C = a.channels, parts = parts_for(T * (C + 1), a.num_threads);
   std::vector<int64_t> view_sum(static_cast<size_t>(parts)), painted_sum(static_cast<size_t>(parts));
+  parallel_ranges(T, parts, [&](int64_t, int64_t b, int64_t e) {
+    std::fill(out + b * C, out + e * C, 0.0f);
+    std::fill(trust + b, trust + e, 0.0f);
+  });
   int64_t used = 0;
   for (int64_t v = 0; v < a.views; ++v) {
     const float* w = a.weights[v];
@@ -217,13 +221,8 @@ int64_t merge_views(const MergeArgs& a, float* out, float* trust) {
   parallel_ranges(T, parts, [&](int64_t, int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       const float tr = trust[t];
-      float* o = out + t * C;
-      if (tr == 0.0f) {  // most likely never written: 0 / 1e-8 is 0 again, so leave the page alone
-        bool zero = true;
-        for (int64_t c = 0; c < C; ++c) zero &= o[c] == 0.0f;
-        if (zero) continue;
-      }
       const float d = tr < 1e-8f ? 1e-8f : tr;  // torch.clamp(min=1e-8): NaN stays NaN
+      float* o = out + t * C;
       for (int64_t c = 0; c < C; ++c) o[c] /= d;
     }
   });

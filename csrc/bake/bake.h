@@ -60,9 +60,7 @@ int64_t view_depth(const ViewDepthArgs& a, float* depth, uint8_t* hit, uint8_t* 
 // order, with s = #(weight_v > 0) and p = #(weight_v > 0 and trust > 0): skip the view when
 // float(p) / float(s) > 0.99f (NaN when s == 0: not skipped); else out[t, c] += tex_v[t, c] *
 // weight_v[t] and trust[t] += weight_v[t]. Then out[t, c] /= max(trust[t], 1e-8f). out and
-// trust must be zero-filled on entry: texels that no view weights (out and trust still +0) are
-// never written, so a lazily zeroed result keeps those pages untouched. Returns the number of
-// views used.
+// trust are overwritten (start at 0). Returns the number of views used.
 struct MergeArgs {
   const float* const* textures = nullptr;  // V pointers to [T, C]
   const float* const* weights = nullptr;   // V pointers to [T]
