@@ -41,7 +41,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from ._memory import plain_zeros
+from ._memory import plain_empty, plain_zeros
 
 __all__ = ["enable", "disable", "is_enabled", "import_mesh_render", "ACCELERATED", "ALIASES", "RENDER_MODULES",
            "PIPELINE_MODULES"]
@@ -373,17 +373,10 @@ def _view(mod, mr, elev, azim, camera_distance, center, hw: Tuple[int, int]) -> 
 
 
 def _raster(hw: Tuple[int, int], faces: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """The rast [1, H, W, 4] of a cached view or UV raster ("align_corners", as MeshRender). On the
-    CPU into lazily zeroed pages that only the covered pixels touch (``out_zeroed``): a 2048²
-    raster is 64 MB, and its first-touch page faults cost more than rasterizing; the depth, which
-    MeshRender never reads, likewise."""
+    """The rast [1, H, W, 4] of a cached view or UV raster ("align_corners", as MeshRender)."""
     import render_npu
 
-    if pos.device.type != "cpu":
-        return render_npu.rasterize(hw, faces, pos, viewport="align_corners").rast
-    H, W = hw
-    out = torch.from_numpy(plain_zeros((1, H, W, 4), np.float32)), torch.from_numpy(plain_zeros((1, H, W), np.float32))
-    return render_npu.rasterize(hw, faces, pos, viewport="align_corners", out=out, out_zeroed=True).rast
+    return render_npu.rasterize(hw, faces, pos, viewport="align_corners").rast
 
 
 def _interp(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -461,7 +454,7 @@ def _format(image: torch.Tensor, return_type: str, squeeze: bool = False, offset
         arr = image.squeeze(-1) if squeeze else image
         ext = _compiled()
         if ext is not None and arr.device.type == "cpu" and arr.dtype == torch.float32 and arr.is_contiguous():
-            u8 = plain_zeros(arr.shape, np.uint8)
+            u8 = plain_empty(arr.shape, np.uint8)
             ext.floats_to_u8(arr.detach().numpy().reshape(-1), offset, scale, u8.reshape(-1), torch.get_num_threads())
             return Image.fromarray(u8)
         if (offset, scale) != (0.0, 1.0):
@@ -485,7 +478,7 @@ def _interp_bg(attr: torch.Tensor, rast: torch.Tensor, faces: torch.Tensor, bg_c
         a = attr.detach().contiguous()
         B, H, W = rast.shape[:3]
         shape = (B * H * W, a.shape[-1])
-        out = _scratch(scratch, shape, "cpu").numpy() if scratch else plain_zeros(shape, np.float32)
+        out = _scratch(scratch, shape, "cpu").numpy() if scratch else plain_empty(shape, np.float32)
         faces32 = faces.detach().to(torch.int32).contiguous()
         r = rast.detach().numpy()
         bad = ext.interpolate(a.numpy()[None], r, r[..., 3], faces32.numpy(), B, torch.get_num_threads(),
@@ -739,7 +732,7 @@ def _bake_geometry_compiled(version: str, mr, e: _Entry) -> Optional[_Entry]:
     uv_faces = _mesh_item(mr, a, "uv_idx_i32", lambda: mr.uv_idx.detach().to(torch.int32).contiguous().numpy())
     r = rast.detach().numpy().reshape(P, 4)
     # 2.1's back_sample reads the depth map later: its own array; 2.0's lives in the thread's scratch
-    depth = plain_zeros((H, W, 1), np.float32) if version == "2.1" else _scratch("depth", (H, W, 1), "cpu").numpy()
+    depth = plain_empty((H, W, 1), np.float32) if version == "2.1" else _scratch("depth", (H, W, 1), "cpu").numpy()
     hit, depth_u8 = _scratch_u8("hit", P), _scratch_u8("depth_u8", P)
     z = pos3[:, 2].detach().float().contiguous().numpy()
     if ext.view_depth(r, faces, z, depth.reshape(P), hit, depth_u8, threads) <= 0:
@@ -749,7 +742,7 @@ def _bake_geometry_compiled(version: str, mr, e: _Entry) -> Optional[_Entry]:
     vis_u8 = vis.numpy().view(np.uint8).reshape(-1)
     n = int(np.count_nonzero(vis_u8))  # (torch's bool sum is ~20x slower)
     # the sketch row of extra is written only where 1: zero pages, untouched in 2.0 (always 0 there)
-    idx, coords, extra = plain_zeros((n,), np.int64), plain_zeros((n, 2), np.float32), plain_zeros((2, n), np.float32)
+    idx, coords, extra = plain_empty((n,), np.int64), plain_empty((n, 2), np.float32), plain_zeros((2, n), np.float32)
     if shader == "face":
         normal = dict(normal=_face_map(fn, rast)[0].contiguous().numpy().reshape(P, 3))
     else:
@@ -1032,7 +1025,7 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
             and tex.flags.writeable:
         tex32 = tex
     else:
-        tex32 = plain_zeros(np.shape(tex), np.float32)
+        tex32 = plain_empty(np.shape(tex), np.float32)
         np.copyto(tex32, tex, casting="unsafe")
     # upstream: uint8 of texture * 255 (truncation) where known, cv2.inpaint's fill elsewhere
     if known.all() or not known.any() or tex32.ndim != 3:
@@ -1062,7 +1055,7 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
     mean_u8 = (np.clip(mean, 0, 1) * np.float32(255) + np.float32(0.5)).astype(np.uint8)
     ext = _compiled()
     if ext is not None:
-        out = plain_zeros(filled.shape, np.uint8)
+        out = plain_empty(filled.shape, np.uint8)
         ext.inpaint_bytes(filled.reshape(-1, C), known.reshape(-1).view(np.uint8),
                           None if region is None else region.reshape(-1).view(np.uint8), mean_u8, out.reshape(-1, C),
                           torch.get_num_threads())

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from ._memory import plain_zeros
+from ._memory import plain_empty
 
 __all__ = ["mesh_vertex_inpaint", "InpaintStats", "METHODS", "BACKENDS"]
 
@@ -110,8 +110,8 @@ def _compiled():
 
 
 def _run_cpp(ext, inp: _Inputs, method: str):
-    out_tex = plain_zeros(inp.texture.shape, inp.texture.dtype)  # (written whole by the kernel)
-    out_mask = plain_zeros(inp.mask.shape, inp.mask.dtype)
+    out_tex = plain_empty(inp.texture.shape, inp.texture.dtype)  # (written whole by the kernel)
+    out_mask = plain_empty(inp.mask.shape, inp.mask.dtype)
     it, entries, last, ncol = ext.mesh_vertex_inpaint(inp.texture, inp.mask, inp.vtx_pos, inp.vtx_uv, inp.pos_idx,
                                                       inp.uv_idx, METHODS[method], out_tex, out_mask)
     return out_tex, out_mask, InpaintStats(int(it), int(entries), int(last), int(ncol), "cpp")

@@ -89,3 +89,7 @@ def test_plain_zeros_arrays():
         tmp[:] = 5
         del tmp
     assert keep.sum() == 256
+    from render_npu._memory import plain_empty
+
+    e = plain_empty((300, 7), np.int64)
+    assert e.shape == (300, 7) and e.dtype == np.int64 and e.flags.c_contiguous and e.flags.writeable
