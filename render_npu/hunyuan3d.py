@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from ._memory import plain_empty, plain_zeros
+from ._threads import one_intra_op_thread, split_intra_op_threads
 
 __all__ = ["enable", "disable", "is_enabled", "import_mesh_render", "ACCELERATED", "ALIASES", "RENDER_MODULES",
            "PIPELINE_MODULES"]
@@ -439,11 +440,9 @@ def _vertex_normals(mr, face_normals: torch.Tensor) -> torch.Tensor:
 
 def _small_ops():
     """A context for torch ops on per-vertex or per-face arrays (tens of thousands of rows): one
-    intra-op thread on the CPU. An OpenMP team meets at a barrier after every op, and on a busy
-    machine a descheduled team thread made a 1 ms face-normal computation take 70 ms."""
-    from texgen.render import _split_intra_op_threads
-
-    return _split_intra_op_threads(torch.get_num_threads(), "cpu")
+    intra-op thread on the CPU (render_npu._threads: a 1 ms face-normal computation took 70 ms
+    with two on a busy machine)."""
+    return one_intra_op_thread("cpu")
 
 
 def _camera_pos3(entry: _Entry) -> torch.Tensor:
@@ -973,8 +972,6 @@ def _extract_textiles(mr) -> None:
 
 def _bake_views(mod, version, mr, views, camera_distance, center) -> List[Tuple]:
     """back_project of several (image, elev, azim) views in a thread pool; results in view order."""
-    from texgen.render import _split_intra_op_threads
-
     method = mr.bake_mode
     n = len(views)
     workers = min(n, os.cpu_count() or 1)
@@ -987,7 +984,7 @@ def _bake_views(mod, version, mr, views, camera_distance, center) -> List[Tuple]
 
     if workers <= 1 or _device(mr).type != "cpu" or threading.current_thread().name.startswith("hy3d-bake"):
         return [one(i) for i in range(n)]
-    with _split_intra_op_threads(workers, "cpu"):
+    with split_intra_op_threads(workers, "cpu"):
         return list(_bake_pool().map(one, range(n)))
 
 
@@ -1011,8 +1008,6 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
     from PIL import Image
 
     from texgen.inpaint import _grow, harmonic_fill
-    from texgen.render import _split_intra_op_threads
-
     from .mesh_processor import meshVerticeInpaint
 
     if isinstance(texture, torch.Tensor):
@@ -1056,7 +1051,7 @@ def _uv_inpaint(mr, texture, mask, vertex_inpaint: bool = True) -> np.ndarray:
     # of small ops, which run on one intra-op thread (OpenMP teams spinning between them made it
     # 1.5-8x slower on a busy machine)
     threads = torch.get_num_threads()
-    with _split_intra_op_threads(threads, "cpu"):
+    with split_intra_op_threads(threads, "cpu"):
         filled = harmonic_fill(tex32, known, region, inplace=True, num_threads=threads)  # (known texels unchanged)
     # the known texels' own bytes (x * 255 truncated), the fill's uint8(clip(x, 0, 1) * 255 + 0.5),
     # the mean's outside the region

@@ -161,3 +161,44 @@ def test_inpaint_concurrent_calls(method):
     py = mp.meshVerticeInpaint(*cases[0], method=method, backend="python")
     np.testing.assert_array_equal(py[0], expected[0][0])
     np.testing.assert_array_equal(py[1], expected[0][1])
+
+
+def test_split_intra_op_threads_nests_and_restores():
+    """render_npu._threads: one process-wide setting shared by nested and concurrent users (the
+    torch backend's chunk workers, texgen's and the Hunyuan3D path's view pools): divided while
+    any runs, the caller's value restored when the last leaves; devices and one worker: no change."""
+    import threading
+
+    import torch
+
+    from render_npu._threads import one_intra_op_thread, split_intra_op_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        with split_intra_op_threads(2, "cpu"):
+            assert torch.get_num_threads() == 2
+            with one_intra_op_thread("cpu"):  # nested: the setting is left as the first user made it
+                assert torch.get_num_threads() == 2
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 4
+        with split_intra_op_threads(1, "cpu"), split_intra_op_threads(8, "meta"):
+            assert torch.get_num_threads() == 4
+        inside, go = threading.Barrier(3), threading.Event()
+
+        def user():
+            with split_intra_op_threads(4, "cpu"):
+                inside.wait()
+                go.wait()
+
+        pool = [threading.Thread(target=user) for _ in range(2)]
+        for t in pool:
+            t.start()
+        inside.wait()
+        assert torch.get_num_threads() == 1
+        go.set()
+        for t in pool:
+            t.join()
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)

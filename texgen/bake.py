@@ -32,11 +32,12 @@ from typing import Any, List, NamedTuple, Optional, Sequence
 import numpy as np
 import torch
 
+from render_npu._threads import split_intra_op_threads
 from render_npu.contract import screen_transform
 
 from .camera import Camera, Resolution, as_hw
 from .images import to_float_image
-from .render import (CHUNK, VIEWPORT, Raster, Renderer, TexelData, _split_intra_op_threads, alloc,
+from .render import (CHUNK, VIEWPORT, Raster, Renderer, TexelData, alloc,
                      bilinear_sample)
 
 __all__ = ["BakeSettings", "BakeResult", "ViewContribution", "bake", "back_project", "reliable_mask",
@@ -370,7 +371,7 @@ def bake(renderer: Renderer, cameras: Sequence[Camera], images: Sequence[Any], t
             own = executor is None
             ex = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="texgen-bake") if own else executor
             try:
-                with _split_intra_op_threads(workers if own else 1, dev):
+                with split_intra_op_threads(workers if own else 1, dev):
                     futures = [ex.submit(task, i) for i in range(n)]
                     for fut in futures:  # view order, not completion order
                         merge(fut.result())

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Hashable, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -225,36 +224,6 @@ def alloc(shape, dtype=torch.float32, device="cpu", zero: bool = False) -> torch
     return (torch.zeros if zero else torch.empty)(shape, dtype=dtype, device=device)
 
 
-@contextmanager
-def _split_intra_op_threads(workers: int, device):
-    """While ``workers`` CPU view threads run, give torch ``max(1, threads // workers)`` intra-op
-    threads (restored afterwards): the view pool already fills the cores, and nested OpenMP teams
-    (workers x threads on the same cores, spinning between ops) made the threaded back-projection
-    slower than the single-threaded one. Elementwise ops, index_copy_ and index_add_ give the
-    same bits for any thread count, so no result changes. Process-wide while it lasts (torch has
-    no per-thread setting). Used by :func:`~texgen.bake.bake`; ``ViewBatch``'s map pool measured
-    the same either way, so it leaves the threads alone."""
-    global _split_depth, _split_saved
-    if torch.device(device).type != "cpu" or workers <= 1:
-        yield
-        return
-    with _split_lock:  # nested/concurrent bakes: the first in saves the setting, the last out restores it
-        if _split_depth == 0:
-            _split_saved = torch.get_num_threads()
-            torch.set_num_threads(max(1, _split_saved // workers))
-        _split_depth += 1
-    try:
-        yield
-    finally:
-        with _split_lock:
-            _split_depth -= 1
-            if _split_depth == 0:
-                torch.set_num_threads(_split_saved)
-
-
-_split_lock = threading.Lock()
-_split_depth = 0
-_split_saved = 0
 
 
 CHUNK = 1 << 19  # rows per step of the per-pixel work: temporaries stay well under glibc's mmap threshold

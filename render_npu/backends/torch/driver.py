@@ -9,6 +9,7 @@ from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 
+from ..._threads import split_intra_op_threads
 from ...resolve import parents as parent_tables
 from ...resolve import resolve_chunk as resolve_parent_chunk
 from . import static
@@ -282,29 +283,13 @@ def resolve_output(run: _Run, fb: torch.Tensor, rast: torch.Tensor, depth: torch
 
 @contextlib.contextmanager
 def _cpu_threads(device: torch.device):
-    """On CPU, run the call's ops on one intra-op thread, restoring the caller's setting after;
-    yields the number of chunk workers (:func:`.setup.each`): the caller's thread count on CPU, 1
-    elsewhere.
-
-    Why: torch's intra-op parallelism splits each op over an OpenMP team whose threads meet at a
-    barrier at the end of every op. When another process keeps the cores busy, one team thread
-    is regularly descheduled and every op waits a scheduler time slice for it: measured at 200k
-    faces, 1024² on the 2-core machine with two busy-loop processes beside it, 1.2-18 s per call
-    with 2 threads against 0.5-2.6 s with one (the C++ backend, whose threads share no per-op
-    barrier, slowed ~2x). Whole chunks on separate threads (one intra-op thread each) meet only
-    once per loop, like the C++ backend's threads."""
-    n = torch.get_num_threads()
-    if device.type != "cpu":
-        yield 1
-        return
-    if n == 1:
-        yield 1
-        return
-    torch.set_num_threads(1)
-    try:
+    """On CPU, run the call's ops on one intra-op thread (:mod:`render_npu._threads`), restoring
+    the caller's setting after; yields the number of chunk workers (:func:`.setup.each`): the
+    caller's thread count on CPU, 1 elsewhere. Whole chunks on separate threads (one intra-op
+    thread each) meet only once per loop, like the C++ backend's threads."""
+    n = torch.get_num_threads() if device.type == "cpu" else 1
+    with split_intra_op_threads(n, device):
         yield n
-    finally:
-        torch.set_num_threads(n)
 
 
 def coverage_counts(inp, memory_budget: Optional[int] = None, *, edge_arith: str = "auto") -> torch.Tensor:
