@@ -438,6 +438,19 @@ def _vertex_normals(mr, face_normals: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.asarray(vn)).float().to(_device(mr)).contiguous()
 
 
+def _camera_normals(mr, e: _Entry, shader: str) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """The view's face normals [F, 3] and (not for face shading) vertex normals [V, 3] in camera
+    space, computed once per view and kept in the entry (render_normal and the bake both read
+    them). The caller holds ``e.lock``."""
+    with _small_ops():
+        if not hasattr(e, "face_normals_cam"):
+            e.face_normals_cam = _face_normals(_camera_pos3(e), mr.pos_idx)
+            e.vertex_normals_cam = None
+        if shader != "face" and e.vertex_normals_cam is None:
+            e.vertex_normals_cam = _vertex_normals(mr, e.face_normals_cam)
+    return e.face_normals_cam, e.vertex_normals_cam
+
+
 def _small_ops():
     """A context for torch ops on per-vertex or per-face arrays (tens of thousands of rows): one
     intra-op thread on the CPU (render_npu._threads: a 1 ms face-normal computation took 70 ms
@@ -512,13 +525,8 @@ def _methods(mod, version: str) -> Dict[str, Callable]:
             vn = None if shader == "face" else _mesh_item(self, a, "vertex_normals_abs",
                                                           lambda: _vertex_normals(self, fn))
         else:
-            with e.lock, _small_ops():
-                if not hasattr(e, "face_normals_cam"):
-                    e.face_normals_cam = _face_normals(_camera_pos3(e), self.pos_idx)
-                    e.vertex_normals_cam = None
-                if shader != "face" and e.vertex_normals_cam is None:
-                    e.vertex_normals_cam = _vertex_normals(self, e.face_normals_cam)
-            fn, vn = e.face_normals_cam, e.vertex_normals_cam
+            with e.lock:
+                fn, vn = _camera_normals(self, e, shader)
         if shader == "face":
             out = torch.where(e.rast[..., 3:] > 0, _face_map(fn, e.rast),
                               torch.tensor(bg_color, dtype=torch.float32, device=e.rast.device))
@@ -731,17 +739,14 @@ def _bake_geometry_compiled(version: str, mr, e: _Entry) -> Optional[_Entry]:
     P = H * W
     threads = torch.get_num_threads()
     shader, cos_thres, k = _bake_settings(version, mr)
-    with _small_ops():
-        pos3 = _camera_pos3(e)
-        fn = _face_normals(pos3, mr.pos_idx)
-        vn = None if shader == "face" else _vertex_normals(mr, fn).contiguous().numpy()
+    fn, vn = _camera_normals(mr, e, shader)
     faces = _mesh_item(mr, a, "pos_idx_i32", lambda: mr.pos_idx.detach().to(torch.int32).contiguous().numpy())
     uv_faces = _mesh_item(mr, a, "uv_idx_i32", lambda: mr.uv_idx.detach().to(torch.int32).contiguous().numpy())
     r = rast.detach().numpy().reshape(P, 4)
     # 2.1's back_sample reads the depth map later: its own array; 2.0's lives in the thread's scratch
     depth = plain_empty((H, W, 1), np.float32) if version == "2.1" else _scratch("depth", (H, W, 1), "cpu").numpy()
     hit, depth_u8 = _scratch_u8("hit", P), _scratch_u8("depth_u8", P)
-    z = pos3[:, 2].detach().float().contiguous().numpy()
+    z = _camera_pos3(e)[:, 2].detach().float().contiguous().numpy()
     if ext.view_depth(r, faces, z, depth.reshape(P), hit, depth_u8, threads) <= 0:
         return None
     vis, sketch = _visible_and_sketch(version, torch.from_numpy(hit.view(np.bool_).reshape(H, W)),
@@ -753,7 +758,7 @@ def _bake_geometry_compiled(version: str, mr, e: _Entry) -> Optional[_Entry]:
     if shader == "face":
         normal = dict(normal=_face_map(fn, rast)[0].contiguous().numpy().reshape(P, 3))
     else:
-        normal = dict(vtx_normal=vn, normal_faces=faces)
+        normal = dict(vtx_normal=vn.contiguous().numpy(), normal_faces=faces)
     found = ext.select_samples(vis_u8, sketch.numpy().view(np.uint8).reshape(-1), None, None, idx, coords, extra,
                                threads, rast=r, uv_faces=uv_faces, vtx_uv=mr.vtx_uv.detach().contiguous().numpy(),
                                cos_thres=cos_thres, **normal)
@@ -770,12 +775,12 @@ def _bake_geometry_torch(version: str, mr, e: _Entry) -> _Entry:
     H, W = rast.shape[1:3]
     shader, cos_thres, k = _bake_settings(version, mr)
     pos3 = _camera_pos3(e)
-    fn = _face_normals(pos3, mr.pos_idx)
+    fn, vn = _camera_normals(mr, e, shader)
     if shader == "face":
         normal = _face_map(fn, rast)[0]
         depth = _interp(pos3[:, 2:3].contiguous(), rast, mr.pos_idx)[0]
     else:  # normals and depth in one pass (per channel the same arithmetic)
-        nd = _interp(torch.cat([_vertex_normals(mr, fn), pos3[:, 2:3]], 1), rast, mr.pos_idx)[0]
+        nd = _interp(torch.cat([vn, pos3[:, 2:3]], 1), rast, mr.pos_idx)[0]
         normal, depth = nd[..., :3], nd[..., 3:]
     hit = rast[0, ..., 3] > 0
     hit_idx = torch.nonzero(hit.reshape(-1)).squeeze(1)
